@@ -1,0 +1,1 @@
+"""The engine: tensors, nodes, primitives, and the backward walk."""

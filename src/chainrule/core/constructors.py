@@ -1,0 +1,57 @@
+"""Tensor constructors with NumPy names; float32 unless a dtype is given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.tensor import Tensor
+
+
+def _dtype(dtype: Any) -> np.dtype[Any]:
+    return np.dtype(np.float32 if dtype is None else dtype)
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+
+
+def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.empty(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+
+
+def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    shp = (shape,) if isinstance(shape, int) else tuple(shape)
+    return Tensor(np.full(shp, fill_value, _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+
+
+def zeros_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    return Tensor(np.zeros(arr.shape, dtype or arr.dtype), requires_grad, dtype=dtype or arr.dtype)
+
+
+def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    return Tensor(np.ones(arr.shape, dtype or arr.dtype), requires_grad, dtype=dtype or arr.dtype)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, seed: int | None = None) -> Tensor:
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal(_shape(shape)).astype(_dtype(dtype))
+    return Tensor(data, requires_grad, dtype=_dtype(dtype))
+
+
+def arange(*args: Any, dtype: Any = None) -> Tensor:
+    data = np.arange(*args)
+    return Tensor(data, dtype=dtype if dtype is not None else (np.float32 if data.dtype.kind == "f" else data.dtype))

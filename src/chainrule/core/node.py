@@ -1,0 +1,181 @@
+"""Graph nodes and the engine's global switches (grad mode, anomaly mode, hooks).
+
+A node is one recorded operation: which primitive ran, the parents its inputs came
+from, the shapes/dtypes of those inputs, and exactly the arrays its derivative rule
+needs (``saved`` and ``saved_output``). Nothing else is kept, so the memory a graph
+holds is the sum of what its nodes save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from chainrule.core.tensor import Primitive, Tensor
+
+
+class _State:
+    __slots__ = ("grad_enabled", "anomaly", "hooks")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.anomaly = False
+        self.hooks: list[GraphHook] = []
+
+
+STATE = _State()
+
+
+class Meta:
+    """Shape and dtype of an input whose data the rule does not need (and so was not kept)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        return f"Meta(shape={self.shape}, dtype={self.dtype})"
+
+
+class Node:
+    """One recorded operation of the computational graph."""
+
+    __slots__ = (
+        "prim",
+        "parents",
+        "shapes",
+        "dtypes",
+        "saved",
+        "saved_output",
+        "params",
+        "released",
+        "origin",
+        "out_shape",
+        "out_dtype",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        prim: Primitive,
+        parents: tuple[Node | Tensor | None, ...],
+        shapes: tuple[tuple[int, ...], ...],
+        dtypes: tuple[np.dtype[Any], ...],
+        saved: tuple[Any, ...] | None,
+        saved_output: np.ndarray[Any, Any] | None,
+        params: dict[str, Any],
+        out_shape: tuple[int, ...],
+        out_dtype: np.dtype[Any],
+    ) -> None:
+        self.prim = prim
+        # parents[i] is the node that produced input i, the leaf tensor itself
+        # (whose .grad receives the gradient), or None if input i needs no gradient.
+        self.parents = parents
+        self.shapes = shapes
+        self.dtypes = dtypes
+        self.saved = saved
+        self.saved_output = saved_output
+        self.params = params
+        self.released = False
+        self.origin: str | None = None
+        self.out_shape = out_shape
+        self.out_dtype = out_dtype
+
+    @property
+    def name(self) -> str:
+        return self.prim.name
+
+    def saved_arrays(self) -> list[np.ndarray[Any, Any]]:
+        """The arrays this node keeps alive for backward (empty once released)."""
+        from chainrule.core.tensor import Tensor
+
+        arrays: list[np.ndarray[Any, Any]] = []
+        if self.saved is not None:
+            for item in self.saved:
+                if isinstance(item, Tensor):
+                    arrays.append(item.data)
+                elif isinstance(item, np.ndarray):
+                    arrays.append(item)
+        if self.saved_output is not None:
+            arrays.append(self.saved_output)
+        return arrays
+
+    @property
+    def saved_nbytes(self) -> int:
+        return sum(a.nbytes for a in self.saved_arrays())
+
+    def release(self) -> None:
+        self.saved = None
+        self.saved_output = None
+        self.released = True
+
+    def __repr__(self) -> str:
+        return f"<Node {self.prim.name} out={self.out_shape} saved={self.saved_nbytes}B>"
+
+
+class GraphHook(Protocol):
+    """Instrumentation that plugs into the engine (timers, memory meters, graph export)."""
+
+    def forward(self, node: Node | None, prim: Primitive, out: np.ndarray[Any, Any]) -> None: ...
+
+    def backward(self, node: Node) -> None: ...
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Run operations without recording them (prediction mode)."""
+    previous = STATE.grad_enabled
+    STATE.grad_enabled = False
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    previous = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Check every forward output and backward gradient for NaN/Inf and name the op that made it."""
+    previous = STATE.anomaly
+    STATE.anomaly = True
+    try:
+        yield
+    finally:
+        STATE.anomaly = previous
+
+
+@contextlib.contextmanager
+def hook(h: GraphHook) -> Iterator[GraphHook]:
+    """Install an instrumentation hook for the duration of a ``with`` block."""
+    STATE.hooks.append(h)
+    try:
+        yield h
+    finally:
+        STATE.hooks.remove(h)

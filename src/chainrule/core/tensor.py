@@ -1,0 +1,413 @@
+"""Tensor, Primitive, and ``bind``: the one place where an operation runs and is recorded.
+
+Every primitive is callable on NumPy arrays *and* on tensors. Called on plain arrays
+it is just its NumPy implementation; called on tensors it also records a graph node.
+Derivative rules are written with these same primitives, so one rule serves the fast
+first-order backward (arrays in, arrays out) and higher orders (tensors in, recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.errors import AnomalyError, DTypeError, ShapeError, user_frame
+from chainrule.core.node import STATE, Node
+
+Rule = Callable[..., Any]
+
+
+class Primitive:
+    """An operation defined once: its NumPy implementation, what it saves, its VJP rules.
+
+    ``save`` lists the input positions the rules read; ``save_output`` says whether
+    they read the result. Rules are ``rule(g, out, *inputs, **params)``; an input
+    that is not saved arrives as a :class:`Meta` (shape and dtype only).
+    """
+
+    __slots__ = ("name", "impl", "vjps", "vjp_any", "save", "save_output", "differentiable")
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable[..., Any],
+        save: tuple[int, ...] = (),
+        save_output: bool = False,
+        differentiable: bool = True,
+    ) -> None:
+        self.name = name
+        self.impl = impl
+        self.vjps: tuple[Rule | None, ...] = ()
+        self.vjp_any: Callable[..., Any] | None = None
+        self.save = save
+        self.save_output = save_output
+        self.differentiable = differentiable
+
+    def defvjp(self, *rules: Rule | None) -> None:
+        """One rule per input; ``None`` means that input gets no gradient."""
+        self.vjps = rules
+
+    def defvjp_argnum(self, rule: Callable[..., Any]) -> None:
+        """A single rule ``rule(argnum, g, out, *inputs, **params)`` for variadic primitives."""
+        self.vjp_any = rule
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        return bind(self, args, params)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def _describe(args: Sequence[Any]) -> str:
+    parts = []
+    for a in args:
+        if isinstance(a, np.ndarray | Tensor):
+            parts.append(f"{a.dtype}{list(a.shape)}")
+        else:
+            parts.append(type(a).__name__)
+    return ", ".join(parts)
+
+
+def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+    """Run ``prim`` on ``args``; if any argument is a tensor that requires grad, record a node."""
+    float_dtype = None
+    has_tensor = False
+    for a in args:
+        if isinstance(a, Tensor):
+            has_tensor = True
+            dt = a.data.dtype
+            if dt.kind == "f":
+                if float_dtype is None:
+                    float_dtype = dt
+                elif dt != float_dtype:
+                    raise DTypeError(
+                        f"{prim.name}: operands have dtypes {float_dtype} and {dt} "
+                        f"(at {user_frame()}); chainrule does not upcast silently - "
+                        f"convert one with .astype()"
+                    )
+    if not has_tensor:
+        return prim.impl(*args, **params)
+
+    datas = []
+    for a in args:
+        if isinstance(a, Tensor):
+            datas.append(a.data)
+        elif (
+            float_dtype is not None
+            and isinstance(a, np.ndarray)
+            and a.dtype.kind == "f"
+            and a.dtype != float_dtype
+        ):
+            datas.append(a.astype(float_dtype))  # constants follow the tensor's precision
+        else:
+            datas.append(a)
+    try:
+        out = prim.impl(*datas, **params)
+    except (ValueError, IndexError) as exc:
+        kind = ShapeError if "shape" in str(exc) or "dimension" in str(exc) else type(exc)
+        raise kind(
+            f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}"
+        ) from exc
+    if not isinstance(out, np.ndarray):
+        out = np.asarray(out)
+    if STATE.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
+        raise AnomalyError(f"{prim.name} produced NaN/Inf in forward at {user_frame()}")
+
+    if not (prim.differentiable and STATE.grad_enabled):
+        result = Tensor._make(out, None)
+        if STATE.hooks:
+            for h in STATE.hooks:
+                h.forward(None, prim, out)
+        return result
+    parents: list[Node | Tensor | None] = []
+    needs_grad = False
+    for a in args:
+        if isinstance(a, Tensor) and a.requires_grad:
+            needs_grad = True
+            parents.append(a.node if a.node is not None else a)
+        else:
+            parents.append(None)
+    if not needs_grad:
+        result = Tensor._make(out, None)
+        if STATE.hooks:
+            for h in STATE.hooks:
+                h.forward(None, prim, out)
+        return result
+    saved = None
+    if prim.save:
+        saved_list: list[Any] = [None] * len(args)
+        for i in prim.save:
+            saved_list[i] = args[i] if isinstance(args[i], Tensor) else datas[i]
+        saved = tuple(saved_list)
+    node = Node(
+        prim,
+        tuple(parents),
+        tuple(np.shape(d) for d in datas),
+        tuple(d.dtype if isinstance(d, np.ndarray) else np.result_type(d) for d in datas),
+        saved,
+        out if prim.save_output else None,
+        params,
+        out.shape,
+        out.dtype,
+    )
+    if STATE.anomaly:
+        node.origin = user_frame()
+    if STATE.hooks:
+        for h in STATE.hooks:
+            h.forward(node, prim, out)
+    return Tensor._make(out, node)
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "node", "name", "__weakref__")
+    __array_priority__ = 1000.0
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    data: np.ndarray[Any, Any]
+    grad: Tensor | None
+    requires_grad: bool
+    node: Node | None
+    name: str | None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        array = _as_array(data, dtype)
+        if requires_grad and array.dtype.kind != "f":
+            raise DTypeError(
+                f"tensor: only floating-point tensors can require gradients, got dtype {array.dtype}"
+            )
+        self.data = array
+        self.grad = None
+        self.requires_grad = requires_grad
+        self.node = None
+        self.name = None
+
+    @classmethod
+    def _make(cls, data: np.ndarray[Any, Any], node: Node | None) -> Tensor:
+        t = object.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = node is not None
+        t.node = node
+        t.name = None
+        return t
+
+    # --- array protocol and properties -------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.node is None
+
+    def numpy(self) -> np.ndarray[Any, Any]:
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
+        if dtype is not None and dtype != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def item(self) -> Any:
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        return Tensor._make(self.data, None)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.data.dtype.kind != "f":
+            raise DTypeError(f"requires_grad_: dtype {self.data.dtype} cannot require gradients")
+        if self.node is not None and not flag:
+            raise ValueError("requires_grad_: a non-leaf tensor cannot stop requiring grad; use .detach()")
+        self.requires_grad = flag
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self.data)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
+        extra = ""
+        if self.node is not None:
+            extra = f", node={self.node.prim.name}"
+        elif self.requires_grad:
+            extra = ", requires_grad=True"
+        dt = "" if self.data.dtype == np.float32 else f", dtype={self.data.dtype}"
+        return f"tensor({body}{dt}{extra})"
+
+    __hash__ = object.__hash__
+
+    # --- backward -------------------------------------------------------------------
+    def backward(
+        self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
+    ) -> None:
+        """Backpropagate from this tensor into the ``.grad`` of every leaf that requires grad."""
+        from chainrule.core.backward import backward
+
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+
+    # --- operators (defined in chainrule.ops) ----------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.divide(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops.power(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.negative(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.not_equal(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops.less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops.less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops.greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops.greater_equal(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    # --- NumPy-style methods ----------------------------------------------------------
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.min(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], tuple | list):
+            axes = tuple(axes[0])
+        return _ops.transpose(self, axes if axes else None)
+
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self)
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        return _ops.squeeze(self, axis)
+
+    def clip(self, a_min: Any = None, a_max: Any = None) -> Tensor:
+        return _ops.clip(self, a_min, a_max)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops.astype(self, dtype)
+
+    def dot(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def flatten(self) -> Tensor:
+        return _ops.reshape(self, (-1,))
+
+    def argmax(self, axis: Any = None) -> np.ndarray[Any, Any]:
+        return np.asarray(self.data.argmax(axis=axis))
+
+
+def _as_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.array(data, dtype=np.dtype(dtype))
+    array = np.array(data)
+    if array.dtype.kind == "f" and array.dtype != np.float32:
+        array = array.astype(np.float32)  # float32 by default, as documented
+    return array
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Make a leaf tensor. Floats become float32 unless ``dtype`` says otherwise."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+from chainrule import ops as _ops  # noqa: E402  (operators resolve at call time)

@@ -1,0 +1,127 @@
+"""Activations and losses. Most are compositions of primitives and are differentiated for free;
+relu and sigmoid are primitives so their rules reuse the forward output, and softmax
+cross-entropy is fused so it is stable and needs only the logits for backward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.errors import DTypeError, ShapeError, user_frame
+from chainrule.core.tensor import Primitive, Tensor
+from chainrule.ops import exp, logsumexp, mean, sum
+from chainrule.ops.shape import array_of
+
+
+def _relu(x: Any) -> Any:
+    return np.maximum(x, 0)
+
+
+_relu_p = Primitive("relu", _relu, save_output=True)
+_relu_p.defvjp(lambda g, out, x: g * (out > 0))
+
+
+def relu(x: Any) -> Any:
+    return _relu_p(x)
+
+
+def _sigmoid(x: Any) -> Any:
+    return 0.5 * (1 + np.tanh(0.5 * x))  # stable for large |x|
+
+
+_sigmoid_p = Primitive("sigmoid", _sigmoid, save_output=True)
+_sigmoid_p.defvjp(lambda g, out, x: g * out * (1 - out))
+
+
+def sigmoid(x: Any) -> Any:
+    return _sigmoid_p(x)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    return exp(log_softmax(x, axis=axis))
+
+
+def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> np.ndarray[Any, Any]:
+    lab = array_of(labels)
+    if logits.ndim != 2:
+        raise ShapeError(f"cross_entropy: expected logits of shape (batch, classes), got {logits.shape}")
+    if lab.dtype.kind not in "iu":
+        raise DTypeError(f"cross_entropy: expected integer class labels, got dtype {lab.dtype}")
+    if lab.shape != (logits.shape[0],):
+        raise ShapeError(
+            f"cross_entropy: expected labels of shape ({logits.shape[0]},) to match logits "
+            f"{logits.shape}, got {lab.shape} at {user_frame()}"
+        )
+    if lab.size and (lab.min() < 0 or lab.max() >= logits.shape[1]):
+        raise ValueError(
+            f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got values in "
+            f"[{lab.min()}, {lab.max()}]"
+        )
+    return lab
+
+
+def _xent(logits: Any, labels: Any, reduction: str) -> Any:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(shifted).sum(axis=1))
+    losses = lse - shifted[np.arange(len(labels)), labels]
+    if reduction == "mean":
+        return losses.mean(dtype=logits.dtype)
+    if reduction == "sum":
+        return losses.sum(dtype=logits.dtype)
+    return losses
+
+
+def _xent_vjp(g: Any, out: Any, logits: Any, labels: Any, reduction: str) -> Any:
+    lab = array_of(labels)
+    onehot = np.zeros(logits.shape, dtype=logits.dtype)
+    onehot[np.arange(len(lab)), lab] = 1
+    probs = exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    if reduction == "mean":
+        return (probs - onehot) * (g / len(lab))
+    if reduction == "sum":
+        return (probs - onehot) * g
+    return (probs - onehot) * g.reshape((-1, 1))
+
+
+_xent_p = Primitive("cross_entropy", _xent, save=(0, 1))
+_xent_p.defvjp(_xent_vjp, None)
+
+
+def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
+    """Softmax cross-entropy of ``logits`` (batch, classes) against integer ``labels`` (batch,)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    lab = _check_labels(array_of(logits), labels)
+    return _xent_p(logits, lab, reduction=reduction)
+
+
+def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
+    """Mean squared error. Shapes must match exactly: nothing is broadcast silently."""
+    ps, ts = array_of(prediction).shape, array_of(target).shape
+    if ps != ts:
+        raise ShapeError(
+            f"mse_loss: prediction shape {ps} and target shape {ts} differ at {user_frame()}; "
+            "reshape one explicitly (broadcasting here is almost always a bug)"
+        )
+    diff = prediction - target
+    if reduction == "mean":
+        return mean(diff * diff)
+    if reduction == "sum":
+        return sum(diff * diff)
+    if reduction == "none":
+        return diff * diff
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def tanh(x: Any) -> Any:
+    from chainrule.ops import tanh as _tanh
+
+    return _tanh(x)
+
+
+__all__ = ["cross_entropy", "log_softmax", "mse_loss", "relu", "sigmoid", "softmax", "tanh", "Tensor"]

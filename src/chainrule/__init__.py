@@ -2,6 +2,16 @@
 
 from chainrule import nn, ops
 from chainrule.core.backward import backward as _backward  # noqa: F401
+from chainrule.core.constructors import (
+    arange,
+    empty,
+    full,
+    ones,
+    ones_like,
+    randn,
+    zeros,
+    zeros_like,
+)
 from chainrule.core.errors import (
     AnomalyError,
     ChainruleError,
@@ -14,20 +24,10 @@ from chainrule.core.node import Meta, Node, detect_anomaly, enable_grad, hook, i
 from chainrule.core.tensor import Primitive, Tensor, tensor
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
-from chainrule.core.constructors import (
-    arange,
-    empty,
-    full,
-    ones,
-    ones_like,
-    randn,
-    zeros,
-    zeros_like,
-)
 from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
 from chainrule.transforms.functional import (
-    gradients,
     grad,
+    gradients,
     hessian,
     hvp,
     jacobian,
@@ -42,10 +42,42 @@ float64 = "float64"
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyError", "ChainruleError", "DTypeError", "DataError", "GradCheckError",
-    "GradCheckReport", "GraphReleasedError", "Meta", "Node", "Primitive", "ShapeError", "Tensor",
-    "arange", "check_grad", "detect_anomaly", "empty", "enable_grad", "full", "grad",
-    "gradients", "hessian", "hook", "hvp", "is_grad_enabled", "jacobian", "jvp", "nn",
-    "no_grad", "ones", "ones_like", "ops", "randn", "tensor", "value_and_grad", "vjp", "zeros",
-    "zeros_like", *_ops_all,
+    "AnomalyError",
+    "ChainruleError",
+    "DTypeError",
+    "DataError",
+    "GradCheckError",
+    "GradCheckReport",
+    "GraphReleasedError",
+    "Meta",
+    "Node",
+    "Primitive",
+    "ShapeError",
+    "Tensor",
+    "arange",
+    "check_grad",
+    "detect_anomaly",
+    "empty",
+    "enable_grad",
+    "full",
+    "grad",
+    "gradients",
+    "hessian",
+    "hook",
+    "hvp",
+    "is_grad_enabled",
+    "jacobian",
+    "jvp",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "ops",
+    "randn",
+    "tensor",
+    "value_and_grad",
+    "vjp",
+    "zeros",
+    "zeros_like",
+    *_ops_all,
 ]

@@ -44,9 +44,7 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     if x.shape == shape:
         return x
     lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
-    )
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
     if axes:
         x = ops.sum(x, axis=axes, keepdims=True)
     if x.shape != shape:
@@ -66,9 +64,7 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
         g = gradient
         gshape = g.shape if hasattr(g, "shape") else np.shape(g)
         if tuple(gshape) != root.shape:
-            raise ShapeError(
-                f"backward: `gradient` must have the output's shape {root.shape}, got {tuple(gshape)}"
-            )
+            raise ShapeError(f"backward: `gradient` must have the output's shape {root.shape}, got {tuple(gshape)}")
         if not isinstance(g, Tensor):
             g = np.asarray(g, dtype=root.dtype)
     if create_graph:
@@ -126,7 +122,7 @@ def backward(
                 captured[key] = g
             if g is None:
                 continue
-            if node.released:
+            if node.released and (node.prim.save or node.prim.save_output):
                 raise GraphReleasedError(
                     f"backward: reached node '{node.prim.name}' (output {node.out_shape}) whose saved "
                     "arrays were already freed by an earlier backward; pass retain_graph=True to the "
@@ -169,9 +165,7 @@ def _prune(order: list[Node], wanted: dict[int, Tensor]) -> list[Node]:
     leads: set[int] = set()
     kept: list[Node] = []
     for node in order:
-        if id(node) in wanted or any(
-            p is not None and (id(p) in leads or id(p) in wanted) for p in node.parents
-        ):
+        if id(node) in wanted or any(p is not None and (id(p) in leads or id(p) in wanted) for p in node.parents):
             leads.add(id(node))
             kept.append(node)
     return kept

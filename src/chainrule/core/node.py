@@ -116,7 +116,9 @@ class Node:
 
     @property
     def saved_nbytes(self) -> int:
-        return sum(a.nbytes for a in self.saved_arrays())
+        """Bytes kept for backward; an array saved twice (``w * w``) counts once."""
+        unique = {id(a): a for a in self.saved_arrays()}
+        return sum(a.nbytes for a in unique.values())
 
     def release(self) -> None:
         self.saved = None

@@ -94,12 +94,7 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     for a in args:
         if isinstance(a, Tensor):
             datas.append(a.data)
-        elif (
-            float_dtype is not None
-            and isinstance(a, np.ndarray)
-            and a.dtype.kind == "f"
-            and a.dtype != float_dtype
-        ):
+        elif float_dtype is not None and isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != float_dtype:
             datas.append(a.astype(float_dtype))  # constants follow the tensor's precision
         else:
             datas.append(a)
@@ -107,9 +102,7 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         out = prim.impl(*datas, **params)
     except (ValueError, IndexError) as exc:
         kind = ShapeError if "shape" in str(exc) or "dimension" in str(exc) else type(exc)
-        raise kind(
-            f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}"
-        ) from exc
+        raise kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}") from exc
     if not isinstance(out, np.ndarray):
         out = np.asarray(out)
     if STATE.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
@@ -176,9 +169,7 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         array = _as_array(data, dtype)
         if requires_grad and array.dtype.kind != "f":
-            raise DTypeError(
-                f"tensor: only floating-point tensors can require gradients, got dtype {array.dtype}"
-            )
+            raise DTypeError(f"tensor: only floating-point tensors can require gradients, got dtype {array.dtype}")
         self.data = array
         self.grad = None
         self.requires_grad = requires_grad
@@ -273,9 +264,7 @@ class Tensor:
     __hash__ = object.__hash__
 
     # --- backward -------------------------------------------------------------------
-    def backward(
-        self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
-    ) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Backpropagate from this tensor into the ``.grad`` of every leaf that requires grad."""
         from chainrule.core.backward import backward
 

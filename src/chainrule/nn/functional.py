@@ -59,8 +59,7 @@ def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> np.ndarray[Any, 
         )
     if lab.size and (lab.min() < 0 or lab.max() >= logits.shape[1]):
         raise ValueError(
-            f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got values in "
-            f"[{lab.min()}, {lab.max()}]"
+            f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got values in [{lab.min()}, {lab.max()}]"
         )
     return lab
 

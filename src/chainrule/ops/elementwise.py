@@ -16,59 +16,59 @@ def _float_mask(mask: Any, like: Any) -> Any:
     return mask.astype(like.dtype)
 
 
-add = Primitive("add", np.add)
+add: Primitive = Primitive("add", np.add)
 add.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g)
 
-subtract = Primitive("subtract", np.subtract)
+subtract: Primitive = Primitive("subtract", np.subtract)
 subtract.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: negative(g))
 
-multiply = Primitive("multiply", np.multiply, save=(0, 1))
+multiply: Primitive = Primitive("multiply", np.multiply, save=(0, 1))
 multiply.defvjp(lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 
-divide = Primitive("divide", np.true_divide, save=(0, 1))
+divide: Primitive = Primitive("divide", np.true_divide, save=(0, 1))
 divide.defvjp(
     lambda g, out, x, y: g / y,
     lambda g, out, x, y: negative(g) * x / (y * y),
 )
 
-power = Primitive("power", np.power, save=(0, 1), save_output=True)
+power: Primitive = Primitive("power", np.power, save=(0, 1), save_output=True)
 power.defvjp(
     lambda g, out, x, y: g * y * x ** (y - 1),
     lambda g, out, x, y: g * out * log(where(x > 0, x, 1)),  # d/dy x**y, defined where x > 0
 )
 
-negative = Primitive("negative", np.negative)
+negative: Primitive = Primitive("negative", np.negative)
 negative.defvjp(lambda g, out, x: negative(g))
 
-exp = Primitive("exp", np.exp, save_output=True)
+exp: Primitive = Primitive("exp", np.exp, save_output=True)
 exp.defvjp(lambda g, out, x: g * out)
 
-log = Primitive("log", np.log, save=(0,))
+log: Primitive = Primitive("log", np.log, save=(0,))
 log.defvjp(lambda g, out, x: g / x)
 
-sqrt = Primitive("sqrt", np.sqrt, save_output=True)
+sqrt: Primitive = Primitive("sqrt", np.sqrt, save_output=True)
 sqrt.defvjp(lambda g, out, x: g / (out * 2))
 
-abs = Primitive("abs", np.abs, save=(0,))  # noqa: A001  (NumPy's name)
+abs: Primitive = Primitive("abs", np.abs, save=(0,))  # noqa: A001  (NumPy's name)
 abs.defvjp(lambda g, out, x: g * sign(x))
 
-tanh = Primitive("tanh", np.tanh, save_output=True)
+tanh: Primitive = Primitive("tanh", np.tanh, save_output=True)
 tanh.defvjp(lambda g, out, x: g * (1 - out * out))
 
-sin = Primitive("sin", np.sin, save=(0,))
+sin: Primitive = Primitive("sin", np.sin, save=(0,))
 sin.defvjp(lambda g, out, x: g * cos(x))
 
-cos = Primitive("cos", np.cos, save=(0,))
+cos: Primitive = Primitive("cos", np.cos, save=(0,))
 cos.defvjp(lambda g, out, x: negative(g) * sin(x))
 
 # Ties split the gradient evenly between both operands, as PyTorch does.
-maximum = Primitive("maximum", np.maximum, save=(0, 1))
+maximum: Primitive = Primitive("maximum", np.maximum, save=(0, 1))
 maximum.defvjp(
     lambda g, out, x, y: g * _float_mask((x > y) + (x == y) * 0.5, g),
     lambda g, out, x, y: g * _float_mask((y > x) + (x == y) * 0.5, g),
 )
 
-minimum = Primitive("minimum", np.minimum, save=(0, 1))
+minimum: Primitive = Primitive("minimum", np.minimum, save=(0, 1))
 minimum.defvjp(
     lambda g, out, x, y: g * _float_mask((x < y) + (x == y) * 0.5, g),
     lambda g, out, x, y: g * _float_mask((y < x) + (x == y) * 0.5, g),
@@ -79,7 +79,7 @@ def _where(condition: Any, x: Any, y: Any) -> Any:
     return np.where(condition, x, y)
 
 
-where = Primitive("where", _where, save=(0,))
+where: Primitive = Primitive("where", _where, save=(0,))
 where.defvjp(
     None,
     lambda g, out, c, x, y: where(c, g, g * 0),
@@ -100,7 +100,7 @@ def _inside(x: Any, a_min: Any, a_max: Any) -> Any:
     return inside
 
 
-_clip_p = Primitive("clip", _clip, save=(0,))
+_clip_p: Primitive = Primitive("clip", _clip, save=(0,))
 _clip_p.defvjp(lambda g, out, x, a_min=None, a_max=None: g * _float_mask(_inside(x, a_min, a_max), g))
 
 
@@ -115,7 +115,7 @@ def _nondiff(name: str, fn: Any) -> Primitive:
     return Primitive(name, fn, differentiable=False)
 
 
-sign = _nondiff("sign", np.sign)
+sign: Primitive = _nondiff("sign", np.sign)
 equal = _nondiff("equal", np.equal)
 not_equal = _nondiff("not_equal", np.not_equal)
 less = _nondiff("less", np.less)

@@ -32,8 +32,7 @@ def reshape(x: Any, shape: Any) -> Any:
         return _reshape_p(x, shape=shape)
     except ValueError as exc:
         raise ShapeError(
-            f"reshape: cannot reshape array of shape {array_of(x).shape} into shape {shape} "
-            f"at {user_frame()}"
+            f"reshape: cannot reshape array of shape {array_of(x).shape} into shape {shape} at {user_frame()}"
         ) from exc
 
 
@@ -188,9 +187,7 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
     n = array_of(x).shape[axis]
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
-            raise ShapeError(
-                f"split: axis {axis} of length {n} does not divide into {indices_or_sections} equal parts"
-            )
+            raise ShapeError(f"split: axis {axis} of length {n} does not divide into {indices_or_sections} equal parts")
         step = n // indices_or_sections
         bounds = list(range(0, n + 1, step))
     else:

@@ -38,7 +38,9 @@ class GradCheckError(AssertionError):
         self.report = report
 
 
-def _numeric_grad(f: Callable[[list[np.ndarray[Any, Any]]], float], xs: list[np.ndarray[Any, Any]], k: int, eps: float) -> np.ndarray[Any, Any]:
+def _numeric_grad(
+    f: Callable[[list[np.ndarray[Any, Any]]], float], xs: list[np.ndarray[Any, Any]], k: int, eps: float
+) -> np.ndarray[Any, Any]:
     x = xs[k]
     g = np.zeros_like(x)
     for idx in np.ndindex(*x.shape):
@@ -90,8 +92,13 @@ def check_grad(
         idx = np.unravel_index(int(np.argmax(err)), err.shape)
         if float(err[idx]) >= worst.worst_error:
             worst = GradCheckReport(
-                True, float(err[idx]), order_, k, tuple(int(i) for i in idx),
-                float(analytic[idx]), float(numeric[idx]),
+                True,
+                float(err[idx]),
+                order_,
+                k,
+                tuple(int(i) for i in idx),
+                float(analytic[idx]),
+                float(numeric[idx]),
             )
 
     for k in argnums:

@@ -25,8 +25,8 @@ def gradients(
 
     Like ``torch.autograd.grad``: returns the gradients and leaves every ``.grad`` alone.
     """
+    targets: list[Tensor] = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     single = isinstance(inputs, Tensor)
-    targets = [inputs] if single else list(inputs)  # type: ignore[list-item]
     for t in targets:
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise ValueError(
@@ -35,9 +35,7 @@ def gradients(
             )
     if retain_graph is None:
         retain_graph = create_graph
-    out = backward(
-        [output], [gradient], retain_graph=retain_graph, create_graph=create_graph, targets=targets
-    )
+    out = backward([output], [gradient], retain_graph=retain_graph, create_graph=create_graph, targets=targets)
     assert out is not None
     return out[0] if single else tuple(out)
 
@@ -80,9 +78,7 @@ def _argnums(argnums: int | Sequence[int]) -> tuple[tuple[int, ...], bool]:
     return tuple(argnums), False
 
 
-def value_and_grad(
-    fun: Callable[..., Any], argnums: int | Sequence[int] = 0
-) -> Callable[..., tuple[Any, Any]]:
+def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., tuple[Any, Any]]:
     nums, single = _argnums(argnums)
 
     def wrapped(*args: Any) -> tuple[Any, Any]:
@@ -92,7 +88,7 @@ def value_and_grad(
             shape = out.shape if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(f"grad: the function must return a scalar tensor, got {shape}")
         if not out.requires_grad:
-            zeros = [Tensor(np.zeros(t.shape, t.dtype)) for t in wrt]
+            zeros = [Tensor._make(np.zeros(t.shape, t.dtype), None) for t in wrt]
             return out, zeros[0] if single else tuple(zeros)
         create = _needs_graph(out, fresh)
         gs = gradients(out, wrt, create_graph=create)
@@ -120,13 +116,13 @@ def grad(fun: Any, argnums: int | Sequence[int] = 0, **kwargs: Any) -> Any:
 
 def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """``out, vjp_fn = vjp(f, *xs)``; ``vjp_fn(ct)`` gives the cotangent of each x."""
-    args_list, wrt, fresh = _prepare(primals, range(len(primals)))  # type: ignore[arg-type]
+    args_list, wrt, fresh = _prepare(primals, range(len(primals)))
     out = fun(*args_list)
     create = _needs_graph(out, fresh) if isinstance(out, Tensor) else False
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
         if not out.requires_grad:
-            return tuple(Tensor(np.zeros(t.shape, t.dtype)) for t in wrt)
+            return tuple(Tensor._make(np.zeros(t.shape, t.dtype), None) for t in wrt)
         ct = cotangent if isinstance(cotangent, Tensor) else np.asarray(cotangent, dtype=out.dtype)
         differentiable = create or (isinstance(ct, Tensor) and ct.requires_grad)
         res = backward([out], [ct], retain_graph=True, create_graph=differentiable, targets=wrt)
@@ -139,7 +135,7 @@ def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tu
 def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward-mode product J·v, by transposing the (linear) VJP: reverse-over-reverse."""
     out, vjp_fn = vjp(fun, *primals)
-    u = Tensor(np.zeros(out.shape, out.dtype), requires_grad=True)
+    u = Tensor(np.zeros(out.shape, out.dtype), requires_grad=True, dtype=out.dtype)
     cts = vjp_fn(u)
     total: Any = None
     for ct, tangent in zip(cts, tangents, strict=True):
@@ -149,7 +145,7 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
         term = sum(ct * v)
         total = term if total is None else total + term
     if total is None or not total.requires_grad:
-        return out, Tensor(np.zeros(out.shape, out.dtype))
+        return out, Tensor._make(np.zeros(out.shape, out.dtype), None)
     tangent_out = gradients(total, u)
     return out, tangent_out
 
@@ -174,7 +170,7 @@ def jacobian(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
             rows.append(vjp_fn(e.reshape(out.shape))[0])
         x_shape = np.shape(x.data if isinstance(x, Tensor) else x)
         if not rows:
-            return Tensor(np.zeros(out.shape + x_shape, out.dtype))
+            return Tensor._make(np.zeros(out.shape + x_shape, out.dtype), None)
         return reshape(stack(rows), out.shape + tuple(x_shape))
 
     return wrapped

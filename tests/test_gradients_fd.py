@@ -1,0 +1,28 @@
+"""Every operation's first and second derivatives against float64 central finite differences."""
+
+import numpy as np
+import pytest
+from tests.op_cases import CASES
+
+import chainrule as cr
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_first_and_second_order_match_finite_differences(case):
+    report = cr.check_grad(case.fn, *case.inputs(), order=2, rtol=1e-5)
+    assert report.ok, str(report)
+
+
+def test_check_grad_catches_a_wrong_rule():
+    wrong = cr.Primitive("wrong_square", np.square, save=(0,))
+    wrong.defvjp(lambda g, out, x: g * x * 3)  # should be 2x
+    with pytest.raises(cr.GradCheckError, match="wrong|MISMATCH"):
+        cr.check_grad(lambda a: wrong(a), np.array([0.5, -1.0, 2.0]), order=1)
+
+
+def test_check_grad_reports_where():
+    wrong = cr.Primitive("half_wrong", np.sin, save=(0,))
+    wrong.defvjp(lambda g, out, x: g * cr.cos(x) * cr.where(x > 1, 2.0, 1.0))
+    report = cr.check_grad(lambda a: wrong(a), np.array([0.5, -1.0, 2.0]), order=1, raise_on_error=False)
+    assert not report.ok
+    assert report.index == (2,) and report.order == 1

@@ -66,6 +66,7 @@ class Node:
         "origin",
         "out_shape",
         "out_dtype",
+        "label",
         "__weakref__",
     )
 
@@ -94,6 +95,7 @@ class Node:
         self.origin: str | None = None
         self.out_shape = out_shape
         self.out_dtype = out_dtype
+        self.label: str | None = None  # the name the user gave the output tensor, if any
 
     @property
     def name(self) -> str:

@@ -232,6 +232,13 @@ class Tensor:
         self.requires_grad = flag
         return self
 
+    def named(self, name: str) -> Tensor:
+        """Name this tensor (and the node that made it), e.g. ``z = (W1 @ x).named("z")``."""
+        self.name = name
+        if self.node is not None:
+            self.node.label = name
+        return self
+
     def zero_grad(self) -> None:
         self.grad = None
 

@@ -1,0 +1,187 @@
+"""Fashion-MNIST: find, download, verify and read the four IDX files.
+
+Search order: an explicit ``data_dir``, then ``$CHAINRULE_DATA``, then the Debian package
+location, then the user cache; if none has all four files they are downloaded into the
+cache and checked against the published MD5 checksums. Every file is validated
+(magic number, dimensions, length, label range, content digest): a truncated, corrupt or
+mismatched file raises :class:`DataError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chainrule.core.errors import DataError
+
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass(frozen=True)
+class _FileSpec:
+    name: str
+    magic: int  # 0x0803 images (3 dims), 0x0801 labels (1 dim)
+    shape: tuple[int, ...]
+    md5_gz: str  # published checksum of the official .gz download
+    sha256: str  # digest of the decompressed IDX content
+
+
+FILES = {
+    "train_images": _FileSpec(
+        "train-images-idx3-ubyte", 0x0803, (60000, 28, 28), "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    "train_labels": _FileSpec(
+        "train-labels-idx1-ubyte", 0x0801, (60000,), "25c81989df183df01b3e8a0aad5dffbe",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    "test_images": _FileSpec(
+        "t10k-images-idx3-ubyte", 0x0803, (10000, 28, 28), "bef4ecab320f06d8554ea6380940ec79",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    "test_labels": _FileSpec(
+        "t10k-labels-idx1-ubyte", 0x0801, (10000,), "bb300cfdad3c16e7a12a480ee83cd310",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
+}
+
+
+@dataclass
+class FashionMNIST:
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: Path
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "chainrule" / "fashion-mnist"
+
+
+def _find(directory: Path, spec: _FileSpec) -> Path | None:
+    for candidate in (directory / (spec.name + ".gz"), directory / spec.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    if os.environ.get("CHAINRULE_DATA"):
+        dirs.append(Path(os.environ["CHAINRULE_DATA"]))
+    dirs += [DEBIAN_DIR, cache_dir()]
+    return dirs
+
+
+def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None) -> np.ndarray:
+    """Read one IDX file (gzipped or raw), validating header, length and (if known) content."""
+    path = Path(path)
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot decompress/read ({exc}); the file is truncated or corrupt") from exc
+    if len(raw) < 8:
+        raise DataError(f"{path}: only {len(raw)} bytes, too short for an IDX header (truncated)")
+    zero, dtype_code, ndim = raw[0:2], raw[2], raw[3]
+    if zero != b"\x00\x00" or dtype_code != 0x08:
+        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000080{ndim}); not an IDX file")
+    header_len = 4 + 4 * ndim
+    if len(raw) < header_len:
+        raise DataError(f"{path}: header declares {ndim} dimensions but the file ends after {len(raw)} bytes")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:header_len])
+    if spec is not None and (0x0800 | ndim) != spec.magic:
+        raise DataError(f"{path}: has {ndim} dimensions, expected {len(spec.shape)} for {spec.name}")
+    if spec is not None and tuple(dims) != spec.shape:
+        raise DataError(f"{path}: holds shape {tuple(dims)}, expected {spec.shape} for {spec.name} (mismatched file?)")
+    expected = header_len + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        raise DataError(
+            f"{path}: {len(raw)} bytes, expected {expected} for shape {tuple(dims)} "
+            f"({'truncated' if len(raw) < expected else 'trailing bytes'})"
+        )
+    if spec is not None:
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != spec.sha256:
+            raise DataError(f"{path}: content checksum {digest[:16]}... differs from the Fashion-MNIST release (corrupt)")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+    if ndim == 1 and data.size and data.max() > 9:
+        raise DataError(f"{path}: label {int(data.max())} out of range 0..9")
+    return data
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(
+    target: Path, base_url: str | None = None, timeout: float = 60.0, md5s: dict[str, str] | None = None
+) -> None:
+    """Download the four .gz files into ``target`` and verify them against the published MD5s
+    (``md5s`` maps file name to checksum, for mirrors that recompress the files)."""
+    base_url = base_url or os.environ.get("CHAINRULE_FASHION_MNIST_URL") or OFFICIAL_URL
+    target.mkdir(parents=True, exist_ok=True)
+    for spec in FILES.values():
+        dest = target / (spec.name + ".gz")
+        want = (md5s or {}).get(spec.name + ".gz", spec.md5_gz)
+        if dest.is_file() and _md5(dest) == want:
+            continue
+        url = base_url.rstrip("/") + "/" + spec.name + ".gz"
+        partial = dest.with_suffix(".gz.part")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+                while block := response.read(1 << 20):
+                    out.write(block)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise DataError(f"download of {url} failed: {exc}") from exc
+        got = _md5(partial)
+        if got != want:
+            partial.unlink(missing_ok=True)
+            raise DataError(f"{url}: MD5 {got} does not match the published {want}; file discarded")
+        partial.replace(dest)
+
+
+def load_fashion_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    download_missing: bool = True,
+    base_url: str | None = None,
+    md5s: dict[str, str] | None = None,
+    search_system: bool = True,
+) -> FashionMNIST:
+    """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,)."""
+    dirs = candidate_dirs(data_dir)
+    if not search_system:
+        dirs = [d for d in dirs if d != DEBIAN_DIR]
+    for directory in dirs:
+        found = {key: _find(directory, spec) for key, spec in FILES.items()}
+        if all(found.values()):
+            arrays = {key: read_idx(path, FILES[key]) for key, path in found.items() if path is not None}
+            return FashionMNIST(**arrays, source=directory)
+        if data_dir is not None and directory == Path(data_dir) and any(found.values()):
+            missing = [FILES[k].name for k, p in found.items() if p is None]
+            raise DataError(f"{directory}: incomplete Fashion-MNIST, missing {', '.join(missing)}")
+    searched = ", ".join(str(d) for d in dirs)
+    if not download_missing:
+        raise DataError(f"Fashion-MNIST not found in: {searched} (install dataset-fashion-mnist or pass --data-dir)")
+    target = cache_dir()
+    download(target, base_url, md5s=md5s)
+    arrays = {key: read_idx(target / (spec.name + ".gz"), spec) for key, spec in FILES.items()}
+    return FashionMNIST(**arrays, source=target)

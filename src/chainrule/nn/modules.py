@@ -1,0 +1,182 @@
+"""Modules in the PyTorch style: parameters are discovered from attributes, in definition order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.errors import ShapeError
+from chainrule.core.tensor import Tensor
+from chainrule.nn import functional as F
+from chainrule.nn import init as initializers
+from chainrule.ops import reshape
+
+
+class Parameter(Tensor):
+    """A leaf tensor that a Module registers as trainable."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        array = np.asarray(data.data if isinstance(data, Tensor) else data)
+        if array.dtype.kind != "f":
+            array = array.astype(np.float32)
+        super().__init__(array, requires_grad=requires_grad, dtype=array.dtype)
+
+
+class Module:
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
+
+    def __call__(self, *args: Any) -> Any:
+        return self.forward(*args)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        seen: set[int] = set()
+        while stack:  # iterative: arbitrarily deep module trees
+            pre, module = stack.pop(0)
+            for name, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield pre + name, p
+            stack[0:0] = [(f"{pre}{name}.", m) for name, m in module._modules.items()]
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self) -> Iterator[Module]:
+        stack: list[Module] = [self]
+        while stack:
+            m = stack.pop(0)
+            yield m
+            stack[0:0] = list(m._modules.values())
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        own = dict(self.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
+        for name, p in own.items():
+            value = np.asarray(state[name])
+            if value.shape != p.shape:
+                raise ShapeError(f"load_state_dict: {name} has shape {p.shape}, checkpoint gives {value.shape}")
+            p.data = value.astype(p.dtype, copy=True)
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape (out_features, in_features), as in PyTorch."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str | Callable[..., np.ndarray] = "he_uniform",
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        rng = rng if rng is not None else np.random.default_rng()
+        init_fn = initializers.INITIALIZERS[init] if isinstance(init, str) else init
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(init_fn((out_features, in_features), rng))
+        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+
+    def forward(self, x: Any) -> Any:
+        if x.shape[-1] != self.in_features:
+            raise ShapeError(f"Linear: expected input with {self.in_features} features, got shape {x.shape}")
+        out = x @ self.weight.T
+        return out + self.bias if self.bias is not None else out
+
+
+class Sequential(Module):
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        object.__setattr__(self, "layers", list(layers))
+
+    def forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+class ReLU(Module):
+    def forward(self, x: Any) -> Any:
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x: Any) -> Any:
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x: Any) -> Any:
+        return F.sigmoid(x)
+
+
+class Flatten(Module):
+    def forward(self, x: Any) -> Any:
+        return reshape(x, (x.shape[0], -1))
+
+
+class Dropout(Module):
+    """Zero each element with probability p in training, scale the rest by 1/(1-p)."""
+
+    def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+        object.__setattr__(self, "rng", np.random.default_rng(seed))
+
+    def forward(self, x: Any) -> Any:
+        if not self.training or self.p == 0:
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        return x * (keep * np.float32(1.0 / (1.0 - self.p)))

@@ -1,0 +1,165 @@
+"""Optimizers. Updates are in place on parameter data; gradients are read, never modified."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.tensor import Tensor
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for p in self.params:
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does not require grad")
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        self.lr = lr
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
+        self.steps = 0
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        for p, state in zip(self.params, self.state, strict=True):
+            if p.grad is not None:
+                self._update(p.data, p.grad.data, state)
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {"lr": self.lr, "steps": self.steps}
+        for i, st in enumerate(self.state):
+            for k, v in st.items():
+                flat[f"{i}.{k}"] = v.copy()
+        return flat
+
+    def load_state_dict(self, flat: dict[str, Any]) -> None:
+        self.lr = float(flat["lr"])
+        self.steps = int(flat["steps"])
+        self.state = [{} for _ in self.params]
+        for key, value in flat.items():
+            if key in ("lr", "steps"):
+                continue
+            i, name = key.split(".", 1)
+            self.state[int(i)][name] = np.array(value, copy=True)
+
+
+class SGD(Optimizer):
+    """SGD with optional momentum and L2 weight decay (adds ``weight_decay * w`` to the gradient,
+    which is the gradient of the section's penalty (λ/2)‖w‖² with λ = weight_decay)."""
+
+    def __init__(
+        self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        if self.weight_decay:
+            g = g + np.float32(self.weight_decay) * w if w.dtype == np.float32 else g + self.weight_decay * w
+        if self.momentum:
+            buf = state.get("momentum")
+            if buf is None:
+                buf = state["momentum"] = g.copy()
+            else:
+                buf *= self.momentum
+                buf += g
+            g = g + self.momentum * buf if self.nesterov else buf
+        w -= w.dtype.type(self.lr) * g
+
+
+class Adam(Optimizer):
+    """Adam; ``weight_decay`` adds L2 to the gradient (PyTorch's Adam), AdamW decouples it."""
+
+    decoupled = False
+
+    def __init__(
+        self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8, weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps, self.weight_decay = eps, weight_decay
+
+    def step(self) -> None:
+        self.steps += 1
+        t = self.steps
+        self._c1 = 1 - self.beta1**t
+        self._c2 = 1 - self.beta2**t
+        for p, state in zip(self.params, self.state, strict=True):
+            if p.grad is not None:
+                self._update(p.data, p.grad.data, state)
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        if self.weight_decay and self.decoupled:
+            w *= w.dtype.type(1 - self.lr * self.weight_decay)
+        elif self.weight_decay:
+            g = g + w.dtype.type(self.weight_decay) * w
+        if "m" not in state:
+            state["m"] = np.zeros_like(w)
+            state["v"] = np.zeros_like(w)
+        m, v = state["m"], state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * (g * g)
+        step = self.lr / self._c1
+        denom = np.sqrt(v / self._c2)
+        denom += self.eps
+        w -= w.dtype.type(step) * (m / denom)
+
+
+class AdamW(Adam):
+    decoupled = True
+
+    def __init__(
+        self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8, weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class StepLR:
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
+        self.base_lr = optimizer.lr
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.optimizer.lr = self.lr_at(epoch)
+
+
+class CosineAnnealingLR:
+    """Cosine decay from the base learning rate to ``eta_min`` over ``t_max`` epochs."""
+
+    def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
+        self.optimizer, self.t_max, self.eta_min = optimizer, t_max, eta_min
+        self.base_lr = optimizer.lr
+
+    def lr_at(self, epoch: int) -> float:
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
+
+    def set_epoch(self, epoch: int) -> None:
+        self.optimizer.lr = self.lr_at(epoch)

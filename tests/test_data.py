@@ -15,9 +15,7 @@ from chainrule import DataError
 from chainrule.data import DataLoader, load_csv, load_fashion_mnist, load_npz, read_idx
 from chainrule.data.fashion_mnist import DEBIAN_DIR, FILES
 
-needs_dataset = pytest.mark.skipif(
-    not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run"
-)
+needs_dataset = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
 
 
 @needs_dataset

@@ -11,8 +11,9 @@ from chainrule.models import SectionMLP
 @pytest.mark.parametrize("hidden_bias", [False, True])
 def test_autodiff_matches_hand_derived(activation, hidden_bias):
     rng = np.random.default_rng(0)
-    model = SectionMLP(12, 7, 5, weight_decay=0.3, activation=activation, hidden_bias=hidden_bias,
-                       init="xavier", dtype=np.float64)
+    model = SectionMLP(
+        12, 7, 5, weight_decay=0.3, activation=activation, hidden_bias=hidden_bias, init="xavier", dtype=np.float64
+    )
     if hidden_bias:
         model.b1.data[:] = rng.standard_normal(7)
     x = cr.tensor(rng.standard_normal((9, 12)), dtype="float64")

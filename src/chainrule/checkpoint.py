@@ -54,6 +54,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
     stored = payload.pop(_DIGEST).tobytes().decode()
     actual = _digest(payload)
     if stored != actual:
-        raise DataError(f"{path}: checkpoint digest mismatch (stored {stored[:12]}..., actual {actual[:12]}...): corrupt")
+        raise DataError(
+            f"{path}: checkpoint digest mismatch (stored {stored[:12]}..., actual {actual[:12]}...): corrupt"
+        )
     meta = json.loads(payload.pop(_META).tobytes().decode())
     return payload, meta

@@ -22,8 +22,8 @@ from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
 from chainrule.ops import sum
+from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -71,8 +71,16 @@ class RunState:
 
 def build_model(cfg: Config) -> Module:
     if cfg.model in ("section", "section-bias"):
-        return SectionMLP(784, cfg.hidden, 10, weight_decay=cfg.weight_decay, activation=cfg.activation,
-                          hidden_bias=cfg.model == "section-bias", init=cfg.init, seed=cfg.seed)
+        return SectionMLP(
+            784,
+            cfg.hidden,
+            10,
+            weight_decay=cfg.weight_decay,
+            activation=cfg.activation,
+            hidden_bias=cfg.model == "section-bias",
+            init=cfg.init,
+            seed=cfg.seed,
+        )
     if cfg.model == "mlp":
         rng = np.random.default_rng(cfg.seed)
         act = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}[cfg.activation]()
@@ -190,16 +198,18 @@ class Trainer:
         try:
             while self.state.epoch < self.cfg.epochs:
                 self._epoch()
+            self.save()
+            self.write_reports()
         except KeyboardInterrupt:
             path = self.save()
-            print(f"\ninterrupted: checkpoint saved to {path}; continue with "
-                  f"`chainrule train --resume {self.out}`", file=sys.stderr)
+            print(
+                f"\ninterrupted: checkpoint saved to {path}; continue with `chainrule train --resume {self.out}`",
+                file=sys.stderr,
+            )
             raise
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
-        self.save()
-        self.write_reports()
         return [EpochMetrics(**h) for h in self.state.history]
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -221,8 +231,9 @@ class Trainer:
                 self.optimizer.step()
                 loss = float(J.data)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"train: objective became {loss} at epoch {st.epoch + 1}, "
-                                             f"batch {st.batch}; lower --lr")
+                    raise FloatingPointError(
+                        f"train: objective became {loss} at epoch {st.epoch + 1}, batch {st.batch}; lower --lr"
+                    )
                 st.loss_sum += loss * len(yb)
                 st.correct += int((logits.data.argmax(axis=1) == yb).sum())
                 st.seen += len(yb)
@@ -245,8 +256,11 @@ class Trainer:
         )
         st.history.append(asdict(m))
         if not self.quiet:
-            print(f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
-                  f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s", flush=True)
+            print(
+                f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
+                f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s",
+                flush=True,
+            )
         self.state = RunState(epoch=st.epoch + 1, history=st.history)
         self.save()
 

@@ -51,11 +51,22 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer.resume(args.resume, epochs=args.epochs, quiet=args.quiet)
         else:
             cfg = Config(
-                model=args.model, hidden=args.hidden, activation=args.activation,
-                epochs=args.epochs if args.epochs is not None else Config.epochs, lr=args.lr,
-                batch_size=args.batch_size, weight_decay=args.weight_decay, optimizer=args.optimizer,
-                schedule=args.schedule, dropout=args.dropout, init=args.init, standardize=args.standardize,
-                seed=args.seed, limit_train=args.limit_train, limit_test=args.limit_test, data_dir=args.data_dir,
+                model=args.model,
+                hidden=args.hidden,
+                activation=args.activation,
+                epochs=args.epochs if args.epochs is not None else Config.epochs,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                weight_decay=args.weight_decay,
+                optimizer=args.optimizer,
+                schedule=args.schedule,
+                dropout=args.dropout,
+                init=args.init,
+                standardize=args.standardize,
+                seed=args.seed,
+                limit_train=args.limit_train,
+                limit_test=args.limit_test,
+                data_dir=args.data_dir,
             )
             out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
             trainer = Trainer(cfg, out, quiet=args.quiet)

@@ -4,6 +4,12 @@ from chainrule.data.fashion_mnist import CLASSES, FashionMNIST, load_fashion_mni
 from chainrule.data.loader import DataLoader, as_float_inputs, load_csv, load_npz
 
 __all__ = [
-    "CLASSES", "DataLoader", "FashionMNIST", "as_float_inputs", "load_csv", "load_fashion_mnist", "load_npz",
+    "CLASSES",
+    "DataLoader",
+    "FashionMNIST",
+    "as_float_inputs",
+    "load_csv",
+    "load_fashion_mnist",
+    "load_npz",
     "read_idx",
 ]

@@ -38,19 +38,31 @@ class _FileSpec:
 
 FILES = {
     "train_images": _FileSpec(
-        "train-images-idx3-ubyte", 0x0803, (60000, 28, 28), "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-images-idx3-ubyte",
+        0x0803,
+        (60000, 28, 28),
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
     ),
     "train_labels": _FileSpec(
-        "train-labels-idx1-ubyte", 0x0801, (60000,), "25c81989df183df01b3e8a0aad5dffbe",
+        "train-labels-idx1-ubyte",
+        0x0801,
+        (60000,),
+        "25c81989df183df01b3e8a0aad5dffbe",
         "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
     ),
     "test_images": _FileSpec(
-        "t10k-images-idx3-ubyte", 0x0803, (10000, 28, 28), "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-images-idx3-ubyte",
+        0x0803,
+        (10000, 28, 28),
+        "bef4ecab320f06d8554ea6380940ec79",
         "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     ),
     "test_labels": _FileSpec(
-        "t10k-labels-idx1-ubyte", 0x0801, (10000,), "bb300cfdad3c16e7a12a480ee83cd310",
+        "t10k-labels-idx1-ubyte",
+        0x0801,
+        (10000,),
+        "bb300cfdad3c16e7a12a480ee83cd310",
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     ),
 }
@@ -116,7 +128,9 @@ def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None) -> np.
     if spec is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != spec.sha256:
-            raise DataError(f"{path}: content checksum {digest[:16]}... differs from the Fashion-MNIST release (corrupt)")
+            raise DataError(
+                f"{path}: content checksum {digest[:16]}... differs from the Fashion-MNIST release (corrupt)"
+            )
     data = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
     if ndim == 1 and data.size and data.max() > 9:
         raise DataError(f"{path}: label {int(data.max())} out of range 0..9")

@@ -9,6 +9,7 @@ variant of exercise 2: z = W1 x + b1, with b1 not regularised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from chainrule.nn import init as initializers
 from chainrule.nn.modules import Module, Parameter
 from chainrule.ops import sum, tanh
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "relu": (F.relu, lambda z: (z > 0).astype(z.dtype)),
     "tanh": (tanh, lambda z: 1 - np.tanh(z) ** 2),
     "sigmoid": (F.sigmoid, lambda z: (s := 0.5 * (1 + np.tanh(0.5 * z))) * (1 - s)),
@@ -39,7 +40,6 @@ class SectionMLP(Module):
         seed: int = 0,
         dtype: Any = np.float32,
     ) -> None:
-        super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"SectionMLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         rng = np.random.default_rng(seed)
@@ -48,9 +48,9 @@ class SectionMLP(Module):
         self.W2 = Parameter(init_fn((num_outputs, num_hidden), rng).astype(dtype))
         if hidden_bias:
             self.b1 = Parameter(np.zeros(num_hidden, dtype))
-        object.__setattr__(self, "lam", weight_decay)
-        object.__setattr__(self, "activation", activation)
-        object.__setattr__(self, "hidden_bias", hidden_bias)
+        self.lam = weight_decay
+        self.activation = activation
+        self.hidden_bias = hidden_bias
 
     # Batches are rows (n, d) for speed; o = h W2ᵀ is the transpose of the section's W2 h.
     def forward(self, x: Any) -> Any:

@@ -20,24 +20,24 @@ def normal(shape: tuple[int, ...], rng: np.random.Generator, std: float = 0.01) 
 def xavier_uniform(shape: tuple[int, ...], rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
     bound = gain * np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, shape).astype(np.float32)
+    return np.asarray(rng.uniform(-bound, bound, shape), dtype=np.float32)
 
 
 def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
-    return (rng.standard_normal(shape) * gain * np.sqrt(2.0 / (fan_in + fan_out))).astype(np.float32)
+    return np.asarray(rng.standard_normal(shape) * gain * np.sqrt(2.0 / (fan_in + fan_out)), dtype=np.float32)
 
 
 def he_normal(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Kaiming/He normal for ReLU layers: std = sqrt(2 / fan_in)."""
     fan_in, _ = _fans(shape)
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    return np.asarray(rng.standard_normal(shape) * np.sqrt(2.0 / fan_in), dtype=np.float32)
 
 
 def he_uniform(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     fan_in, _ = _fans(shape)
     bound = np.sqrt(6.0 / fan_in)
-    return rng.uniform(-bound, bound, shape).astype(np.float32)
+    return np.asarray(rng.uniform(-bound, bound, shape), dtype=np.float32)
 
 
 def zeros(shape: tuple[int, ...], rng: np.random.Generator | None = None) -> np.ndarray:

@@ -27,21 +27,18 @@ class Parameter(Tensor):
 
 
 class Module:
-    def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_modules", {})
-        object.__setattr__(self, "training", True)
+    """Parameters and sub-modules are found by looking at the attributes, in assignment order."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
-            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        object.__setattr__(self, name, value)
+    training: bool = True
+
+    def _children(self) -> Iterator[tuple[str, Parameter | Module]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter | Module):
+                yield name, value
+            elif isinstance(value, list | tuple):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}", item
 
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
@@ -54,25 +51,33 @@ class Module:
         seen: set[int] = set()
         while stack:  # iterative: arbitrarily deep module trees
             pre, module = stack.pop(0)
-            for name, p in module._parameters.items():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield pre + name, p
-            stack[0:0] = [(f"{pre}{name}.", m) for name, m in module._modules.items()]
+            subs = []
+            for name, child in module._children():
+                if isinstance(child, Parameter):
+                    if id(child) not in seen:
+                        seen.add(id(child))
+                        yield pre + name, child
+                else:
+                    subs.append((f"{pre}{name}.", child))
+            stack[0:0] = subs
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
     def modules(self) -> Iterator[Module]:
         stack: list[Module] = [self]
+        seen: set[int] = set()
         while stack:
             m = stack.pop(0)
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
             yield m
-            stack[0:0] = list(m._modules.values())
+            stack[0:0] = [c for _, c in m._children() if isinstance(c, Module)]
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
-            object.__setattr__(m, "training", mode)
+            m.training = mode
         return self
 
     def eval(self) -> Module:
@@ -112,7 +117,6 @@ class Linear(Module):
         init: str | Callable[..., np.ndarray] = "he_uniform",
         rng: np.random.Generator | None = None,
     ) -> None:
-        super().__init__()
         rng = rng if rng is not None else np.random.default_rng()
         init_fn = initializers.INITIALIZERS[init] if isinstance(init, str) else init
         self.in_features, self.out_features = in_features, out_features
@@ -128,10 +132,11 @@ class Linear(Module):
 
 class Sequential(Module):
     def __init__(self, *layers: Module) -> None:
-        super().__init__()
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
-        object.__setattr__(self, "layers", list(layers))
+        self.layers = list(layers)
+
+    def _children(self) -> Iterator[tuple[str, Parameter | Module]]:
+        for i, layer in enumerate(self.layers):  # PyTorch's names: "0.weight", "1.bias", ...
+            yield str(i), layer
 
     def forward(self, x: Any) -> Any:
         for layer in self.layers:
@@ -139,7 +144,8 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i: int) -> Module:
-        return self.layers[i]
+        layer: Module = self.layers[i]
+        return layer
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -169,11 +175,10 @@ class Dropout(Module):
     """Zero each element with probability p in training, scale the rest by 1/(1-p)."""
 
     def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
-        super().__init__()
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
-        object.__setattr__(self, "rng", np.random.default_rng(seed))
+        self.rng = np.random.default_rng(seed)
 
     def forward(self, x: Any) -> Any:
         if not self.training or self.p == 0:

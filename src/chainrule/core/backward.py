@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, GraphReleasedError, ShapeError
-from chainrule.core.node import STATE, Meta, Node, enable_grad, no_grad
+from chainrule.core.node import STATE, Meta, Node
 from chainrule.core.tensor import Tensor
 
 
@@ -66,7 +66,7 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
         if tuple(gshape) != root.shape:
             raise ShapeError(f"backward: `gradient` must have the output's shape {root.shape}, got {tuple(gshape)}")
         if not isinstance(g, Tensor):
-            g = np.asarray(g, dtype=root.dtype)
+            g = np.array(g, dtype=root.dtype)  # a copy: the caller's array never becomes a .grad
     if create_graph:
         return g if isinstance(g, Tensor) else Tensor._make(g, None)
     return g.data if isinstance(g, Tensor) else g
@@ -88,7 +88,7 @@ def backward(
     """
     grads: dict[int, Any] = {}
     root_nodes: list[Node] = []
-    leaf_results: dict[int, Any] = {}
+    leaf_grads: dict[int, Any] = {}  # with targets: gradients reaching leaves
     for root, gradient in zip(roots, gradients, strict=True):
         if not root.requires_grad:
             raise RuntimeError(
@@ -96,25 +96,27 @@ def backward(
                 "create the inputs with requires_grad=True (and not under cr.no_grad())"
             )
         g = _seed(root, gradient, create_graph)
-        key = id(root.node) if root.node is not None else id(root)
-        grads[key] = _add(grads[key], g) if key in grads else g
-        if root.node is not None:
-            root_nodes.append(root.node)
-        else:
-            leaf_results[id(root)] = grads.pop(key)
+        if root.node is None:
             if targets is None:
-                _accumulate_leaf(root, leaf_results.pop(id(root)))
+                _accumulate_leaf(root, g, set())
+            else:
+                leaf_grads[id(root)] = _plus(leaf_grads.get(id(root)), g)
+            continue
+        key = id(root.node)
+        grads[key] = _plus(grads.get(key), g)
+        root_nodes.append(root.node)
 
     order = toposort(root_nodes)
-    wanted: dict[int, Tensor] = {}
+    wanted: set[int] = set()
     if targets is not None:
-        for t in targets:
-            wanted[id(t.node) if t.node is not None else id(t)] = t
+        wanted = {id(t.node) if t.node is not None else id(t) for t in targets}
         order = _prune(order, wanted)
     captured: dict[int, Any] = {}
+    owned: set[int] = set()  # gradient arrays already handed to a leaf in this pass
 
-    ctx = enable_grad() if create_graph else no_grad()
-    with ctx:
+    previous_mode = STATE.grad_enabled
+    STATE.grad_enabled = create_graph  # record the backward pass only when asked to
+    try:
         for node in reversed(order):
             key = id(node)
             g = grads.pop(key, None)
@@ -132,26 +134,24 @@ def backward(
                 parent = node.parents[i]
                 if type(parent) is Node:
                     pkey = id(parent)
-                    grads[pkey] = _add(grads[pkey], gi) if pkey in grads else gi
+                    grads[pkey] = _plus(grads.get(pkey), gi)
+                elif targets is None:
+                    _accumulate_leaf(parent, gi, owned)  # type: ignore[arg-type]
                 else:
-                    assert isinstance(parent, Tensor)
-                    if targets is None:
-                        _accumulate_leaf(parent, gi)
-                    else:
-                        pkey = id(parent)
-                        leaf_results[pkey] = _add(leaf_results[pkey], gi) if pkey in leaf_results else gi
+                    leaf_grads[id(parent)] = _plus(leaf_grads.get(id(parent)), gi)
             if not retain_graph:
                 node.release()
             if STATE.hooks:
                 for h in STATE.hooks:
                     h.backward(node)
+    finally:
+        STATE.grad_enabled = previous_mode
 
     if targets is None:
         return None
     results: list[Any] = []
     for t in targets:
-        key = id(t.node) if t.node is not None else id(t)
-        g = captured.get(key) if t.node is not None else leaf_results.get(key)
+        g = captured.get(id(t.node)) if t.node is not None else leaf_grads.get(id(t))
         if g is None:
             g = np.zeros(t.shape, dtype=t.dtype)
         if not isinstance(g, Tensor):
@@ -160,7 +160,7 @@ def backward(
     return results
 
 
-def _prune(order: list[Node], wanted: dict[int, Tensor]) -> list[Node]:
+def _prune(order: list[Node], wanted: set[int]) -> list[Node]:
     """Keep only nodes from which a target can be reached (order: parents first)."""
     leads: set[int] = set()
     kept: list[Node] = []
@@ -171,38 +171,42 @@ def _prune(order: list[Node], wanted: dict[int, Tensor]) -> list[Node]:
     return kept
 
 
-def _add(a: Any, b: Any) -> Any:
-    return a + b
+def _plus(total: Any, g: Any) -> Any:
+    return g if total is None else total + g
 
 
 def _node_vjps(node: Node, g: Any, create_graph: bool) -> list[tuple[int, Any]]:
+    """Apply the node's rules: the gradient for each input that has a parent."""
     prim = node.prim
     saved = node.saved
-    args: list[Any] = []
-    for i, shape in enumerate(node.shapes):
-        item = saved[i] if saved is not None else None
-        if item is None:
-            args.append(Meta(shape, node.dtypes[i]))
-        elif create_graph:
-            args.append(item)
-        else:
-            args.append(item.data if isinstance(item, Tensor) else item)
+    if saved is None:
+        args = [Meta(shape, dtype) for shape, dtype in zip(node.shapes, node.dtypes, strict=True)]
+    elif create_graph:
+        args = [Meta(node.shapes[i], node.dtypes[i]) if item is None else item for i, item in enumerate(saved)]
+    else:
+        args = [
+            Meta(node.shapes[i], node.dtypes[i]) if item is None else item.data if type(item) is Tensor else item
+            for i, item in enumerate(saved)
+        ]
     out: Any = node.saved_output
-    if out is not None and create_graph:
-        out = Tensor._make(out, node)
-    if create_graph and not isinstance(g, Tensor):
-        g = Tensor._make(np.asarray(g), None)
+    if create_graph:
+        if out is not None:
+            out = Tensor._make(out, node)  # reconnect the saved output to this node
+        if not isinstance(g, Tensor):
+            g = Tensor._make(np.asarray(g), None)
     results: list[tuple[int, Any]] = []
+    params = node.params
+    vjps = prim.vjps
     for i, parent in enumerate(node.parents):
         if parent is None:
             continue
         if prim.vjp_any is not None:
-            gi = prim.vjp_any(i, g, out, *args, **node.params)
+            gi = prim.vjp_any(i, g, out, *args, **params)
         else:
-            rule = prim.vjps[i] if i < len(prim.vjps) else None
+            rule = vjps[i] if i < len(vjps) else None
             if rule is None:
                 continue
-            gi = rule(g, out, *args, **node.params)
+            gi = rule(g, out, *args, **params)
         if gi is None:
             continue
         shape = node.shapes[i]
@@ -221,13 +225,15 @@ def _node_vjps(node: Node, g: Any, create_graph: bool) -> list[tuple[int, Any]]:
     return results
 
 
-def _accumulate_leaf(leaf: Tensor, g: Any) -> None:
+def _accumulate_leaf(leaf: Tensor, g: Any, owned: set[int]) -> None:
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
-        return
-    g = np.asarray(g)
-    if leaf.grad is None:
-        # own the buffer so later in-place accumulation cannot alias another gradient
-        leaf.grad = Tensor._make(g if g.flags.writeable and g.base is None else g.copy(), None)
+    elif leaf.grad is None:
+        # Take the computed array as .grad without copying, unless it is read-only (a broadcast
+        # view) or already another leaf's .grad (``add`` passes one array to both inputs).
+        if type(g) is not np.ndarray or not g.flags.writeable or id(g) in owned:
+            g = np.array(g)
+        owned.add(id(g))
+        leaf.grad = Tensor._make(g, None)
     else:
         leaf.grad = Tensor._make(leaf.grad.data + g, None)

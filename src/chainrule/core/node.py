@@ -35,7 +35,7 @@ class Meta:
 
     __slots__ = ("shape", "dtype")
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any] | None) -> None:
         self.shape = shape
         self.dtype = dtype
 
@@ -75,7 +75,7 @@ class Node:
         prim: Primitive,
         parents: tuple[Node | Tensor | None, ...],
         shapes: tuple[tuple[int, ...], ...],
-        dtypes: tuple[np.dtype[Any], ...],
+        dtypes: tuple[np.dtype[Any] | None, ...],
         saved: tuple[Any, ...] | None,
         saved_output: np.ndarray[Any, Any] | None,
         params: dict[str, Any],

@@ -72,62 +72,57 @@ def _describe(args: Sequence[Any]) -> str:
 
 def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     """Run ``prim`` on ``args``; if any argument is a tensor that requires grad, record a node."""
+    datas: list[Any] = []
+    parents: list[Node | Tensor | None] = []
+    has_tensor = needs_grad = cast_constants = False
     float_dtype = None
-    has_tensor = False
     for a in args:
         if isinstance(a, Tensor):
             has_tensor = True
-            dt = a.data.dtype
-            if dt.kind == "f":
+            d = a.data
+            if d.dtype.kind == "f":
                 if float_dtype is None:
-                    float_dtype = dt
-                elif dt != float_dtype:
+                    float_dtype = d.dtype
+                elif d.dtype != float_dtype:
                     raise DTypeError(
-                        f"{prim.name}: operands have dtypes {float_dtype} and {dt} "
+                        f"{prim.name}: operands have dtypes {float_dtype} and {d.dtype} "
                         f"(at {user_frame()}); chainrule does not upcast silently - "
                         f"convert one with .astype()"
                     )
+            datas.append(d)
+            if a.requires_grad:
+                needs_grad = True
+                parents.append(a if a.node is None else a.node)
+            else:
+                parents.append(None)
+        else:
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+                cast_constants = True
+            datas.append(a)
+            parents.append(None)
     if not has_tensor:
         return prim.impl(*args, **params)
-
-    datas = []
-    for a in args:
-        if isinstance(a, Tensor):
-            datas.append(a.data)
-        elif float_dtype is not None and isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != float_dtype:
-            datas.append(a.astype(float_dtype))  # constants follow the tensor's precision
-        else:
-            datas.append(a)
+    if cast_constants and float_dtype is not None:
+        # array constants follow the tensors' precision instead of upcasting them
+        datas = [
+            d.astype(float_dtype) if isinstance(d, np.ndarray) and d.dtype.kind == "f" and d.dtype != float_dtype else d
+            for d in datas
+        ]
     try:
         out = prim.impl(*datas, **params)
     except (ValueError, IndexError) as exc:
         kind = ShapeError if "shape" in str(exc) or "dimension" in str(exc) else type(exc)
         raise kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}") from exc
-    if not isinstance(out, np.ndarray):
+    if type(out) is not np.ndarray:
         out = np.asarray(out)
     if STATE.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
         raise AnomalyError(f"{prim.name} produced NaN/Inf in forward at {user_frame()}")
 
-    if not (prim.differentiable and STATE.grad_enabled):
-        result = Tensor._make(out, None)
+    if not (needs_grad and prim.differentiable and STATE.grad_enabled):
         if STATE.hooks:
             for h in STATE.hooks:
                 h.forward(None, prim, out)
-        return result
-    parents: list[Node | Tensor | None] = []
-    needs_grad = False
-    for a in args:
-        if isinstance(a, Tensor) and a.requires_grad:
-            needs_grad = True
-            parents.append(a.node if a.node is not None else a)
-        else:
-            parents.append(None)
-    if not needs_grad:
-        result = Tensor._make(out, None)
-        if STATE.hooks:
-            for h in STATE.hooks:
-                h.forward(None, prim, out)
-        return result
+        return Tensor._make(out, None)
     saved = None
     if prim.save:
         saved_list: list[Any] = [None] * len(args)
@@ -137,8 +132,8 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     node = Node(
         prim,
         tuple(parents),
-        tuple(np.shape(d) for d in datas),
-        tuple(d.dtype if isinstance(d, np.ndarray) else np.result_type(d) for d in datas),
+        tuple([d.shape if isinstance(d, np.ndarray) else np.shape(d) for d in datas]),
+        tuple([d.dtype if isinstance(d, np.ndarray) else None for d in datas]),
         saved,
         out if prim.save_output else None,
         params,
@@ -273,9 +268,7 @@ class Tensor:
     # --- backward -------------------------------------------------------------------
     def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Backpropagate from this tensor into the ``.grad`` of every leaf that requires grad."""
-        from chainrule.core.backward import backward
-
-        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+        _backward.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
 
     # --- operators (defined in chainrule.ops) ----------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -407,3 +400,4 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 from chainrule import ops as _ops  # noqa: E402  (operators resolve at call time)
+from chainrule.core import backward as _backward  # noqa: E402

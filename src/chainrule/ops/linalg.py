@@ -10,11 +10,29 @@ from chainrule.core.errors import ShapeError, user_frame
 from chainrule.core.tensor import Primitive
 from chainrule.ops.shape import array_of, reshape, swapaxes
 
+
+def _transposed_layout(a: Any) -> bool:
+    """True for a 2-D array stored column-major, typically the view ``W.T`` of a weight."""
+    data = array_of(a)
+    return data.ndim == 2 and not data.flags.c_contiguous and data.flags.f_contiguous
+
+
+# Each gradient is produced in its input's memory layout: for ``x @ W.T`` the weight's
+# gradient comes out row-major like W, so no copy or strided update follows.
+def _matmul_vjp_x(g: Any, out: Any, x: Any, y: Any) -> Any:
+    if _transposed_layout(x):
+        return swapaxes(_matmul_p(y, swapaxes(g, -1, -2)), -1, -2)
+    return _matmul_p(g, swapaxes(y, -1, -2))
+
+
+def _matmul_vjp_y(g: Any, out: Any, x: Any, y: Any) -> Any:
+    if _transposed_layout(y):
+        return swapaxes(_matmul_p(swapaxes(g, -1, -2), x), -1, -2)
+    return _matmul_p(swapaxes(x, -1, -2), g)
+
+
 _matmul_p = Primitive("matmul", np.matmul, save=(0, 1))
-_matmul_p.defvjp(
-    lambda g, out, x, y: _matmul_p(g, swapaxes(y, -1, -2)),
-    lambda g, out, x, y: _matmul_p(swapaxes(x, -1, -2), g),
-)
+_matmul_p.defvjp(_matmul_vjp_x, _matmul_vjp_y)
 
 
 def matmul(x: Any, y: Any) -> Any:

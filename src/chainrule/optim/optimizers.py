@@ -77,8 +77,13 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        if self.weight_decay and not self.momentum:
+            # w - lr (g + λw) = (1 - lr λ) w - lr g, with no temporary for g + λw
+            w *= w.dtype.type(1 - self.lr * self.weight_decay)
+            w -= w.dtype.type(self.lr) * g
+            return
         if self.weight_decay:
-            g = g + np.float32(self.weight_decay) * w if w.dtype == np.float32 else g + self.weight_decay * w
+            g = g + w.dtype.type(self.weight_decay) * w
         if self.momentum:
             buf = state.get("momentum")
             if buf is None:

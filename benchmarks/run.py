@@ -1,0 +1,226 @@
+"""Run the benchmark suite and print a Markdown table (medians, same run, ratios, targets).
+
+    python benchmarks/run.py                # everything (about 15 minutes)
+    python benchmarks/run.py --quick        # fewer steps, no 30-epoch training (about 2 minutes)
+    python benchmarks/run.py --write        # also write benchmarks/RESULTS.md
+
+Each framework runs each workload in a fresh process; processes are interleaved across
+repeats so that drift in machine speed affects all frameworks alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NAMES = {
+    "chainrule": "chainrule",
+    "torch": "PyTorch eager",
+    "numpy": "NumPy (hand)",
+    "autograd": "HIPS autograd",
+    "jax": "JAX (jit)",
+}
+
+
+def available() -> list[str]:
+    found = ["chainrule", "numpy"]
+    for mod, name in (("torch", "torch"), ("autograd", "autograd"), ("jax", "jax")):
+        if importlib.util.find_spec(mod) is not None:
+            found.append(name)
+    return found
+
+
+def worker(framework: str, workload: str, steps: int) -> dict:
+    cmd = [sys.executable, str(HERE / "workers.py"), framework, workload, "--steps", str(steps)]
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if res.returncode != 0:
+        raise RuntimeError(f"{framework}/{workload} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def measure(jobs: list[tuple[str, str, int]], repeats: int) -> dict[tuple[str, str], dict[str, float]]:
+    samples: dict[tuple[str, str], list[dict]] = {}
+    for r in range(repeats):
+        for fw, wl, steps in jobs:
+            t = time.perf_counter()
+            samples.setdefault((fw, wl), []).append(worker(fw, wl, steps))
+            print(f"  [{r + 1}/{repeats}] {fw:9s} {wl:12s} {time.perf_counter() - t:6.1f}s", file=sys.stderr)
+    return {k: {m: statistics.median(s[m] for s in v) for m in v[0]} for k, v in samples.items()}
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def build_table(res: dict, frameworks: list[str]) -> tuple[str, list[tuple[str, bool]]]:
+    def get(fw: str, wl: str, metric: str) -> float | None:
+        return res.get((fw, wl), {}).get(metric)
+
+    cols = [f for f in ["chainrule", "torch", "numpy", "autograd", "jax"] if f in frameworks]
+    rows = []
+    checks: list[tuple[str, bool]] = []
+    metrics = [
+        ("d2l", "step_ms", "d2l 784-256-10 b256: training step (ms)"),
+        ("d2l", "predict_ms", "d2l: prediction (ms)"),
+        ("d2l", "peak_mb", "d2l: peak process memory (MB)"),
+        ("deep", "step_ms", "deep 784-1024x3-10 b256: training step (ms)"),
+        ("deep", "gflops", "deep: achieved GFLOP/s"),
+        ("tiny", "step_ms", "tiny 2-16-2 b8: training step (ms)"),
+        ("perop", "us_per_op", "per-op: record + backward of tanh (µs)"),
+        ("hvp", "grad_ms", "section model: gradient (ms)"),
+        ("hvp", "hvp_ms", "section model: Hessian-vector product (ms)"),
+        ("hvp", "ratio", "section model: HVP time / gradient time"),
+        ("fmnist", "epoch_s", "Fashion-MNIST, default recipe: s/epoch"),
+        ("fmnist", "test_accuracy", "Fashion-MNIST, default recipe: test accuracy"),
+        ("fmnist-best", "epoch_s", "Fashion-MNIST, README recipe: s/epoch"),
+        ("fmnist-best", "test_accuracy", "Fashion-MNIST, README recipe: test accuracy"),
+    ]
+    header = "| workload | " + " | ".join(NAMES[c] for c in cols) + " | chainrule / PyTorch | chainrule / NumPy |"
+    rows.append(header)
+    rows.append("|" + "---|" * (len(cols) + 3))
+    for wl, metric, label in metrics:
+        vals = [get(c, wl, metric) for c in cols]
+        if all(v is None for v in vals):
+            continue
+        ours, pt, npy = get("chainrule", wl, metric), get("torch", wl, metric), get("numpy", wl, metric)
+        r_pt = f"{ours / pt:.2f}" if ours is not None and pt else "-"
+        r_np = f"{ours / npy:.2f}" if ours is not None and npy else "-"
+        rows.append(f"| {label} | " + " | ".join(fmt(v) for v in vals) + f" | {r_pt} | {r_np} |")
+    limit = get("numpy", "matmul", "gflops")
+    if limit:
+        rows.append(
+            f"| NumPy matmul alone, deep's products (GFLOP/s, the practical limit) | {fmt(limit)} |"
+            + " |" * (len(cols) + 1)
+        )
+    mem = res.get(("chainrule", "memory"))
+    if mem:
+        rows.append(
+            f"| chainrule RSS after 100 / {mem['steps']:.0f} d2l steps (MB) | {mem['rss_after_100_mb']:.1f} / "
+            f"{mem['rss_after_all_mb']:.1f} |" + " |" * (len(cols) + 1)
+        )
+
+    def ratio(wl: str, metric: str, other: str) -> float | None:
+        a, b = get("chainrule", wl, metric), get(other, wl, metric)
+        return a / b if a is not None and b else None
+
+    def check(name: str, value: float | None, ok: bool) -> None:
+        if value is not None:
+            checks.append((f"{name}: {value:.3g}", ok))
+
+    v = ratio("d2l", "step_ms", "torch")
+    check("d2l step / PyTorch <= 1.0", v, v is not None and v <= 1.0)
+    v = ratio("d2l", "step_ms", "numpy")
+    check("d2l step / NumPy <= 1.15", v, v is not None and v <= 1.15)
+    v = ratio("deep", "step_ms", "torch")
+    check("deep step / PyTorch <= 1.0", v, v is not None and v <= 1.0)
+    g = get("chainrule", "deep", "gflops")
+    if g is not None and limit:
+        check("deep GFLOP/s / NumPy matmul GFLOP/s >= 0.75", g / limit, g / limit >= 0.75)
+    v = ratio("tiny", "step_ms", "torch")
+    check("tiny step / PyTorch <= 1.0", v, v is not None and v <= 1.0)
+    v = ratio("perop", "us_per_op", "torch")
+    check("per-op / PyTorch <= 0.5", v, v is not None and v <= 0.5)
+    v = ratio("perop", "us_per_op", "autograd")
+    if v is not None:
+        check("HIPS autograd per-op / chainrule per-op >= 3", 1 / v, 1 / v >= 3)
+    v = get("chainrule", "hvp", "ratio")
+    check("HVP / gradient <= 3", v, v is not None and v <= 3)
+    v = ratio("d2l", "peak_mb", "numpy")
+    check("d2l peak memory / NumPy <= 1.3", v, v is not None and v <= 1.3)
+    v = ratio("fmnist", "epoch_s", "torch")
+    check("Fashion-MNIST s/epoch / PyTorch <= 1.0", v, v is not None and v <= 1.0)
+    a, b = get("chainrule", "fmnist", "test_accuracy"), get("torch", "fmnist", "test_accuracy")
+    if a is not None and b is not None:
+        check("default recipe: |accuracy - PyTorch's| <= 0.01", abs(a - b), abs(a - b) <= 0.01)
+    a = get("chainrule", "fmnist-best", "test_accuracy")
+    check("README recipe accuracy >= 0.885", a, a is not None and a >= 0.885)
+    if mem:
+        check("RSS growth 100 -> N steps <= 5%", mem["growth_pct"], abs(mem["growth_pct"]) <= 5)
+    return "\n".join(rows), checks
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {numpy.__version__}" + (
+        f", PyTorch {__import__('torch').__version__}" if importlib.util.find_spec("torch") else ""
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="a few steps of each, to test the harness")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated workloads")
+    p.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    args = p.parse_args()
+    fws = available()
+    scale = 0.02 if args.smoke else (0.2 if args.quick else 1.0)
+    repeats = args.repeats or (1 if args.smoke else 3)
+
+    def n(steps: int) -> int:
+        return max(int(steps * scale), 3)
+
+    jobs: list[tuple[str, str, int]] = []
+    for wl, steps in (("d2l", 300), ("deep", 40), ("tiny", 2000), ("perop", 50000), ("hvp", 30)):
+        for fw in fws:
+            if wl == "hvp" and fw not in ("chainrule", "torch"):
+                continue
+            jobs.append((fw, wl, n(steps)))
+    jobs.append(("numpy", "matmul", n(40)))
+    jobs.append(("chainrule", "memory", 10000 if not (args.quick or args.smoke) else 1000))
+    if not args.smoke:
+        for fw in ("chainrule", "torch"):
+            if fw in fws:
+                jobs.append((fw, "fmnist", 10 if not args.quick else 2))
+                if not args.quick:
+                    jobs.append((fw, "fmnist-best", 30))
+    if args.only:
+        keep = set(args.only.split(","))
+        jobs = [j for j in jobs if j[1] in keep]
+    slow = [j for j in jobs if j[1].startswith("fmnist") or j[1] == "memory"]
+    fast = [j for j in jobs if j not in slow]
+    print(f"frameworks: {', '.join(fws)}; {len(jobs)} jobs", file=sys.stderr)
+    res = measure(fast, repeats)
+    res |= measure(slow, 1)  # long trainings run once; they report medians over epochs
+    table, checks = build_table(res, fws)
+    cmd = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (" --smoke" if args.smoke else "")
+    lines = [
+        f"Machine: {machine()}",
+        f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')}); medians of {repeats} interleaved processes",
+        "",
+        table,
+        "",
+        "Targets:",
+        "",
+        *[f"- [{'x' if ok else ' '}] {name}" for name, ok in checks],
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if args.write:
+        (HERE / "RESULTS.md").write_text("# Benchmark results\n\n" + report + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -180,7 +180,7 @@ def _node_vjps(node: Node, g: Any, create_graph: bool) -> list[tuple[int, Any]]:
     prim = node.prim
     saved = node.saved
     if saved is None:
-        args = [Meta(shape, dtype) for shape, dtype in zip(node.shapes, node.dtypes, strict=True)]
+        args: list[Any] = [Meta(shape, dtype) for shape, dtype in zip(node.shapes, node.dtypes, strict=True)]
     elif create_graph:
         args = [Meta(node.shapes[i], node.dtypes[i]) if item is None else item for i, item in enumerate(saved)]
     else:

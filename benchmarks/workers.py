@@ -89,6 +89,42 @@ def make_chainrule(workload: str):
     return step, predict
 
 
+def make_chainrule_compiled(workload: str):
+    """The same step, with the loss-and-backward part captured once by cr.compile and replayed."""
+    import chainrule as cr
+    import chainrule.nn.functional as F
+    from chainrule.optim import SGD
+
+    ws = [cr.tensor(w, requires_grad=True) for w in init_weights(SIZES[workload])]
+    x, y = batch_data(workload)
+    opt = SGD(ws, LR, weight_decay=LAM)
+
+    def forward(inp):
+        h = inp
+        for w in ws[:-1]:
+            h = F.relu(h @ w.T)
+        return h @ ws[-1].T
+
+    @cr.compile
+    def loss_and_grads(inp, labels):
+        loss = F.cross_entropy(forward(inp), labels)
+        loss.backward()
+        return loss
+
+    predict_c = cr.compile(forward)
+
+    def step():
+        opt.zero_grad()
+        loss_and_grads(x, y)
+        opt.step()
+
+    def predict():
+        with cr.no_grad():
+            predict_c(x)
+
+    return step, predict
+
+
 def make_torch(workload: str):
     import torch
 
@@ -224,6 +260,7 @@ def make_jax(workload: str):
 
 MAKERS = {
     "chainrule": make_chainrule,
+    "chainrule-compiled": make_chainrule_compiled,
     "torch": make_torch,
     "numpy": make_numpy,
     "autograd": make_autograd,
@@ -289,7 +326,7 @@ def run_perop(framework: str, steps: int) -> dict:
     """Record one small elementwise op and backpropagate through it (16 elements)."""
     x_np = np.random.default_rng(0).standard_normal(16).astype(np.float32)
     g_np = np.ones(16, np.float32)
-    if framework == "chainrule":
+    if framework.startswith("chainrule"):
         import chainrule as cr
 
         x = cr.tensor(x_np, requires_grad=True)
@@ -297,6 +334,9 @@ def run_perop(framework: str, steps: int) -> dict:
         def one():
             y = cr.tanh(x)
             y.backward(g_np)
+
+        if framework == "chainrule-compiled":
+            one = cr.compile(one)
     elif framework == "torch":
         import torch
 

@@ -25,6 +25,7 @@ from chainrule.core.tensor import Primitive, Tensor, tensor
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
 from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
+from chainrule.transforms.compile import compile
 from chainrule.transforms.functional import (
     grad,
     gradients,
@@ -56,6 +57,7 @@ __all__ = [
     "Tensor",
     "arange",
     "check_grad",
+    "compile",
     "detect_anomaly",
     "empty",
     "enable_grad",

@@ -24,6 +24,7 @@ from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.ops import sum
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
+from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -45,6 +46,7 @@ class Config:
     seed: int = 0
     limit_train: int = 0  # use only the first N training examples (0 = all)
     limit_test: int = 0
+    compile: bool = True  # capture the step once and replay it (identical results, less overhead)
     data_dir: str | None = None
 
 
@@ -107,7 +109,7 @@ def build_optimizer(cfg: Config, model: Module) -> Optimizer:
     raise ValueError(f"train: --optimizer must be sgd, momentum, adam or adamw, got {cfg.optimizer!r}")
 
 
-def objective(model: Module, x: Tensor, y: np.ndarray) -> tuple[Tensor, Tensor]:
+def objective(model: Module, x: Tensor, y: Any) -> tuple[Tensor, Tensor]:
     """Return (J, logits) for a minibatch."""
     if isinstance(model, SectionMLP):
         nodes = model.objective(x, y)
@@ -154,6 +156,14 @@ class Trainer:
         elif cfg.schedule == "step":
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
         self.state = RunState()
+        model = self.model
+
+        def loss_and_grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            J, logits = objective(model, x, y)
+            J.backward()
+            return J, logits
+
+        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile else loss_and_grads
 
     # --- checkpoints ------------------------------------------------------------------
     def _dropouts(self) -> list[Dropout]:
@@ -225,9 +235,8 @@ class Trainer:
         start = time.perf_counter()
         try:
             for xb, yb in self.loader.batches(st.epoch, start=st.batch):
-                J, logits = objective(self.model, Tensor(xb, dtype=xb.dtype), yb)
                 self.optimizer.zero_grad()
-                J.backward()
+                J, logits = self.step_fn(Tensor(xb, dtype=xb.dtype), Tensor(yb, dtype=yb.dtype))
                 self.optimizer.step()
                 loss = float(J.data)
                 if not math.isfinite(loss):

@@ -19,6 +19,8 @@ from chainrule.core.tensor import Tensor
 
 def toposort(roots: Sequence[Node]) -> list[Node]:
     """Nodes reachable from ``roots``, every node after all of its parents. No recursion."""
+    if len(roots) == 1 and not any(type(p) is Node for p in roots[0].parents):
+        return [roots[0]]  # a single operation on leaves: nothing to sort
     order: list[Node] = []
     visited: set[int] = set()
     stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
@@ -86,6 +88,9 @@ def backward(
     With ``targets`` (leaf or intermediate tensors), their gradients are returned instead
     and no ``.grad`` is touched; only the part of the graph that leads to them is walked.
     """
+    tracer = STATE.tracer
+    if tracer is not None:
+        create_graph = True  # cr.compile captures the backward pass as primitives
     grads: dict[int, Any] = {}
     root_nodes: list[Node] = []
     leaf_grads: dict[int, Any] = {}  # with targets: gradients reaching leaves
@@ -226,6 +231,9 @@ def _node_vjps(node: Node, g: Any, create_graph: bool) -> list[tuple[int, Any]]:
 
 
 def _accumulate_leaf(leaf: Tensor, g: Any, owned: set[int]) -> None:
+    if STATE.tracer is not None:
+        STATE.tracer.leaf_gradient(leaf, g)
+        return
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:

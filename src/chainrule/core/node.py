@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 
 
 class _State:
-    __slots__ = ("grad_enabled", "anomaly", "hooks")
+    __slots__ = ("grad_enabled", "anomaly", "hooks", "tracer")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False
         self.hooks: list[GraphHook] = []
+        self.tracer: Any = None  # set while cr.compile captures a step
 
 
 STATE = _State()

@@ -117,6 +117,8 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         out = np.asarray(out)
     if STATE.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
         raise AnomalyError(f"{prim.name} produced NaN/Inf in forward at {user_frame()}")
+    if STATE.tracer is not None:
+        STATE.tracer.record(prim, args, datas, params, out)
 
     if not (needs_grad and prim.differentiable and STATE.grad_enabled):
         if STATE.hooks:

@@ -70,7 +70,10 @@ class SectionMLP(Module):
         h = phi(z).named("h")
         o = (h @ self.W2.T).named("o")
         loss = F.cross_entropy(o, y).named("L")
-        s = ((self.lam / 2) * (sum(self.W1 * self.W1) + sum(self.W2 * self.W2))).named("s")
+        if self.lam:
+            s = ((self.lam / 2) * (sum(self.W1 * self.W1) + sum(self.W2 * self.W2))).named("s")
+        else:  # λ = 0: s is identically zero, so skip the two squared norms
+            s = Tensor(np.zeros((), dtype=self.W1.dtype), dtype=self.W1.dtype).named("s")
         return {"z": z, "h": h, "o": o, "L": loss, "s": s, "J": (loss + s).named("J")}
 
     def manual_gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

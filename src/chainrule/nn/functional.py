@@ -58,7 +58,7 @@ def softmax(x: Any, axis: int = -1) -> Any:
     return _softmax_p(x, axis=axis % array_of(x).ndim)
 
 
-def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> np.ndarray[Any, Any]:
+def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> None:
     lab = array_of(labels)
     if logits.ndim != 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (batch, classes), got {logits.shape}")
@@ -73,7 +73,6 @@ def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> np.ndarray[Any, 
         raise ValueError(
             f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got values in [{lab.min()}, {lab.max()}]"
         )
-    return lab
 
 
 def _xent(logits: Any, labels: Any, reduction: str) -> Any:
@@ -87,16 +86,40 @@ def _xent(logits: Any, labels: Any, reduction: str) -> Any:
     return losses
 
 
+def _one_hot(labels: Any, num_classes: int, dtype: Any) -> Any:
+    onehot = np.zeros((len(labels), num_classes), dtype=dtype)
+    onehot[np.arange(len(labels)), labels] = 1
+    return onehot
+
+
+one_hot = Primitive("one_hot", _one_hot, differentiable=False)
+
+
 def _xent_vjp(g: Any, out: Any, logits: Any, labels: Any, reduction: str) -> Any:
-    lab = array_of(labels)
-    onehot = np.zeros(logits.shape, dtype=logits.dtype)
-    onehot[np.arange(len(lab)), lab] = 1
+    lab = labels  # a primitive's input, so a compiled step sees each batch's labels
+    onehot = one_hot(lab, num_classes=logits.shape[1], dtype=logits.dtype)
     probs = _softmax_p(logits, axis=1)
     if reduction == "mean":
         return (probs - onehot) * (g / len(lab))
     if reduction == "sum":
         return (probs - onehot) * g
     return (probs - onehot) * g.reshape((-1, 1))
+
+
+def _dropout_mask(x: Any, p: float, rng: np.random.Generator) -> Any:
+    keep = rng.random(x.shape, dtype=np.float32) >= p
+    return keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+
+
+# Random draws happen inside a primitive so a compiled step draws a new mask every call.
+dropout_mask = Primitive("dropout_mask", _dropout_mask, differentiable=False)
+
+
+def dropout(x: Any, p: float, rng: np.random.Generator, training: bool = True) -> Any:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p)."""
+    if not training or p == 0:
+        return x
+    return x * dropout_mask(x, p=p, rng=rng)
 
 
 _xent_p = Primitive("cross_entropy", _xent, save=(0, 1))
@@ -107,8 +130,8 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
     """Softmax cross-entropy of ``logits`` (batch, classes) against integer ``labels`` (batch,)."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    lab = _check_labels(array_of(logits), labels)
-    return _xent_p(logits, lab, reduction=reduction)
+    _check_labels(array_of(logits), labels)
+    return _xent_p(logits, labels, reduction=reduction)
 
 
 def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:

@@ -181,7 +181,4 @@ class Dropout(Module):
         self.rng = np.random.default_rng(seed)
 
     def forward(self, x: Any) -> Any:
-        if not self.training or self.p == 0:
-            return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        return x * (keep * np.float32(1.0 / (1.0 - self.p)))
+        return F.dropout(x, self.p, self.rng, self.training)

@@ -1,0 +1,233 @@
+"""``cr.compile``: capture a step once, replay it as a flat list of NumPy calls.
+
+Training repeats the same graph step after step; only the data changes. The first call
+of a compiled function runs it normally while recording every primitive it applies,
+forward *and* backward (the backward runs with its rules recorded, as for higher
+orders). Later calls with the same argument shapes and dtypes replay that list:
+no tensors, nodes, dictionaries or topological sorts, and each intermediate array is
+dropped right after its last use. Results are identical to the eager run.
+
+What the step must respect (as with any tracing compiler): data-dependent Python
+control flow is frozen at trace time, and values computed outside primitives (a raw
+NumPy call on ``.numpy()``) become constants. Optimizer updates are not captured: call
+``opt.step()`` outside the compiled function.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.node import STATE
+from chainrule.core.tensor import Primitive, Tensor
+
+
+class _Tracer:
+    def __init__(self) -> None:
+        self.slots: dict[int, int] = {}  # id(array) -> slot
+        self.keep: list[Any] = []  # arrays alive during tracing, so ids stay unique
+        self.consts: dict[int, Any] = {}
+        self.externals: list[tuple[int, Tensor]] = []
+        self.program: list[tuple[Callable[..., Any], tuple[int, ...], dict[str, Any], int]] = []
+        self.leaf_grads: dict[int, tuple[Tensor, Any]] = {}
+        self.count = 0
+
+    def _new(self) -> int:
+        self.count += 1
+        return self.count - 1
+
+    def slot_of(self, value: Any, data: Any) -> int:
+        if isinstance(value, Tensor):
+            slot = self.slots.get(id(value.data))
+            if slot is None:  # made outside the step: a parameter or a captured tensor
+                slot = self._new()
+                self.slots[id(value.data)] = slot
+                self.keep.append(value.data)
+                self.externals.append((slot, value))
+            return slot
+        slot = self._new()
+        self.consts[slot] = data
+        return slot
+
+    def bind_input(self, data: np.ndarray) -> int:
+        slot = self._new()
+        self.slots[id(data)] = slot
+        self.keep.append(data)
+        return slot
+
+    def record(
+        self, prim: Primitive, args: tuple[Any, ...], datas: list[Any], params: dict[str, Any], out: Any
+    ) -> None:
+        ins = tuple(self.slot_of(a, d) for a, d in zip(args, datas, strict=True))
+        slot = self._new()
+        self.slots[id(out)] = slot
+        self.keep.append(out)
+        self.program.append((prim.impl, ins, params, slot))
+
+    def leaf_gradient(self, leaf: Tensor, g: Any) -> None:
+        previous = self.leaf_grads.get(id(leaf))
+        self.leaf_grads[id(leaf)] = (leaf, g if previous is None else previous[1] + g)
+
+
+class _Program:
+    """A captured step: instructions, constants, where inputs/parameters go, what comes out."""
+
+    def __init__(self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor, int]]):
+        self.size = tracer.count
+        self.consts = list(tracer.consts.items())
+        self.externals = tracer.externals
+        self.arg_slots = arg_slots
+        self.out_slots = out_slots
+        self.grad_slots = grad_slots
+        keep = set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}
+        last_use: dict[int, int] = {}
+        for k, (_, ins, _, _) in enumerate(tracer.program):
+            for i in ins:
+                last_use[i] = k
+        frees: list[list[int]] = [[] for _ in tracer.program]
+        for slot, k in last_use.items():
+            if slot not in keep:
+                frees[k].append(slot)
+        self.instructions = [
+            (impl, ins, params, out, tuple(frees[k])) for k, (impl, ins, params, out) in enumerate(tracer.program)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+    def run(self, arrays: list[Any]) -> list[Any]:
+        vals: list[Any] = [None] * self.size
+        for slot, value in self.consts:
+            vals[slot] = value
+        for slot, t in self.externals:
+            vals[slot] = t.data  # read now: parameters change between steps
+        for slot, a in zip(self.arg_slots, arrays, strict=True):
+            vals[slot] = a
+        for impl, ins, params, out, frees in self.instructions:
+            vals[out] = impl(*[vals[i] for i in ins], **params)
+            for s in frees:
+                vals[s] = None
+        return vals
+
+
+def _flatten_slots(obj: Any) -> list[int]:
+    if isinstance(obj, int):
+        return [obj]
+    if isinstance(obj, tuple | list):
+        return [s for item in obj for s in _flatten_slots(item)]
+    return []
+
+
+def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    sig: list[tuple[Any, ...]] = []
+    for a in args:
+        if isinstance(a, Tensor | np.ndarray):
+            sig.append((a.shape, a.dtype))
+        else:
+            sig.append(("const", type(a), a))
+    return tuple(sig)
+
+
+def _array(a: Any) -> np.ndarray:
+    return a.data if isinstance(a, Tensor) else np.asarray(a)
+
+
+class Compiled:
+    """The function returned by :func:`compile`. ``programs`` maps signatures to captures."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.programs: dict[tuple[Any, ...], _Program] = {}
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any) -> Any:
+        sig = _signature(args)
+        program = self.programs.get(sig)
+        if program is None:
+            result, self.programs[sig] = self._trace(args)
+            return result
+        arrays = [_array(a) for a in args if isinstance(a, Tensor | np.ndarray)]
+        vals = program.run(arrays)
+        for leaf, slot in program.grad_slots:
+            g = np.asarray(vals[slot])
+            leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad.data + g, None)
+        return self._rebuild(program.out_slots, vals)
+
+    def _rebuild(self, slots: Any, vals: list[Any]) -> Any:
+        if isinstance(slots, int):
+            return Tensor._make(np.asarray(vals[slots]), None)
+        if isinstance(slots, tuple | list):
+            return type(slots)(self._rebuild(s, vals) for s in slots)
+        return slots[1] if isinstance(slots, tuple) else slots
+
+    def _trace(self, args: tuple[Any, ...]) -> tuple[Any, _Program]:
+        if STATE.tracer is not None:
+            raise RuntimeError("compile: compiled functions cannot be nested inside one being captured")
+        tracer = _Tracer()
+        placeholders: list[Any] = []
+        arg_slots = []
+        for a in args:
+            if isinstance(a, Tensor | np.ndarray):
+                data = _array(a)
+                t = Tensor._make(data, None)
+                if isinstance(a, Tensor):
+                    t.requires_grad = a.requires_grad
+                arg_slots.append(tracer.bind_input(data))
+                placeholders.append(t)
+            else:
+                placeholders.append(a)
+        STATE.tracer = tracer
+        try:
+            result = self.fn(*placeholders)
+        finally:
+            STATE.tracer = None
+
+        def slots_of(obj: Any) -> Any:
+            if isinstance(obj, Tensor):
+                return tracer.slots[id(obj.data)]
+            if isinstance(obj, tuple | list):
+                return type(obj)(slots_of(o) for o in obj)
+            return ("const", obj)
+
+        out_slots = slots_of(result)
+        grad_slots = []
+        for leaf, g in tracer.leaf_grads.values():
+            data = g.data if isinstance(g, Tensor) else np.asarray(g)
+            slot = tracer.slots.get(id(data))
+            if slot is None:  # the gradient is a constant (e.g. the seed itself)
+                slot = tracer._new()
+                tracer.consts[slot] = data
+            grad_slots.append((leaf, slot))
+            leaf.grad = Tensor._make(data, None) if leaf.grad is None else Tensor._make(leaf.grad.data + data, None)
+        program = _Program(tracer, arg_slots, out_slots, grad_slots)
+
+        def detach(obj: Any) -> Any:
+            if isinstance(obj, Tensor):
+                return Tensor._make(obj.data, None)
+            if isinstance(obj, tuple | list):
+                return type(obj)(detach(o) for o in obj)
+            return obj
+
+        return detach(result), program
+
+
+def compile(fn: Callable[..., Any]) -> Compiled:
+    """Capture ``fn`` on its first call and replay it on later calls with same-shaped inputs.
+
+    Typical use: the loss-and-backward part of a training step::
+
+        @cr.compile
+        def loss_and_grads(x, y):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = loss_and_grads(xb, yb)
+            opt.step()
+    """
+    return Compiled(fn)

@@ -22,7 +22,6 @@ from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from chainrule.ops import sum
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
 from chainrule.transforms.compile import compile as compile_step
 
@@ -334,4 +333,4 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     return accuracy(model, x_test, data.test_labels.astype(np.int64))
 
 
-__all__ = ["Config", "EpochMetrics", "Trainer", "evaluate", "sum"]
+__all__ = ["Config", "EpochMetrics", "Trainer", "evaluate"]

@@ -76,8 +76,9 @@ class _Program:
     """A captured step: instructions, constants, where inputs/parameters go, what comes out."""
 
     def __init__(self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor, int]]):
-        self.size = tracer.count
-        self.consts = list(tracer.consts.items())
+        self.template: list[Any] = [None] * tracer.count  # constants in place, the rest filled per call
+        for slot, value in tracer.consts.items():
+            self.template[slot] = value
         self.externals = tracer.externals
         self.arg_slots = arg_slots
         self.out_slots = out_slots
@@ -99,9 +100,7 @@ class _Program:
         return len(self.instructions)
 
     def run(self, arrays: list[Any]) -> list[Any]:
-        vals: list[Any] = [None] * self.size
-        for slot, value in self.consts:
-            vals[slot] = value
+        vals = self.template.copy()
         for slot, t in self.externals:
             vals[slot] = t.data  # read now: parameters change between steps
         for slot, a in zip(self.arg_slots, arrays, strict=True):

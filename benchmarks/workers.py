@@ -60,7 +60,8 @@ def time_steps(step, steps: int, warmup: int = 5) -> list[float]:
 
 
 # --- one training step and one prediction per framework --------------------------------------
-def make_chainrule(workload: str):
+def make_chainrule(workload: str, compiled: bool = False):
+    """Eager chainrule, or (``compiled``) the same step captured once by cr.compile and replayed."""
     import chainrule as cr
     import chainrule.nn.functional as F
     from chainrule.optim import SGD
@@ -76,42 +77,14 @@ def make_chainrule(workload: str):
             h = F.relu(h @ w.T)
         return h @ ws[-1].T
 
-    def step():
-        opt.zero_grad()
-        loss = F.cross_entropy(forward(x), y)
-        loss.backward()
-        opt.step()
-
-    def predict():
-        with cr.no_grad():
-            forward(x)
-
-    return step, predict
-
-
-def make_chainrule_compiled(workload: str):
-    """The same step, with the loss-and-backward part captured once by cr.compile and replayed."""
-    import chainrule as cr
-    import chainrule.nn.functional as F
-    from chainrule.optim import SGD
-
-    ws = [cr.tensor(w, requires_grad=True) for w in init_weights(SIZES[workload])]
-    x, y = batch_data(workload)
-    opt = SGD(ws, LR, weight_decay=LAM)
-
-    def forward(inp):
-        h = inp
-        for w in ws[:-1]:
-            h = F.relu(h @ w.T)
-        return h @ ws[-1].T
-
-    @cr.compile
     def loss_and_grads(inp, labels):
         loss = F.cross_entropy(forward(inp), labels)
         loss.backward()
         return loss
 
-    predict_c = cr.compile(forward)
+    predict_fn = forward
+    if compiled:
+        loss_and_grads, predict_fn = cr.compile(loss_and_grads), cr.compile(forward)
 
     def step():
         opt.zero_grad()
@@ -120,7 +93,7 @@ def make_chainrule_compiled(workload: str):
 
     def predict():
         with cr.no_grad():
-            predict_c(x)
+            predict_fn(x)
 
     return step, predict
 
@@ -260,7 +233,7 @@ def make_jax(workload: str):
 
 MAKERS = {
     "chainrule": make_chainrule,
-    "chainrule-compiled": make_chainrule_compiled,
+    "chainrule-compiled": lambda workload: make_chainrule(workload, compiled=True),
     "torch": make_torch,
     "numpy": make_numpy,
     "autograd": make_autograd,

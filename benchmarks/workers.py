@@ -463,13 +463,20 @@ def run_fmnist(framework: str, recipe: str, epochs: int) -> dict:
     seconds = []
     for epoch in range(cfg.epochs):
         t = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
         for xb, yb in trainer.loader.batches(epoch):
-            loss = torch.nn.functional.cross_entropy(forward(torch.from_numpy(xb), True), torch.from_numpy(yb))
+            logits = forward(torch.from_numpy(xb), True)
+            yt = torch.from_numpy(yb)
+            loss = torch.nn.functional.cross_entropy(logits, yt)
             if cfg.model == "section" and cfg.weight_decay:
                 loss = loss + cfg.weight_decay / 2 * ((params["W1"] ** 2).sum() + (params["W2"] ** 2).sum())
             opt.zero_grad()
             loss.backward()
             opt.step()
+            # the same per-batch bookkeeping as `chainrule train` (train loss and accuracy)
+            loss_sum += loss.item() * len(yb)
+            correct += int((logits.argmax(1) == yt).sum())
+            seen += len(yb)
         seconds.append(time.perf_counter() - t)
         if sched is not None:
             sched.step()

@@ -4,6 +4,7 @@ from chainrule import nn, ops
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
+    as_tensor,
     empty,
     full,
     ones,
@@ -56,6 +57,7 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "arange",
+    "as_tensor",
     "check_grad",
     "compile",
     "detect_anomaly",

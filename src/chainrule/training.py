@@ -17,6 +17,7 @@ import numpy as np
 
 import chainrule.nn.functional as F
 from chainrule.checkpoint import load_checkpoint, save_checkpoint
+from chainrule.core.constructors import as_tensor
 from chainrule.core.node import no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
@@ -123,7 +124,7 @@ def accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     correct = 0
     with no_grad():
         for i in range(0, len(x), batch_size):
-            logits = model(Tensor(x[i : i + batch_size], dtype=x.dtype))
+            logits = model(as_tensor(x[i : i + batch_size]))
             correct += int((logits.numpy().argmax(axis=1) == y[i : i + batch_size]).sum())
     model.train(was_training)
     return correct / max(len(x), 1)
@@ -235,7 +236,7 @@ class Trainer:
         try:
             for xb, yb in self.loader.batches(st.epoch, start=st.batch):
                 self.optimizer.zero_grad()
-                J, logits = self.step_fn(Tensor(xb, dtype=xb.dtype), Tensor(yb, dtype=yb.dtype))
+                J, logits = self.step_fn(as_tensor(xb), as_tensor(yb))
                 self.optimizer.step()
                 loss = float(J.data)
                 if not math.isfinite(loss):

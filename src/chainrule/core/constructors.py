@@ -19,6 +19,16 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    """A tensor sharing ``data``'s memory when it already is an array of that dtype (no copy)."""
+    if isinstance(data, Tensor):
+        return data if dtype is None or data.dtype == np.dtype(dtype) else data.astype(dtype)
+    array = np.asarray(data, dtype=dtype)
+    if dtype is None and array.dtype.kind == "f" and array.dtype != np.float32 and not isinstance(data, np.ndarray):
+        array = array.astype(np.float32)  # Python floats become float32, as in cr.tensor
+    return Tensor._make(array, None)
+
+
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 

@@ -190,13 +190,13 @@ def main() -> None:
     args = p.parse_args()
     fws = available()
     scale = 0.02 if args.smoke else (0.2 if args.quick else 1.0)
-    repeats = args.repeats or (1 if args.smoke else 3)
+    repeats = args.repeats or (1 if args.smoke else 5)
 
     def n(steps: int) -> int:
         return max(int(steps * scale), 3)
 
     jobs: list[tuple[str, str, int]] = []
-    for wl, steps in (("d2l", 300), ("deep", 40), ("tiny", 2000), ("perop", 50000), ("hvp", 30)):
+    for wl, steps in (("d2l", 300), ("deep", 100), ("tiny", 2000), ("perop", 50000), ("hvp", 30)):
         for fw in fws:
             if wl == "hvp" and fw not in ("chainrule", "torch"):
                 continue

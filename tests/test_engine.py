@@ -286,3 +286,41 @@ def test_grad_argnums():
     ga, gb = cr.grad(f, argnums=(0, 1))(a, b)
     np.testing.assert_allclose(ga.numpy(), [9.0, 16.0])
     np.testing.assert_allclose(gb.numpy(), [6.0, 16.0])
+
+
+def test_hooks_see_every_recorded_node_forward_and_backward():
+    class Counter:
+        def __init__(self):
+            self.forward_names, self.backward_names, self.bytes_saved = [], [], 0
+
+        def forward(self, node, prim, out):
+            if node is not None:
+                self.forward_names.append(node.name)
+                self.bytes_saved += node.saved_nbytes
+
+        def backward(self, node):
+            self.backward_names.append(node.name)
+
+    x = cr.tensor(np.ones((4, 3)), requires_grad=True)
+    with cr.hook(Counter()) as counter:
+        y = (cr.exp(x) * 2.0).sum()
+        y.backward()
+    assert counter.forward_names == ["exp", "multiply", "sum"]
+    assert counter.backward_names == ["sum", "multiply", "exp"]
+    assert counter.bytes_saved == 4 * 3 * 4 + 4 * 3 * 4  # exp keeps its output, multiply its tensor input
+    (x * 2).sum()  # no hook installed any more
+    assert len(counter.forward_names) == 3
+
+
+def test_boolean_mask_indexing_gradient():
+    x = cr.tensor(np.array([[1.0, -2.0], [3.0, -4.0]]), requires_grad=True)
+    mask = x.numpy() > 0
+    (x[mask] * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.where(mask, 3.0, 0.0))
+
+
+def test_as_tensor_shares_memory():
+    a = np.ones(3, np.float32)
+    t = cr.as_tensor(a)
+    assert np.shares_memory(t.numpy(), a)
+    assert cr.as_tensor([1.0, 2.0]).dtype == np.float32

@@ -188,6 +188,7 @@ def test_losses_do_not_broadcast_silently():
         F.cross_entropy(cr.tensor(np.ones((2, 3))), np.array([0, 3]))
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_detect_anomaly_names_first_bad_op():
     x = cr.tensor(np.array([1.0, -1.0]), requires_grad=True)
     with cr.detect_anomaly():

@@ -71,6 +71,22 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def prepare_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST as float32 inputs in [0, 1] (or standardized) and int64 labels."""
+    data = load_fashion_mnist(cfg.data_dir)
+    x_train, y_train = as_float_inputs(data.train_images), data.train_labels.astype(np.int64)
+    x_test, y_test = as_float_inputs(data.test_images), data.test_labels.astype(np.int64)
+    if cfg.limit_train:
+        x_train, y_train = x_train[: cfg.limit_train], y_train[: cfg.limit_train]
+    if cfg.limit_test:
+        x_test, y_test = x_test[: cfg.limit_test], y_test[: cfg.limit_test]
+    if cfg.standardize:  # with the training set's statistics
+        mean, std = x_train.mean(), x_train.std()
+        x_train = (x_train - mean) / std
+        x_test = (x_test - mean) / std
+    return x_train, y_train, x_test, y_test
+
+
 def build_model(cfg: Config) -> Module:
     if cfg.model in ("section", "section-bias"):
         return SectionMLP(
@@ -135,18 +151,7 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.quiet = quiet
-        data = load_fashion_mnist(cfg.data_dir)
-        x_train, y_train = as_float_inputs(data.train_images), data.train_labels.astype(np.int64)
-        x_test, y_test = as_float_inputs(data.test_images), data.test_labels.astype(np.int64)
-        if cfg.limit_train:
-            x_train, y_train = x_train[: cfg.limit_train], y_train[: cfg.limit_train]
-        if cfg.limit_test:
-            x_test, y_test = x_test[: cfg.limit_test], y_test[: cfg.limit_test]
-        if cfg.standardize:
-            mean, std = x_train.mean(), x_train.std()
-            x_train = (x_train - mean) / std
-            x_test = (x_test - mean) / std
-        self.x_test, self.y_test = x_test, y_test
+        x_train, y_train, self.x_test, self.y_test = prepare_data(cfg)
         self.loader = DataLoader(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.model = build_model(cfg)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -322,16 +327,11 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     cfg = Config(**meta["config"])
     if data_dir is not None:
         cfg.data_dir = data_dir
+    cfg.limit_test = 0  # always the whole test set
     model = build_model(cfg)
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
-    data = load_fashion_mnist(cfg.data_dir)
-    x_test = as_float_inputs(data.test_images)
-    if cfg.standardize:
-        x_train = as_float_inputs(data.train_images)
-        if cfg.limit_train:
-            x_train = x_train[: cfg.limit_train]
-        x_test = (x_test - x_train.mean()) / x_train.std()
-    return accuracy(model, x_test, data.test_labels.astype(np.int64))
+    _, _, x_test, y_test = prepare_data(cfg)
+    return accuracy(model, x_test, y_test)
 
 
 __all__ = ["Config", "EpochMetrics", "Trainer", "evaluate"]

@@ -67,6 +67,17 @@ def test_exercise1_gradient_wrt_intermediates(n, m):
     assert w.grad is None  # cr.grad does not touch .grad
 
 
+def test_grad_wrt_intermediate_stops_there_and_keeps_the_rest_of_the_graph():
+    w = cr.tensor(np.array([[1.0, -2.0], [0.5, 3.0]]), requires_grad=True)
+    x = cr.tensor(np.array([[1.0], [2.0]]))
+    z = w @ x
+    loss = (cr.tanh(z) ** 2).sum()
+    (gz,) = cr.grad(loss, [z], retain_graph=True)
+    assert z.node.saved_arrays()  # the matmul below z was neither run nor freed
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), gz.numpy() @ x.numpy().T, rtol=1e-6)
+
+
 def test_gradients_accumulate_and_repeated_use():
     x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x * x).sum().backward()

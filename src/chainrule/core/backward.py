@@ -113,9 +113,10 @@ def backward(
 
     order = toposort(root_nodes)
     wanted: set[int] = set()
+    leads: set[int] = set()
     if targets is not None:
         wanted = {id(t.node) if t.node is not None else id(t) for t in targets}
-        order = _prune(order, wanted)
+        order, leads = _prune(order, wanted)
     captured: dict[int, Any] = {}
     owned: set[int] = set()  # gradient arrays already handed to a leaf in this pass
 
@@ -127,8 +128,8 @@ def backward(
             g = grads.pop(key, None)
             if key in wanted:
                 captured[key] = g
-            if g is None:
-                continue
+            if g is None or (targets is not None and key not in leads):
+                continue  # nothing flows here, or a target with no other target below it
             if node.released and (node.prim.save or node.prim.save_output):
                 raise GraphReleasedError(
                     f"backward: reached node '{node.prim.name}' (output {node.out_shape}) whose saved "
@@ -165,15 +166,21 @@ def backward(
     return results
 
 
-def _prune(order: list[Node], wanted: set[int]) -> list[Node]:
-    """Keep only nodes from which a target can be reached (order: parents first)."""
+def _prune(order: list[Node], wanted: set[int]) -> tuple[list[Node], set[int]]:
+    """Nodes to visit for gradients w.r.t. ``wanted``, and those whose rules must run.
+
+    A node's rules run only if a target lies below it; a target with none below is
+    visited just to read its gradient, and keeps its saved arrays for a later backward.
+    """
     leads: set[int] = set()
     kept: list[Node] = []
-    for node in order:
-        if id(node) in wanted or any(p is not None and (id(p) in leads or id(p) in wanted) for p in node.parents):
+    for node in order:  # parents come first
+        if any(p is not None and (id(p) in leads or id(p) in wanted) for p in node.parents):
             leads.add(id(node))
             kept.append(node)
-    return kept
+        elif id(node) in wanted:
+            kept.append(node)
+    return kept, leads
 
 
 def _plus(total: Any, g: Any) -> Any:

@@ -78,48 +78,24 @@ def _cases() -> list[Case]:
             ((3, 4), (4,)),
         )
     )
+    every_axis = (0, 1, 2)  # PyTorch's amax/amin/logsumexp take all axes explicitly
+    reductions = [
+        ("sum", cr.sum, lambda a, ax, k: a.sum(dim=ax, keepdim=k) if ax is not None else a.sum()),
+        ("mean", cr.mean, lambda a, ax, k: a.mean(dim=ax, keepdim=k) if ax is not None else a.mean()),
+        ("max", cr.max, lambda a, ax, k: a.amax(dim=every_axis if ax is None else ax, keepdim=k)),
+        ("min", cr.min, lambda a, ax, k: a.amin(dim=every_axis if ax is None else ax, keepdim=k)),
+        ("logsumexp", cr.logsumexp, lambda a, ax, k: a.logsumexp(dim=every_axis if ax is None else ax, keepdim=k)),
+    ]
     for axis, keep in [(None, False), (0, False), (1, True), ((0, 2), False), (-1, True)]:
-        shape = (2, 3, 4)
-        c.append(
-            Case(
-                f"sum{axis}{keep}",
-                lambda a, ax=axis, k=keep: cr.sum(a, axis=ax, keepdims=k),
-                lambda a, ax=axis, k=keep: a.sum(dim=ax, keepdim=k) if ax is not None else a.sum(),
-                (shape,),
+        for name, ours, theirs in reductions:
+            c.append(
+                Case(
+                    f"{name}{axis}{keep}",
+                    lambda a, f=ours, ax=axis, k=keep: f(a, axis=ax, keepdims=k),
+                    lambda a, f=theirs, ax=axis, k=keep: f(a, ax, k),
+                    ((2, 3, 4),),
+                )
             )
-        )
-        c.append(
-            Case(
-                f"mean{axis}{keep}",
-                lambda a, ax=axis, k=keep: cr.mean(a, axis=ax, keepdims=k),
-                lambda a, ax=axis, k=keep: a.mean(dim=ax, keepdim=k) if ax is not None else a.mean(),
-                (shape,),
-            )
-        )
-        c.append(
-            Case(
-                f"max{axis}{keep}",
-                lambda a, ax=axis, k=keep: cr.max(a, axis=ax, keepdims=k),
-                lambda a, ax=axis, k=keep: a.amax(dim=ax if ax is not None else tuple(range(3)), keepdim=k),
-                (shape,),
-            )
-        )
-        c.append(
-            Case(
-                f"min{axis}{keep}",
-                lambda a, ax=axis, k=keep: cr.min(a, axis=ax, keepdims=k),
-                lambda a, ax=axis, k=keep: a.amin(dim=ax if ax is not None else tuple(range(3)), keepdim=k),
-                (shape,),
-            )
-        )
-        c.append(
-            Case(
-                f"logsumexp{axis}{keep}",
-                lambda a, ax=axis, k=keep: cr.logsumexp(a, axis=ax, keepdims=k),
-                lambda a, ax=axis, k=keep: a.logsumexp(dim=ax if ax is not None else tuple(range(3)), keepdim=k),
-                (shape,),
-            )
-        )
     c.append(Case("sum0d", lambda a: cr.sum(a), lambda a: a.sum(), ((),)))
     c.append(Case("reshape", lambda a: cr.reshape(a, (4, 3)), lambda a: a.reshape(4, 3), ((2, 6),)))
     c.append(Case("reshape-1", lambda a: a.reshape(-1, 2), lambda a: a.reshape(-1, 2), ((2, 6),)))

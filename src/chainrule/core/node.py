@@ -141,39 +141,31 @@ class GraphHook(Protocol):
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def _switch(flag: str, value: bool) -> Iterator[None]:
+    previous = getattr(STATE, flag)
+    setattr(STATE, flag, value)
+    try:
+        yield
+    finally:
+        setattr(STATE, flag, previous)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Run operations without recording them (prediction mode)."""
-    previous = STATE.grad_enabled
-    STATE.grad_enabled = False
-    try:
-        yield
-    finally:
-        STATE.grad_enabled = previous
+    return _switch("grad_enabled", False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
-    previous = STATE.grad_enabled
-    STATE.grad_enabled = True
-    try:
-        yield
-    finally:
-        STATE.grad_enabled = previous
+def enable_grad() -> contextlib.AbstractContextManager[None]:
+    return _switch("grad_enabled", True)
 
 
 def is_grad_enabled() -> bool:
     return STATE.grad_enabled
 
 
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
+def detect_anomaly() -> contextlib.AbstractContextManager[None]:
     """Check every forward output and backward gradient for NaN/Inf and name the op that made it."""
-    previous = STATE.anomaly
-    STATE.anomaly = True
-    try:
-        yield
-    finally:
-        STATE.anomaly = previous
+    return _switch("anomaly", True)
 
 
 @contextlib.contextmanager

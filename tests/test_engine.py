@@ -181,6 +181,18 @@ def test_shape_error_names_op_shapes_and_line():
         a @ b  # noqa: B018
 
 
+def test_a_rule_returning_the_wrong_shape_is_named():
+    bad = cr.Primitive("bad_rule", np.sin, save=(0,))
+    bad.defvjp(lambda g, out, x: g[:1])
+    x = cr.tensor(np.ones(3), requires_grad=True)
+    with cr.detect_anomaly():
+        y = bad(x).sum()
+    with pytest.raises(
+        cr.ShapeError, match=r"bad_rule: the VJP rule for input 0 returned shape \(1,\).*\(3,\).*test_engine.py"
+    ):
+        y.backward()
+
+
 def test_dtype_error_names_op_and_dtypes():
     a = cr.tensor(np.ones(3), dtype="float32")
     b = cr.tensor(np.ones(3), dtype="float64")

@@ -54,6 +54,12 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     return x
 
 
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(n in (1, t) for n, t in zip(shape, target[len(target) - len(shape) :], strict=True))
+
+
 def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     if gradient is None:
         if root.data.size != 1:
@@ -223,6 +229,12 @@ def _node_vjps(node: Node, g: Any, create_graph: bool) -> list[tuple[int, Any]]:
             continue
         shape = node.shapes[i]
         if gi.shape != shape:
+            if not _broadcasts_to(shape, gi.shape):
+                where = node.origin or "unknown: run under cr.detect_anomaly() to record it"
+                raise ShapeError(
+                    f"{prim.name}: the VJP rule for input {i} returned shape {gi.shape}, which cannot be "
+                    f"summed back to the input's shape {shape} (op created at {where})"
+                )
             gi = sum_to(gi, shape)
         if gi.dtype != node.dtypes[i]:
             gi = gi.astype(node.dtypes[i])

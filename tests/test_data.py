@@ -93,6 +93,11 @@ def test_bad_magic_and_label_range(tmp_path):
         read_idx(labels)
 
 
+def test_missing_data_dir_is_an_error_not_a_silent_fallback(tmp_path):
+    with pytest.raises(DataError, match="no such directory"):
+        load_fashion_mnist(tmp_path / "typo", download_missing=False)
+
+
 def test_incomplete_data_dir_is_an_error(fmnist_copy):
     (fmnist_copy / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):

@@ -181,6 +181,8 @@ def load_fashion_mnist(
     search_system: bool = True,
 ) -> FashionMNIST:
     """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,)."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir}: no such directory")
     dirs = candidate_dirs(data_dir)
     if not search_system:
         dirs = [d for d in dirs if d != DEBIAN_DIR]

@@ -79,9 +79,22 @@ def test_compiled_gradients_accumulate_like_eager():
     def f(x):
         (w * x).sum().backward()
 
-    f(np.array([3.0, 4.0], np.float32))
-    f(np.array([3.0, 4.0], np.float32))  # replay, no zero_grad in between: accumulates
+    assert f(np.array([3.0, 4.0], np.float32)) is None
+    assert f(np.array([3.0, 4.0], np.float32)) is None  # replay, no zero_grad in between: accumulates
     np.testing.assert_array_equal(w.grad.numpy(), [6.0, 8.0])
+
+
+def test_compiled_returns_non_tensor_values_as_they_were():
+    w = cr.tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    @cr.compile
+    def f(x):
+        return (w * x).sum(), "label", 3
+
+    x = np.array([1.0, 1.0], np.float32)
+    assert f(x)[1:] == ("label", 3)
+    loss, label, n = f(x)  # replayed
+    assert (loss.item(), label, n) == (3.0, "label", 3)
 
 
 def test_compiled_replay_reads_updated_parameters_and_new_data():

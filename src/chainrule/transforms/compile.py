@@ -112,6 +112,19 @@ class _Program:
         return vals
 
 
+class _Const:
+    """A returned value that is not an array computed by the step: handed back as it was."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _add_leaf_grad(leaf: Tensor, g: np.ndarray) -> None:
+    leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad.data + g, None)
+
+
 def _flatten_slots(obj: Any) -> list[int]:
     if isinstance(obj, int):
         return [obj]
@@ -151,8 +164,7 @@ class Compiled:
         arrays = [_array(a) for a in args if isinstance(a, Tensor | np.ndarray)]
         vals = program.run(arrays)
         for leaf, slot in program.grad_slots:
-            g = np.asarray(vals[slot])
-            leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad.data + g, None)
+            _add_leaf_grad(leaf, np.asarray(vals[slot]))
         return self._rebuild(program.out_slots, vals)
 
     def _rebuild(self, slots: Any, vals: list[Any]) -> Any:
@@ -160,7 +172,8 @@ class Compiled:
             return Tensor._make(np.asarray(vals[slots]), None)
         if isinstance(slots, tuple | list):
             return type(slots)(self._rebuild(s, vals) for s in slots)
-        return slots[1] if isinstance(slots, tuple) else slots
+        assert isinstance(slots, _Const)
+        return slots.value
 
     def _trace(self, args: tuple[Any, ...]) -> tuple[Any, _Program]:
         if STATE.tracer is not None:
@@ -185,11 +198,11 @@ class Compiled:
             STATE.tracer = None
 
         def slots_of(obj: Any) -> Any:
-            if isinstance(obj, Tensor):
+            if isinstance(obj, Tensor) and id(obj.data) in tracer.slots:
                 return tracer.slots[id(obj.data)]
             if isinstance(obj, tuple | list):
                 return type(obj)(slots_of(o) for o in obj)
-            return ("const", obj)
+            return _Const(obj)
 
         out_slots = slots_of(result)
         grad_slots = []
@@ -200,7 +213,7 @@ class Compiled:
                 slot = tracer._new()
                 tracer.consts[slot] = data
             grad_slots.append((leaf, slot))
-            leaf.grad = Tensor._make(data, None) if leaf.grad is None else Tensor._make(leaf.grad.data + data, None)
+            _add_leaf_grad(leaf, data)
         program = _Program(tracer, arg_slots, out_slots, grad_slots)
 
         def detach(obj: Any) -> Any:

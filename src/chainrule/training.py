@@ -195,8 +195,8 @@ class Trainer:
         if epochs is not None:
             cfg.epochs = epochs
         trainer = cls(cfg, run_dir, quiet=quiet)
-        trainer.model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
-        trainer.optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        trainer.model.load_state_dict(_section(arrays, "param/"))
+        trainer.optimizer.load_state_dict(_section(arrays, "optim/"))
         trainer.state = RunState(**meta["state"])
         for d, st in zip(trainer._dropouts(), meta["dropout_rng"], strict=True):
             d.rng.bit_generator.state = st
@@ -322,6 +322,11 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The checkpoint entries under ``prefix`` ("param/" or "optim/"), with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     arrays, meta = load_checkpoint(Path(run_dir) / CHECKPOINT)
     cfg = Config(**meta["config"])
@@ -329,7 +334,7 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
         cfg.data_dir = data_dir
     cfg.limit_test = 0  # always the whole test set
     model = build_model(cfg)
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
+    model.load_state_dict(_section(arrays, "param/"))
     _, _, x_test, y_test = prepare_data(cfg)
     return accuracy(model, x_test, y_test)
 

@@ -120,30 +120,27 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     if STATE.tracer is not None:
         STATE.tracer.record(prim, args, datas, params, out)
 
-    if not (needs_grad and prim.differentiable and STATE.grad_enabled):
-        if STATE.hooks:
-            for h in STATE.hooks:
-                h.forward(None, prim, out)
-        return Tensor._make(out, None)
-    saved = None
-    if prim.save:
-        saved_list: list[Any] = [None] * len(args)
-        for i in prim.save:
-            saved_list[i] = args[i] if isinstance(args[i], Tensor) else datas[i]
-        saved = tuple(saved_list)
-    node = Node(
-        prim,
-        tuple(parents),
-        tuple([d.shape if isinstance(d, np.ndarray) else np.shape(d) for d in datas]),
-        tuple([d.dtype if isinstance(d, np.ndarray) else None for d in datas]),
-        saved,
-        out if prim.save_output else None,
-        params,
-        out.shape,
-        out.dtype,
-    )
-    if STATE.anomaly:
-        node.origin = user_frame()
+    node = None
+    if needs_grad and prim.differentiable and STATE.grad_enabled:
+        saved = None
+        if prim.save:
+            saved_list: list[Any] = [None] * len(args)
+            for i in prim.save:
+                saved_list[i] = args[i] if isinstance(args[i], Tensor) else datas[i]
+            saved = tuple(saved_list)
+        node = Node(
+            prim,
+            tuple(parents),
+            tuple([d.shape if isinstance(d, np.ndarray) else np.shape(d) for d in datas]),
+            tuple([d.dtype if isinstance(d, np.ndarray) else None for d in datas]),
+            saved,
+            out if prim.save_output else None,
+            params,
+            out.shape,
+            out.dtype,
+        )
+        if STATE.anomaly:
+            node.origin = user_frame()
     if STATE.hooks:
         for h in STATE.hooks:
             h.forward(node, prim, out)

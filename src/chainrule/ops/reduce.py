@@ -68,26 +68,24 @@ _min_p = Primitive("min", _amin, save=(0,), save_output=True)
 _min_p.defvjp(_extremum_vjp)
 
 
-def _ndim(x: Any) -> int:
-    return array_of(x).ndim
-
-
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    return _sum_p(x, axis=normalize_axis(axis, _ndim(x), "sum"), keepdims=keepdims)
+    return _sum_p(x, axis=normalize_axis(axis, array_of(x).ndim, "sum"), keepdims=keepdims)
+
+
+def _extremum(prim: Primitive, x: Any, axis: Any, keepdims: bool) -> Any:
+    data = array_of(x)
+    ax = normalize_axis(axis, data.ndim, prim.name)
+    if data.size == 0:
+        raise ValueError(f"{prim.name}: expected a non-empty array, got one of size 0")
+    return prim(x, axis=ax, keepdims=keepdims)
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    ax = normalize_axis(axis, _ndim(x), "max")
-    if array_of(x).size == 0:
-        raise ValueError("max: expected a non-empty array, got one of size 0")
-    return _max_p(x, axis=ax, keepdims=keepdims)
+    return _extremum(_max_p, x, axis, keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    ax = normalize_axis(axis, _ndim(x), "min")
-    if array_of(x).size == 0:
-        raise ValueError("min: expected a non-empty array, got one of size 0")
-    return _min_p(x, axis=ax, keepdims=keepdims)
+    return _extremum(_min_p, x, axis, keepdims)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -99,7 +97,7 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) computed stably; the shift by the max carries no gradient (it cancels)."""
-    ax = normalize_axis(axis, _ndim(x), "logsumexp")
+    ax = normalize_axis(axis, array_of(x).ndim, "logsumexp")
     shift = stop_gradient(_max_p(x, axis=ax, keepdims=True))
     lse = log(_sum_p(exp(x - shift), axis=ax, keepdims=True)) + shift
     if not keepdims:

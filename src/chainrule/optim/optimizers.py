@@ -112,15 +112,6 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
 
-    def step(self) -> None:
-        self.steps += 1
-        t = self.steps
-        self._c1 = 1 - self.beta1**t
-        self._c2 = 1 - self.beta2**t
-        for p, state in zip(self.params, self.state, strict=True):
-            if p.grad is not None:
-                self._update(p.data, p.grad.data, state)
-
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         if self.weight_decay and self.decoupled:
             w *= w.dtype.type(1 - self.lr * self.weight_decay)
@@ -134,8 +125,8 @@ class Adam(Optimizer):
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * (g * g)
-        step = self.lr / self._c1
-        denom = np.sqrt(v / self._c2)
+        step = self.lr / (1 - self.beta1**self.steps)  # bias corrections; steps counts this step
+        denom = np.sqrt(v / (1 - self.beta2**self.steps))
         denom += self.eps
         w -= w.dtype.type(step) * (m / denom)
 

@@ -103,7 +103,11 @@ def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None) -> np.
     """Read one IDX file (gzipped or raw), validating header, length and (if known) content."""
     path = Path(path)
     try:
-        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot decompress/read ({exc}); the file is truncated or corrupt") from exc
     if len(raw) < 8:

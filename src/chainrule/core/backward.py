@@ -7,34 +7,39 @@ run on tensors with recording on, so the gradient is itself a differentiable gra
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, GraphReleasedError, ShapeError
-from chainrule.core.node import STATE, Meta, Node
+from chainrule.core.node import STATE, Node
 from chainrule.core.tensor import Tensor
 
 
 def toposort(roots: Sequence[Node]) -> list[Node]:
     """Nodes reachable from ``roots``, every node after all of its parents. No recursion."""
-    if len(roots) == 1 and not any(type(p) is Node for p in roots[0].parents):
-        return [roots[0]]  # a single operation on leaves: nothing to sort
+    if len(roots) == 1:
+        for parent in roots[0].parents:
+            if type(parent) is Node:
+                break
+        else:
+            return [roots[0]]  # a single operation on leaves: nothing to sort
     order: list[Node] = []
-    visited: set[int] = set()
+    visited: set[Node] = set()
     stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
-        if id(node) in visited:
+        if node in visited:
             continue
-        visited.add(id(node))
+        visited.add(node)
         stack.append((node, True))
         for parent in reversed(node.parents):
-            if type(parent) is Node and id(parent) not in visited:
+            if type(parent) is Node and parent not in visited:
                 stack.append((parent, False))
     return order
 
@@ -60,30 +65,32 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     return all(n in (1, t) for n, t in zip(shape, target[len(target) - len(shape) :], strict=True))
 
 
-def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
+def _seed(root: Tensor, gradient: Any, create_graph: bool, owned: set[int]) -> Any:
+    """The gradient backward starts from: ones for a scalar, else the caller's ``gradient``."""
+    data = root.data
     if gradient is None:
-        if root.data.size != 1:
+        if data.size != 1:
             raise ShapeError(
-                f"backward: output has shape {root.shape}; a non-scalar output needs an explicit "
+                f"backward: output has shape {data.shape}; a non-scalar output needs an explicit "
                 f"`gradient` of the same shape (e.g. out.backward(cr.ones_like(out)))"
             )
-        g: Any = np.ones(root.shape, dtype=root.dtype)
+        g: Any = np.ones(data.shape, dtype=data.dtype)
     else:
-        g = gradient
-        gshape = g.shape if hasattr(g, "shape") else np.shape(g)
-        if tuple(gshape) != root.shape:
-            raise ShapeError(f"backward: `gradient` must have the output's shape {root.shape}, got {tuple(gshape)}")
-        if not isinstance(g, Tensor):
-            g = np.array(g, dtype=root.dtype)  # a copy: the caller's array never becomes a .grad
-    if create_graph:
-        return g if isinstance(g, Tensor) else Tensor._make(g, None)
-    return g.data if isinstance(g, Tensor) else g
+        g = gradient.data if isinstance(gradient, Tensor) and not create_graph else gradient
+        if type(g) is not np.ndarray or g.dtype != data.dtype:
+            if not isinstance(g, Tensor):
+                g = np.array(g, dtype=data.dtype)
+        if g.shape != data.shape:
+            raise ShapeError(f"backward: `gradient` must have the output's shape {data.shape}, got {g.shape}")
+        owned.add(id(g if type(g) is np.ndarray else g.data))  # the caller's: copied before it is a .grad
+    if create_graph and not isinstance(g, Tensor):
+        return Tensor._make(g, None)
+    return g
 
 
 def backward(
     roots: Sequence[Tensor],
     gradients: Sequence[Any],
-    *,
     retain_graph: bool = False,
     create_graph: bool = False,
     targets: Sequence[Tensor] | None = None,
@@ -93,77 +100,102 @@ def backward(
     Without ``targets``, gradients accumulate into ``.grad`` of leaves that require grad.
     With ``targets`` (leaf or intermediate tensors), their gradients are returned instead
     and no ``.grad`` is touched; only the part of the graph that leads to them is walked.
+
+    Nodes are visited latest-created first (a heap keyed on ``Node.seq``), which puts each
+    node after everything that consumed its output: one pass, no separate sort, and only
+    nodes that some gradient actually reaches are touched.
     """
-    tracer = STATE.tracer
-    if tracer is not None:
+    state = STATE
+    if state.tracer is not None:
         create_graph = True  # cr.compile captures the backward pass as primitives
-    grads: dict[int, Any] = {}
-    root_nodes: list[Node] = []
-    leaf_grads: dict[int, Any] = {}  # with targets: gradients reaching leaves
+    grads: dict[Node, Any] = {}  # gradient flowing into each pending node's output
+    ready: list[tuple[int, Node]] = []  # heap of (-seq, node)
+    owned: set[int] = set()  # ids of arrays that must be copied before becoming a leaf's .grad
+    leaf_grads: dict[int, Any] | None = None if targets is None else {}  # with targets: what reaches leaves
     for root, gradient in zip(roots, gradients, strict=True):
         if not root.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph; "
                 "create the inputs with requires_grad=True (and not under cr.no_grad())"
             )
-        g = _seed(root, gradient, create_graph)
-        if root.node is None:
-            if targets is None:
-                _accumulate_leaf(root, g, set())
-            else:
-                leaf_grads[id(root)] = _plus(leaf_grads.get(id(root)), g)
-            continue
-        key = id(root.node)
-        grads[key] = _plus(grads.get(key), g)
-        root_nodes.append(root.node)
+        g = _seed(root, gradient, create_graph, owned)
+        node = root.node
+        if node is None:
+            _to_leaf(root, g, owned, leaf_grads)
+        elif node in grads:
+            grads[node] = grads[node] + g
+        else:
+            grads[node] = g
+            heapq.heappush(ready, (-node.seq, node))
 
-    order = toposort(root_nodes)
-    wanted: set[int] = set()
-    leads: set[int] = set()
+    leads: set[Node] | None = None
+    captured: dict[Node, Any] = {}
     if targets is not None:
-        wanted = {id(t.node) if t.node is not None else id(t) for t in targets}
-        order, leads = _prune(order, wanted)
-    captured: dict[int, Any] = {}
-    owned: set[int] = set()  # gradient arrays already handed to a leaf in this pass
+        wanted = {t if t.node is None else t.node for t in targets}
+        leads = _leading(list(grads), wanted)
 
-    previous_mode = STATE.grad_enabled
-    STATE.grad_enabled = create_graph  # record the backward pass only when asked to
+    previous_mode = state.grad_enabled
+    state.grad_enabled = create_graph  # record the backward pass only when asked to
     try:
-        for node in reversed(order):
-            key = id(node)
-            g = grads.pop(key, None)
-            if key in wanted:
-                captured[key] = g
-            if g is None or (targets is not None and key not in leads):
-                continue  # nothing flows here, or a target with no other target below it
-            if node.released and (node.prim.save or node.prim.save_output):
+        while ready:
+            node = heapq.heappop(ready)[1]
+            g = grads.pop(node)
+            if leads is not None:
+                captured[node] = g
+                if node not in leads:
+                    continue  # no target below this node: read its gradient, do not run it
+            prim = node.prim
+            if node.released and (prim.save or prim.save_output):
                 raise GraphReleasedError(
-                    f"backward: reached node '{node.prim.name}' (output {node.out_shape}) whose saved "
+                    f"backward: reached node '{prim.name}' (output {node.out_shape}) whose saved "
                     "arrays were already freed by an earlier backward; pass retain_graph=True to the "
                     "first backward if you need to backpropagate through the graph twice"
                 )
-            for i, gi in _node_vjps(node, g, create_graph):
-                parent = node.parents[i]
-                if type(parent) is Node:
-                    pkey = id(parent)
-                    grads[pkey] = _plus(grads.get(pkey), gi)
-                elif targets is None:
-                    _accumulate_leaf(parent, gi, owned)  # type: ignore[arg-type]
+            # The chain rule at one node: each input's gradient from the output's, by its rule.
+            inputs = node.inputs
+            if create_graph:
+                args, out, g = _reconnect(node, g)
+            else:
+                args, out = inputs, node.output
+            params = node.params
+            rules = prim.vjps
+            for i, parent in enumerate(node.parents):
+                if parent is None:
+                    continue
+                if prim.vjp_any is None:
+                    rule = rules[i] if i < len(rules) else None
+                    if rule is None:
+                        continue
+                    gi = rule(g, out, *args, **params)
                 else:
-                    leaf_grads[id(parent)] = _plus(leaf_grads.get(id(parent)), gi)
+                    gi = prim.vjp_any(i, g, out, *args, **params)
+                if gi is None:
+                    continue
+                expected = inputs[i]
+                if gi.shape != expected.shape or gi.dtype != expected.dtype:
+                    gi = _conform(gi, node, i)
+                if state.anomaly:
+                    _check_finite(gi, node, i)
+                if type(parent) is not Node:
+                    _to_leaf(parent, gi, owned, leaf_grads)  # type: ignore[arg-type]
+                elif parent in grads:
+                    grads[parent] = grads[parent] + gi
+                else:
+                    grads[parent] = gi
+                    heapq.heappush(ready, (-parent.seq, parent))
             if not retain_graph:
                 node.release()
-            if STATE.hooks:
-                for h in STATE.hooks:
+            if state.hooks:
+                for h in state.hooks:
                     h.backward(node)
     finally:
-        STATE.grad_enabled = previous_mode
+        state.grad_enabled = previous_mode
 
-    if targets is None:
+    if targets is None or leaf_grads is None:
         return None
     results: list[Any] = []
     for t in targets:
-        g = captured.get(id(t.node)) if t.node is not None else leaf_grads.get(id(t))
+        g = captured.get(t.node) if t.node is not None else leaf_grads.get(id(t))
         if g is None:
             g = np.zeros(t.shape, dtype=t.dtype)
         if not isinstance(g, Tensor):
@@ -172,92 +204,77 @@ def backward(
     return results
 
 
-def _prune(order: list[Node], wanted: set[int]) -> tuple[list[Node], set[int]]:
-    """Nodes to visit for gradients w.r.t. ``wanted``, and those whose rules must run.
+def _leading(roots: list[Node], wanted: set[Any]) -> set[Node]:
+    """Nodes with a target somewhere below them: the only ones whose rules must run.
 
-    A node's rules run only if a target lies below it; a target with none below is
-    visited just to read its gradient, and keeps its saved arrays for a later backward.
+    A target with no other target below it is visited just to read its gradient, and
+    keeps its saved arrays for a later backward.
     """
-    leads: set[int] = set()
-    kept: list[Node] = []
-    for node in order:  # parents come first
-        if any(p is not None and (id(p) in leads or id(p) in wanted) for p in node.parents):
-            leads.add(id(node))
-            kept.append(node)
-        elif id(node) in wanted:
-            kept.append(node)
-    return kept, leads
+    leads: set[Node] = set()
+    for node in toposort(roots):  # parents come first
+        for p in node.parents:
+            if p is not None and (p in leads or p in wanted):
+                leads.add(node)
+                break
+    return leads
 
 
 def _plus(total: Any, g: Any) -> Any:
     return g if total is None else total + g
 
 
-def _node_vjps(node: Node, g: Any, create_graph: bool) -> list[tuple[int, Any]]:
-    """Apply the node's rules: the gradient for each input that has a parent."""
-    prim = node.prim
-    saved = node.saved
-    if saved is None:
-        args: list[Any] = [Meta(shape, dtype) for shape, dtype in zip(node.shapes, node.dtypes, strict=True)]
-    elif create_graph:
-        args = [Meta(node.shapes[i], node.dtypes[i]) if item is None else item for i, item in enumerate(saved)]
-    else:
-        args = [
-            Meta(node.shapes[i], node.dtypes[i]) if item is None else item.data if type(item) is Tensor else item
-            for i, item in enumerate(saved)
-        ]
-    out: Any = node.saved_output
-    if create_graph:
-        if out is not None:
-            out = Tensor._make(out, node)  # reconnect the saved output to this node
-        if not isinstance(g, Tensor):
-            g = Tensor._make(np.asarray(g), None)
-    results: list[tuple[int, Any]] = []
-    params = node.params
-    vjps = prim.vjps
-    for i, parent in enumerate(node.parents):
-        if parent is None:
-            continue
-        if prim.vjp_any is not None:
-            gi = prim.vjp_any(i, g, out, *args, **params)
+def _reconnect(node: Node, g: Any) -> tuple[Sequence[Any], Any, Tensor]:
+    """For a recorded backward: the node's saved arrays as tensors joined to where they came from."""
+    args: list[Any] = []
+    for item, parent in zip(node.inputs, node.parents, strict=True):
+        if type(item) is not np.ndarray:
+            args.append(item)
+        elif type(parent) is Node or parent is None:
+            args.append(Tensor._make(item, parent))
         else:
-            rule = vjps[i] if i < len(vjps) else None
-            if rule is None:
-                continue
-            gi = rule(g, out, *args, **params)
-        if gi is None:
-            continue
-        shape = node.shapes[i]
-        if gi.shape != shape:
-            if not _broadcasts_to(shape, gi.shape):
-                where = node.origin or "unknown: run under cr.detect_anomaly() to record it"
-                raise ShapeError(
-                    f"{prim.name}: the VJP rule for input {i} returned shape {gi.shape}, which cannot be "
-                    f"summed back to the input's shape {shape} (op created at {where})"
-                )
-            gi = sum_to(gi, shape)
-        if gi.dtype != node.dtypes[i]:
-            gi = gi.astype(node.dtypes[i])
-        if STATE.anomaly:
-            data = gi.data if isinstance(gi, Tensor) else np.asarray(gi)
-            if not np.isfinite(data).all():
-                raise AnomalyError(
-                    f"{prim.name} produced NaN/Inf in backward (gradient of input {i}); "
-                    f"the op was created at {node.origin or '<unknown>'}"
-                )
-        results.append((i, gi))
-    return results
+            args.append(parent)  # a leaf: the tensor itself
+    out = None if node.output is None else Tensor._make(node.output, node)
+    return args, out, g if isinstance(g, Tensor) else Tensor._make(np.asarray(g), None)
 
 
-def _accumulate_leaf(leaf: Tensor, g: Any, owned: set[int]) -> None:
-    if STATE.tracer is not None:
+def _conform(gi: Any, node: Node, i: int) -> Any:
+    """A rule's gradient summed back over broadcast axes and cast to input ``i``'s shape and dtype."""
+    expected = node.inputs[i]
+    shape = expected.shape
+    if gi.shape != shape:
+        if not _broadcasts_to(shape, gi.shape):
+            where = node.origin or "unknown: run under cr.detect_anomaly() to record it"
+            raise ShapeError(
+                f"{node.prim.name}: the VJP rule for input {i} returned shape {gi.shape}, which cannot be "
+                f"summed back to the input's shape {shape} (op created at {where})"
+            )
+        gi = sum_to(gi, shape)
+    if gi.dtype != expected.dtype:
+        gi = gi.astype(expected.dtype)
+    return gi
+
+
+def _check_finite(gi: Any, node: Node, i: int) -> None:
+    data = gi.data if isinstance(gi, Tensor) else np.asarray(gi)
+    if not np.isfinite(data).all():
+        raise AnomalyError(
+            f"{node.prim.name} produced NaN/Inf in backward (gradient of input {i}); "
+            f"the op was created at {node.origin or '<unknown>'}"
+        )
+
+
+def _to_leaf(leaf: Tensor, g: Any, owned: set[int], leaf_grads: dict[int, Any] | None) -> None:
+    """Hand ``g`` to a leaf: into its ``.grad``, or (with targets) into ``leaf_grads``."""
+    if leaf_grads is not None:
+        leaf_grads[id(leaf)] = _plus(leaf_grads.get(id(leaf)), g)
+    elif STATE.tracer is not None:
         STATE.tracer.leaf_gradient(leaf, g)
-        return
-    if isinstance(g, Tensor):
+    elif isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
         # Take the computed array as .grad without copying, unless it is read-only (a broadcast
-        # view) or already another leaf's .grad (``add`` passes one array to both inputs).
+        # view), the caller's own array, or already another leaf's .grad (``add`` passes one
+        # array to both inputs).
         if type(g) is not np.ndarray or not g.flags.writeable or id(g) in owned:
             g = np.array(g)
         owned.add(id(g))

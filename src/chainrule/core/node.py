@@ -9,6 +9,7 @@ holds is the sum of what its nodes save.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +17,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from chainrule.core.tensor import Primitive, Tensor
+
+
+_sequence = itertools.count()
 
 
 class _State:
@@ -58,16 +62,15 @@ class Node:
     __slots__ = (
         "prim",
         "parents",
-        "shapes",
-        "dtypes",
-        "saved",
-        "saved_output",
+        "inputs",
+        "output",
         "params",
         "released",
         "origin",
         "out_shape",
         "out_dtype",
         "label",
+        "seq",
         "__weakref__",
     )
 
@@ -75,10 +78,8 @@ class Node:
         self,
         prim: Primitive,
         parents: tuple[Node | Tensor | None, ...],
-        shapes: tuple[tuple[int, ...], ...],
-        dtypes: tuple[np.dtype[Any] | None, ...],
-        saved: tuple[Any, ...] | None,
-        saved_output: np.ndarray[Any, Any] | None,
+        inputs: tuple[Any, ...],
+        output: np.ndarray[Any, Any] | None,
         params: dict[str, Any],
         out_shape: tuple[int, ...],
         out_dtype: np.dtype[Any],
@@ -87,16 +88,19 @@ class Node:
         # parents[i] is the node that produced input i, the leaf tensor itself
         # (whose .grad receives the gradient), or None if input i needs no gradient.
         self.parents = parents
-        self.shapes = shapes
-        self.dtypes = dtypes
-        self.saved = saved
-        self.saved_output = saved_output
+        # inputs[i] is the array the rules read for input i if the primitive saves it,
+        # else a Meta (its shape and dtype): the rules get exactly these, no lookups.
+        self.inputs = inputs
+        self.output = output  # the result, if the rules read it
         self.params = params
         self.released = False
         self.origin: str | None = None
         self.out_shape = out_shape
         self.out_dtype = out_dtype
         self.label: str | None = None  # the name the user gave the output tensor, if any
+        # Creation order: a node's inputs always come from earlier nodes, so walking
+        # nodes by decreasing seq visits every node after all of its consumers.
+        self.seq = next(_sequence)
 
     @property
     def name(self) -> str:
@@ -104,17 +108,9 @@ class Node:
 
     def saved_arrays(self) -> list[np.ndarray[Any, Any]]:
         """The arrays this node keeps alive for backward (empty once released)."""
-        from chainrule.core.tensor import Tensor
-
-        arrays: list[np.ndarray[Any, Any]] = []
-        if self.saved is not None:
-            for item in self.saved:
-                if isinstance(item, Tensor):
-                    arrays.append(item.data)
-                elif isinstance(item, np.ndarray):
-                    arrays.append(item)
-        if self.saved_output is not None:
-            arrays.append(self.saved_output)
+        arrays = [item for item in self.inputs if type(item) is np.ndarray]
+        if self.output is not None:
+            arrays.append(self.output)
         return arrays
 
     @property
@@ -124,12 +120,26 @@ class Node:
         return sum(a.nbytes for a in unique.values())
 
     def release(self) -> None:
-        self.saved = None
-        self.saved_output = None
+        """Drop the saved arrays, keeping only what they were (shape and dtype)."""
+        if self.prim.save:
+            self.inputs = tuple([meta_of(item) for item in self.inputs])
+        self.output = None
         self.released = True
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} out={self.out_shape} saved={self.saved_nbytes}B>"
+
+
+SCALAR = Meta((), None)  # what an unsaved Python number is to a rule
+
+
+def meta_of(value: Any) -> Any:
+    """A saved input's stand-in once released: its shape and dtype, not its data."""
+    if type(value) is np.ndarray:
+        return Meta(value.shape, value.dtype)
+    if type(value) is Meta:
+        return value
+    return SCALAR if isinstance(value, int | float | complex) else Meta(np.shape(value), None)
 
 
 class GraphHook(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, DTypeError, ShapeError, user_frame
-from chainrule.core.node import STATE, Node
+from chainrule.core.node import STATE, Meta, Node, meta_of
 
 Rule = Callable[..., Any]
 
@@ -115,36 +115,45 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         raise kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}") from exc
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if STATE.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
+    state = STATE
+    if state.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
         raise AnomalyError(f"{prim.name} produced NaN/Inf in forward at {user_frame()}")
-    if STATE.tracer is not None:
-        STATE.tracer.record(prim, args, datas, params, out)
+    if state.tracer is not None:
+        state.tracer.record(prim, args, datas, params, out)
 
     node = None
-    if needs_grad and prim.differentiable and STATE.grad_enabled:
-        saved = None
-        if prim.save:
-            saved_list: list[Any] = [None] * len(args)
-            for i in prim.save:
-                saved_list[i] = args[i] if isinstance(args[i], Tensor) else datas[i]
-            saved = tuple(saved_list)
+    if needs_grad and state.grad_enabled and prim.differentiable:
+        save = prim.save
+        inputs: list[Any] = []
+        for i, d in enumerate(datas):
+            if i in save:
+                inputs.append(d)
+            else:
+                inputs.append(Meta(d.shape, d.dtype) if type(d) is np.ndarray else meta_of(d))
         node = Node(
             prim,
             tuple(parents),
-            tuple([d.shape if isinstance(d, np.ndarray) else np.shape(d) for d in datas]),
-            tuple([d.dtype if isinstance(d, np.ndarray) else None for d in datas]),
-            saved,
+            tuple(inputs),
             out if prim.save_output else None,
             params,
             out.shape,
             out.dtype,
         )
-        if STATE.anomaly:
+        if state.anomaly:
             node.origin = user_frame()
-    if STATE.hooks:
-        for h in STATE.hooks:
+    if state.hooks:
+        for h in state.hooks:
             h.forward(node, prim, out)
-    return Tensor._make(out, node)
+    t = _new_object(Tensor)
+    t.data = out
+    t.grad = None
+    t.requires_grad = node is not None
+    t.node = node
+    t.name = None
+    return t
+
+
+_new_object = object.__new__
 
 
 class Tensor:

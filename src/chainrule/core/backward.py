@@ -82,7 +82,7 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool, owned: set[int]) -> A
                 g = np.array(g, dtype=data.dtype)
         if g.shape != data.shape:
             raise ShapeError(f"backward: `gradient` must have the output's shape {data.shape}, got {g.shape}")
-        owned.add(id(g if type(g) is np.ndarray else g.data))  # the caller's: copied before it is a .grad
+        owned.add(id(g) if type(g) is np.ndarray else id(g.data))  # the caller's: copied before it is a .grad
     if create_graph and not isinstance(g, Tensor):
         return Tensor._make(g, None)
     return g
@@ -129,7 +129,7 @@ def backward(
             heapq.heappush(ready, (-node.seq, node))
 
     leads: set[Node] | None = None
-    captured: dict[Node, Any] = {}
+    captured: dict[Node, Any] = {}  # with targets: the gradient reaching each target node
     if targets is not None:
         wanted = {t if t.node is None else t.node for t in targets}
         leads = _leading(list(grads), wanted)
@@ -166,7 +166,7 @@ def backward(
                     rule = rules[i] if i < len(rules) else None
                     if rule is None:
                         continue
-                    gi = rule(g, out, *args, **params)
+                    gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
                 else:
                     gi = prim.vjp_any(i, g, out, *args, **params)
                 if gi is None:

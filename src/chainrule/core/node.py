@@ -79,10 +79,8 @@ class Node:
         prim: Primitive,
         parents: tuple[Node | Tensor | None, ...],
         inputs: tuple[Any, ...],
-        output: np.ndarray[Any, Any] | None,
+        out: np.ndarray[Any, Any],
         params: dict[str, Any],
-        out_shape: tuple[int, ...],
-        out_dtype: np.dtype[Any],
     ) -> None:
         self.prim = prim
         # parents[i] is the node that produced input i, the leaf tensor itself
@@ -91,12 +89,12 @@ class Node:
         # inputs[i] is the array the rules read for input i if the primitive saves it,
         # else a Meta (its shape and dtype): the rules get exactly these, no lookups.
         self.inputs = inputs
-        self.output = output  # the result, if the rules read it
+        self.output = out if prim.save_output else None  # the result, if the rules read it
         self.params = params
         self.released = False
         self.origin: str | None = None
-        self.out_shape = out_shape
-        self.out_dtype = out_dtype
+        self.out_shape: tuple[int, ...] = out.shape
+        self.out_dtype: np.dtype[Any] = out.dtype
         self.label: str | None = None  # the name the user gave the output tensor, if any
         # Creation order: a node's inputs always come from earlier nodes, so walking
         # nodes by decreasing seq visits every node after all of its consumers.

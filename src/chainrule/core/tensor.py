@@ -80,19 +80,20 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         if isinstance(a, Tensor):
             has_tensor = True
             d = a.data
-            if d.dtype.kind == "f":
+            dtype = d.dtype
+            if dtype is not float_dtype and dtype.kind == "f":
                 if float_dtype is None:
-                    float_dtype = d.dtype
-                elif d.dtype != float_dtype:
+                    float_dtype = dtype
+                elif dtype != float_dtype:
                     raise DTypeError(
-                        f"{prim.name}: operands have dtypes {float_dtype} and {d.dtype} "
+                        f"{prim.name}: operands have dtypes {float_dtype} and {dtype} "
                         f"(at {user_frame()}); chainrule does not upcast silently - "
                         f"convert one with .astype()"
                     )
             datas.append(d)
             if a.requires_grad:
                 needs_grad = True
-                parents.append(a if a.node is None else a.node)
+                parents.append(a.node or a)
             else:
                 parents.append(None)
         else:
@@ -130,15 +131,7 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
                 inputs.append(d)
             else:
                 inputs.append(Meta(d.shape, d.dtype) if type(d) is np.ndarray else meta_of(d))
-        node = Node(
-            prim,
-            tuple(parents),
-            tuple(inputs),
-            out if prim.save_output else None,
-            params,
-            out.shape,
-            out.dtype,
-        )
+        node = Node(prim, tuple(parents), tuple(inputs), out, params)
         if state.anomaly:
             node.origin = user_frame()
     if state.hooks:
@@ -276,7 +269,7 @@ class Tensor:
     # --- backward -------------------------------------------------------------------
     def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Backpropagate from this tensor into the ``.grad`` of every leaf that requires grad."""
-        _backward.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+        _backward.backward((self,), (gradient,), retain_graph, create_graph)
 
     # --- operators (defined in chainrule.ops) ----------------------------------------
     def __add__(self, other: Any) -> Tensor:

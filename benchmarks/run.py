@@ -116,6 +116,13 @@ def build_table(res: dict, frameworks: list[str]) -> tuple[str, list[tuple[str, 
             f"| NumPy matmul alone, deep's products (GFLOP/s, the practical limit) | {fmt(limit)} |"
             + " |" * (len(cols) + 1)
         )
+    floor, auto = get("numpy", "perop", "bare_tape_us"), get("autograd", "perop", "us_per_op")
+    if floor is not None:
+        # what the per-op targets leave for the engine: the bare tape is the floor under any Python engine
+        budget = f"; autograd / 3 = {fmt(auto / 3)}" if auto else ""
+        rows.append(
+            f"| per-op floor: a bare Python tape, no checks (µs){budget} | {fmt(floor)} |" + " |" * (len(cols) + 1)
+        )
     mem = res.get(("chainrule", "memory"))
     if mem:
         rows.append(

@@ -332,7 +332,7 @@ def run_perop(framework: str, steps: int) -> dict:
 
         def one():
             y = np.tanh(x_np)
-            _ = g_np * (1 - y * y)
+            _ = g_np - g_np * y * y
     elif framework == "jax":
         import jax
 
@@ -343,6 +343,13 @@ def run_perop(framework: str, steps: int) -> dict:
 
     else:
         raise SystemExit(f"unknown framework {framework}")
+    result = {"us_per_op": _us_per_call(one, steps)}
+    if framework == "numpy":
+        result["bare_tape_us"] = _us_per_call(_bare_tape_step(x_np, g_np), steps)
+    return result
+
+
+def _us_per_call(one, steps: int) -> float:
     blocks = []
     n = max(steps // 10, 1)
     for _ in range(2):
@@ -352,7 +359,48 @@ def run_perop(framework: str, steps: int) -> dict:
         for _ in range(n):
             one()
         blocks.append((time.perf_counter() - t) / n)
-    return {"us_per_op": statistics.median(blocks) * 1e6}
+    return statistics.median(blocks) * 1e6
+
+
+def _bare_tape_step(x_np: np.ndarray, g_np: np.ndarray):
+    """The least a Python tape can do for the per-op workload: the floor under any engine.
+
+    Forward makes an output object and a node (parents, rule, saved output); backward
+    runs the rule and accumulates into the leaf's .grad. No dtype/shape checks, no
+    broadcasting, no graph release, no hooks, no higher orders.
+    """
+
+    class Var:
+        __slots__ = ("data", "grad", "node")
+
+        def __init__(self, data, node=None):
+            self.data, self.grad, self.node = data, None, node
+
+    class Op:
+        __slots__ = ("parents", "rule", "saved")
+
+        def __init__(self, parents, rule, saved):
+            self.parents, self.rule, self.saved = parents, rule, saved
+
+    def tanh_rule(g, out):
+        return g - g * out * out
+
+    def tanh(v):
+        out = np.tanh(v.data)
+        return Var(out, Op((v,), tanh_rule, out))
+
+    def backward(v, g):
+        op = v.node
+        gi = op.rule(g, op.saved)
+        for p in op.parents:
+            p.grad = gi if p.grad is None else p.grad + gi
+
+    x = Var(x_np)
+
+    def one():
+        backward(tanh(x), g_np)
+
+    return one
 
 
 def run_hvp(framework: str, steps: int) -> dict:

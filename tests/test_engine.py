@@ -348,3 +348,47 @@ def test_as_tensor_shares_memory():
     t = cr.as_tensor(a)
     assert np.shares_memory(t.numpy(), a)
     assert cr.as_tensor([1.0, 2.0]).dtype == np.float32
+
+
+def test_backward_runs_each_node_after_all_its_consumers():
+    class Order:
+        def __init__(self):
+            self.nodes = []
+
+        def forward(self, node, prim, out):
+            pass
+
+        def backward(self, node):
+            self.nodes.append(node)
+
+    x = cr.tensor(np.linspace(0.1, 1.0, 6), dtype="float64", requires_grad=True)
+    a = cr.tanh(x)  # consumed by three later nodes, one of them far downstream
+    b = a * a
+    c = cr.exp(a) + b
+    d = (c * a).sum() + b.sum()
+    with cr.hook(Order()) as order:
+        d.backward()
+    seen = order.nodes
+    assert len(seen) == len({id(n) for n in seen})  # every node once
+    position = {id(n): k for k, n in enumerate(seen)}
+    for node in seen:
+        for parent in node.parents:
+            if isinstance(parent, cr.Node):
+                assert position[id(node)] < position[id(parent)]  # consumers first
+    xs = x.numpy()
+    t = np.tanh(xs)
+    dd_da = np.exp(t) * t + (np.exp(t) + t * t) + 2 * t * t + 2 * t
+    np.testing.assert_allclose(x.grad.numpy(), dd_da * (1 - t * t), rtol=1e-12)
+
+
+def test_the_callers_gradient_array_never_becomes_a_grad():
+    x = cr.tensor(np.ones(3), dtype="float64", requires_grad=True)
+    g = np.array([1.0, 2.0, 3.0])
+    (x + 0.0).backward(g)  # add passes the incoming gradient straight through
+    assert x.grad.numpy() is not g
+    g[0] = 100.0
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 2.0, 3.0])
+    x.grad = None
+    x.backward(g)  # a leaf as the root
+    g[1] = -5.0
+    np.testing.assert_allclose(x.grad.numpy(), [100.0, 2.0, 3.0])

@@ -20,12 +20,8 @@ from chainrule.core.tensor import Tensor
 
 def toposort(roots: Sequence[Node]) -> list[Node]:
     """Nodes reachable from ``roots``, every node after all of its parents. No recursion."""
-    if len(roots) == 1:
-        for parent in roots[0].parents:
-            if type(parent) is Node:
-                break
-        else:
-            return [roots[0]]  # a single operation on leaves: nothing to sort
+    if len(roots) == 1 and not any(type(p) is Node for p in roots[0].parents):
+        return [roots[0]]  # a single operation on leaves: nothing to sort
     order: list[Node] = []
     visited: set[Node] = set()
     stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
@@ -77,9 +73,8 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool, owned: set[int]) -> A
         g: Any = np.ones(data.shape, dtype=data.dtype)
     else:
         g = gradient.data if isinstance(gradient, Tensor) and not create_graph else gradient
-        if type(g) is not np.ndarray or g.dtype != data.dtype:
-            if not isinstance(g, Tensor):
-                g = np.array(g, dtype=data.dtype)
+        if not isinstance(g, Tensor) and (type(g) is not np.ndarray or g.dtype != data.dtype):
+            g = np.array(g, dtype=data.dtype)
         if g.shape != data.shape:
             raise ShapeError(f"backward: `gradient` must have the output's shape {data.shape}, got {g.shape}")
         owned.add(id(g) if type(g) is np.ndarray else id(g.data))  # the caller's: copied before it is a .grad

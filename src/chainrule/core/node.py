@@ -132,7 +132,7 @@ SCALAR = Meta((), None)  # what an unsaved Python number is to a rule
 
 
 def meta_of(value: Any) -> Any:
-    """A saved input's stand-in once released: its shape and dtype, not its data."""
+    """What a node keeps of an input its rules do not read (or no longer may): shape and dtype."""
     if type(value) is np.ndarray:
         return Meta(value.shape, value.dtype)
     if type(value) is Meta:

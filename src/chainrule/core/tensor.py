@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, DTypeError, ShapeError, user_frame
-from chainrule.core.node import STATE, Meta, Node, meta_of
+from chainrule.core.node import STATE, Node, meta_of
 
 Rule = Callable[..., Any]
 
@@ -127,26 +127,14 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         save = prim.save
         inputs: list[Any] = []
         for i, d in enumerate(datas):
-            if i in save:
-                inputs.append(d)
-            else:
-                inputs.append(Meta(d.shape, d.dtype) if type(d) is np.ndarray else meta_of(d))
+            inputs.append(d if i in save else meta_of(d))
         node = Node(prim, tuple(parents), tuple(inputs), out, params)
         if state.anomaly:
             node.origin = user_frame()
     if state.hooks:
         for h in state.hooks:
             h.forward(node, prim, out)
-    t = _new_object(Tensor)
-    t.data = out
-    t.grad = None
-    t.requires_grad = node is not None
-    t.node = node
-    t.name = None
-    return t
-
-
-_new_object = object.__new__
+    return Tensor._make(out, node)
 
 
 class Tensor:

@@ -168,4 +168,7 @@ def _cases() -> list[Case]:
     return c
 
 
-CASES = _cases()
+from tests.cases_linalg_shape import cases as _linalg_shape_cases  # noqa: E402
+from tests.cases_math import cases as _math_cases  # noqa: E402
+
+CASES = _cases() + _math_cases() + _linalg_shape_cases()

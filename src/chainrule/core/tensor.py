@@ -19,15 +19,33 @@ from chainrule.core.node import STATE, Node, meta_of
 Rule = Callable[..., Any]
 
 
-class Primitive:
-    """An operation defined once: its NumPy implementation, what it saves, its VJP rules.
+REGISTRY: dict[str, Primitive] = {}  # every primitive, by name (each registers itself)
 
-    ``save`` lists the input positions the rules read; ``save_output`` says whether
-    they read the result. Rules are ``rule(g, out, *inputs, **params)``; an input
-    that is not saved arrives as a :class:`Meta` (shape and dtype only).
+
+class Primitive:
+    """An operation defined once: its NumPy implementation, what it saves, its derivative rules.
+
+    ``save`` lists the input positions the VJP rules read; ``save_output`` says whether
+    they read the result. VJP rules are ``rule(g, out, *inputs, **params)``; an input
+    that is not saved arrives as a :class:`Meta` (shape and dtype only). JVP rules are
+    ``rule(t, out, *inputs, **params)``: the tangent of the output contributed by input
+    ``i``'s tangent ``t`` (inputs always arrive in full in forward mode). A primitive with
+    VJP rules but no JVP rule for an input still works in forward mode: the engine
+    transposes its (linear) VJP rule, at the cost of a small backward pass.
     """
 
-    __slots__ = ("name", "impl", "vjps", "vjp_any", "save", "save_output", "differentiable")
+    __slots__ = (
+        "name",
+        "impl",
+        "vjps",
+        "vjp_any",
+        "jvps",
+        "jvp_any",
+        "save",
+        "save_output",
+        "differentiable",
+        "__dict__",  # per-primitive __doc__, so help(cr.exp) describes exp
+    )
 
     def __init__(
         self,
@@ -36,22 +54,35 @@ class Primitive:
         save: tuple[int, ...] = (),
         save_output: bool = False,
         differentiable: bool = True,
+        doc: str | None = None,
     ) -> None:
         self.name = name
         self.impl = impl
         self.vjps: tuple[Rule | None, ...] = ()
         self.vjp_any: Callable[..., Any] | None = None
+        self.jvps: tuple[Rule | None, ...] = ()
+        self.jvp_any: Callable[..., Any] | None = None
         self.save = save
         self.save_output = save_output
         self.differentiable = differentiable
+        self.__doc__ = doc or f"The ``{name}`` primitive (NumPy implementation: ``{getattr(impl, '__name__', impl)}``)."
+        REGISTRY.setdefault(name, self)
 
     def defvjp(self, *rules: Rule | None) -> None:
-        """One rule per input; ``None`` means that input gets no gradient."""
+        """One VJP rule per input; ``None`` means that input gets no gradient."""
         self.vjps = rules
 
     def defvjp_argnum(self, rule: Callable[..., Any]) -> None:
         """A single rule ``rule(argnum, g, out, *inputs, **params)`` for variadic primitives."""
         self.vjp_any = rule
+
+    def defjvp(self, *rules: Rule | None) -> None:
+        """One JVP rule per input, ``rule(t, out, *inputs, **params)``; ``None``: no tangent flows."""
+        self.jvps = rules
+
+    def defjvp_argnum(self, rule: Callable[..., Any]) -> None:
+        """A single rule ``rule(argnum, t, out, *inputs, **params)`` for variadic primitives."""
+        self.jvp_any = rule
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         return bind(self, args, params)

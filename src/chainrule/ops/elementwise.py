@@ -122,3 +122,30 @@ less = _nondiff("less", np.less)
 less_equal = _nondiff("less_equal", np.less_equal)
 greater = _nondiff("greater", np.greater)
 greater_equal = _nondiff("greater_equal", np.greater_equal)
+
+__all__ = [
+    "abs",
+    "add",
+    "clip",
+    "cos",
+    "divide",
+    "equal",
+    "exp",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "log",
+    "maximum",
+    "minimum",
+    "multiply",
+    "negative",
+    "not_equal",
+    "power",
+    "sign",
+    "sin",
+    "sqrt",
+    "subtract",
+    "tanh",
+    "where",
+]

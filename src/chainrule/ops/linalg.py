@@ -61,3 +61,6 @@ def matmul(x: Any, y: Any) -> Any:
             new = shape[:-1]
         out = reshape(out, new)
     return out
+
+
+__all__ = ["matmul"]

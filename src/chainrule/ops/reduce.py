@@ -103,3 +103,6 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if not keepdims:
         lse = reshape(lse, tuple(n for i, n in enumerate(lse.shape) if ax is not None and i not in ax))
     return lse
+
+
+__all__ = ["logsumexp", "max", "mean", "min", "sum"]

@@ -218,3 +218,19 @@ def astype(x: Any, dtype: Any) -> Any:
 def stop_gradient(x: Any) -> Any:
     """The same values, cut off from the graph (JAX's name; ``Tensor.detach`` is PyTorch's)."""
     return x.detach() if isinstance(x, Tensor) else x
+
+
+__all__ = [
+    "astype",
+    "broadcast_to",
+    "concatenate",
+    "expand_dims",
+    "getitem",
+    "reshape",
+    "split",
+    "squeeze",
+    "stack",
+    "stop_gradient",
+    "swapaxes",
+    "transpose",
+]

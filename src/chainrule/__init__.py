@@ -32,11 +32,14 @@ from chainrule.transforms.functional import (
     gradients,
     hessian,
     hvp,
+    jacfwd,
     jacobian,
+    jacrev,
     jvp,
     value_and_grad,
     vjp,
 )
+from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
 
 float32 = "float32"
 float64 = "float64"
@@ -70,7 +73,12 @@ __all__ = [
     "hook",
     "hvp",
     "is_grad_enabled",
+    "jacfwd",
     "jacobian",
+    "jacrev",
+    "tree_flatten",
+    "tree_map",
+    "tree_unflatten",
     "jvp",
     "nn",
     "no_grad",

@@ -1,4 +1,4 @@
-"""Reverse-mode sweep: an iterative topological sort, then the chain rule node by node.
+"""Backpropagation: the chain rule applied node by node, latest-created node first.
 
 Gradients are keyed by node (or by leaf tensor). Each node's saved arrays are released
 as soon as its rules have run, unless ``retain_graph``. With ``create_graph`` the rules
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, GraphReleasedError, ShapeError
-from chainrule.core.node import STATE, Node
+from chainrule.core.node import STATE, Meta, Node
 from chainrule.core.tensor import Tensor
 
 
@@ -101,8 +101,10 @@ def backward(
     nodes that some gradient actually reaches are touched.
     """
     state = STATE
-    if state.tracer is not None:
-        create_graph = True  # cr.compile captures the backward pass as primitives
+    if state.tracer is not None or state.forward:
+        # cr.compile captures the backward pass as primitives; under forward mode the
+        # rules must run on tensors that carry their tangents.
+        create_graph = True
     grads: dict[Node, Any] = {}  # gradient flowing into each pending node's output
     ready: list[tuple[int, Node]] = []  # heap of (-seq, node)
     owned: set[int] = set()  # ids of arrays that must be copied before becoming a leaf's .grad
@@ -153,17 +155,10 @@ def backward(
             else:
                 args, out = inputs, node.output
             params = node.params
-            rules = prim.vjps
             for i, parent in enumerate(node.parents):
                 if parent is None:
                     continue
-                if prim.vjp_any is None:
-                    rule = rules[i] if i < len(rules) else None
-                    if rule is None:
-                        continue
-                    gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
-                else:
-                    gi = prim.vjp_any(i, g, out, *args, **params)
+                gi = _apply_rule(prim, i, g, out, args, params, node)
                 if gi is None:
                     continue
                 expected = inputs[i]
@@ -199,6 +194,30 @@ def backward(
     return results
 
 
+def _apply_rule(prim: Any, i: int, g: Any, out: Any, args: Sequence[Any], params: Any, node: Node) -> Any:
+    """Input ``i``'s gradient from the output's, by the primitive's VJP rule; a missing rule raises."""
+    try:
+        if prim.vjp_any is not None:
+            return prim.vjp_any(i, g, out, *args, **params)
+        rule = prim.vjps[i] if i < len(prim.vjps) else None
+        if rule is None:
+            raise NotImplementedError(
+                f"{prim.name}: no VJP rule for input {i}, but a gradient reached it (op created at "
+                f"{node.origin or 'unknown: run under cr.detect_anomaly() to record it'}); define one with "
+                f"{prim.name}.defvjp(...), or pass that input through cr.stop_gradient if it needs no gradient"
+            )
+        return rule(g, out, *args, **params) if params else rule(g, out, *args)
+    except (TypeError, AttributeError) as exc:
+        unsaved = [k for k, a in enumerate(args) if type(a) is Meta]
+        if not unsaved:
+            raise
+        raise TypeError(
+            f"{prim.name}: its VJP rule for input {i} failed ({exc}); inputs {unsaved} reach the rule as "
+            f"Meta (shape and dtype only) because the primitive does not save them: list the inputs the "
+            f"rule reads in save=(...) (and save_output=True if it reads the output)"
+        ) from exc
+
+
 def _leading(roots: list[Node], wanted: set[Any]) -> set[Node]:
     """Nodes with a target somewhere below them: the only ones whose rules must run.
 
@@ -219,7 +238,18 @@ def _plus(total: Any, g: Any) -> Any:
 
 
 def _reconnect(node: Node, g: Any) -> tuple[Sequence[Any], Any, Tensor]:
-    """For a recorded backward: the node's saved arrays as tensors joined to where they came from."""
+    """For a recorded backward: the node's saved arrays as tensors joined to where they came from.
+
+    Under forward mode the node kept its input tensors as given, tangents included.
+    """
+    g = g if isinstance(g, Tensor) else Tensor._make(np.asarray(g), None)
+    if node.forward is not None:
+        given, out_tangents = node.forward
+        full = [a if type(item) is np.ndarray else item for a, item in zip(given, node.inputs, strict=True)]
+        out = None if node.output is None else Tensor._make(node.output, node)
+        if out is not None:
+            out.tangents = out_tangents
+        return full, out, g
     args: list[Any] = []
     for item, parent in zip(node.inputs, node.parents, strict=True):
         if type(item) is not np.ndarray:
@@ -229,7 +259,7 @@ def _reconnect(node: Node, g: Any) -> tuple[Sequence[Any], Any, Tensor]:
         else:
             args.append(parent)  # a leaf: the tensor itself
     out = None if node.output is None else Tensor._make(node.output, node)
-    return args, out, g if isinstance(g, Tensor) else Tensor._make(np.asarray(g), None)
+    return args, out, g
 
 
 def _conform(gi: Any, node: Node, i: int) -> Any:

@@ -1,15 +1,22 @@
-"""Graph nodes and the engine's global switches (grad mode, anomaly mode, hooks).
+"""Graph nodes and the engine's per-thread state: transformation levels, grad mode, hooks.
 
 A node is one recorded operation: which primitive ran, the parents its inputs came
-from, the shapes/dtypes of those inputs, and exactly the arrays its derivative rule
-needs (``saved`` and ``saved_output``). Nothing else is kept, so the memory a graph
-holds is the sum of what its nodes save.
+from, and for each input either the array its derivative rule reads (``save``) or only
+its shape and dtype (:class:`Meta`), plus the output if the rule reads it. Nothing else
+is kept, so the memory a graph holds is the sum of what its nodes save.
+
+Transformations (``grad``, ``vjp``, ``jvp``, ``compile``, ``no_grad``) each open a
+:class:`Level` on this thread's stack. Forward-mode levels tag tangents with their level
+id, so an operation computes tangents for exactly the levels its inputs carry; reverse
+levels decide whether a backward pass must itself be recorded (an enclosing level is
+watching) instead of guessing it from the graph.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,19 +27,62 @@ if TYPE_CHECKING:
 
 
 _sequence = itertools.count()
+_level_ids = itertools.count(1)
 
 
-class _State:
-    __slots__ = ("grad_enabled", "anomaly", "hooks", "tracer")
+class Level:
+    """One open transformation on this thread: its kind and a unique, increasing id."""
+
+    __slots__ = ("kind", "id")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "grad" | "jvp" | "compile" | "no_grad" | "enable_grad"
+        self.id = next(_level_ids)
+
+    def __repr__(self) -> str:
+        return f"<level {self.id} {self.kind}>"
+
+
+class _State(threading.local):
+    """Per-thread engine state: two threads never see each other's levels or ``no_grad``."""
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False
         self.hooks: list[GraphHook] = []
         self.tracer: Any = None  # set while cr.compile captures a step
+        self.levels: list[Level] = []
+        # Open forward-mode levels (ids). ``limit``: while the JVP of level k is being
+        # computed, only levels below k are live, so a rule never sees its own tangents.
+        self.forward: set[int] = set()
+        self.limit = 1 << 62
 
 
 STATE = _State()
+
+
+@contextlib.contextmanager
+def level(kind: str, grad_enabled: bool | None = None) -> Iterator[Level]:
+    """Open a transformation level for the duration of a ``with`` block."""
+    state = STATE
+    lvl = Level(kind)
+    previous = state.grad_enabled
+    state.levels.append(lvl)
+    if kind == "jvp":
+        state.forward.add(lvl.id)
+    if grad_enabled is not None:
+        state.grad_enabled = grad_enabled
+    try:
+        yield lvl
+    finally:
+        state.grad_enabled = previous
+        state.forward.discard(lvl.id)
+        state.levels.remove(lvl)
+
+
+def watched() -> bool:
+    """Whether an enclosing transformation differentiates what runs now (so it must be recorded)."""
+    return any(lvl.kind in ("grad", "jvp", "compile") for lvl in STATE.levels)
 
 
 class Meta:
@@ -71,6 +121,7 @@ class Node:
         "out_dtype",
         "label",
         "seq",
+        "forward",
         "__weakref__",
     )
 
@@ -99,6 +150,9 @@ class Node:
         # Creation order: a node's inputs always come from earlier nodes, so walking
         # nodes by decreasing seq visits every node after all of its consumers.
         self.seq = next(_sequence)
+        # Under forward mode: (the input tensors as given, the output's tangents), so a
+        # recorded backward runs its rules on values that still carry their tangents.
+        self.forward: tuple[tuple[Any, ...], dict[int, Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -122,6 +176,7 @@ class Node:
         if self.prim.save:
             self.inputs = tuple([meta_of(item) for item in self.inputs])
         self.output = None
+        self.forward = None
         self.released = True
 
     def __repr__(self) -> str:
@@ -148,6 +203,21 @@ class GraphHook(Protocol):
     def backward(self, node: Node) -> None: ...
 
 
+def no_grad() -> contextlib.AbstractContextManager[Level]:
+    """Run operations without recording them (prediction mode); per thread."""
+    return level("no_grad", grad_enabled=False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager[Level]:
+    """Record operations again inside a ``no_grad`` block; per thread."""
+    return level("enable_grad", grad_enabled=True)
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on tensors that require grad are being recorded on this thread."""
+    return STATE.grad_enabled
+
+
 @contextlib.contextmanager
 def _switch(flag: str, value: bool) -> Iterator[None]:
     previous = getattr(STATE, flag)
@@ -156,19 +226,6 @@ def _switch(flag: str, value: bool) -> Iterator[None]:
         yield
     finally:
         setattr(STATE, flag, previous)
-
-
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Run operations without recording them (prediction mode)."""
-    return _switch("grad_enabled", False)
-
-
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    return _switch("grad_enabled", True)
-
-
-def is_grad_enabled() -> bool:
-    return STATE.grad_enabled
 
 
 def detect_anomaly() -> contextlib.AbstractContextManager[None]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, DTypeError, ShapeError, user_frame
-from chainrule.core.node import STATE, Node, meta_of
+from chainrule.core.node import STATE, Node, enable_grad, meta_of
 
 Rule = Callable[..., Any]
 
@@ -102,7 +102,17 @@ def _describe(args: Sequence[Any]) -> str:
 
 
 def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-    """Run ``prim`` on ``args``; if any argument is a tensor that requires grad, record a node."""
+    """Run ``prim`` on ``args``; if any argument is a tensor that requires grad, record a node.
+
+    This is forward propagation: the output is computed and, for the backward pass, the
+    node keeps exactly what the primitive's rules read. Under forward mode (``cr.jvp``)
+    the output's tangent is computed too, for every level the inputs carry.
+    """
+    state = STATE
+    if state.forward:
+        top = _top_level(args, state)
+        if top:
+            return _bind_jvp(prim, args, params, top, state)
     datas: list[Any] = []
     parents: list[Node | Tensor | None] = []
     has_tensor = needs_grad = cast_constants = False
@@ -130,6 +140,8 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         else:
             if isinstance(a, np.ndarray) and a.dtype.kind == "f":
                 cast_constants = True
+            elif type(a) is list or type(a) is tuple:
+                return _bind_sequence(prim, args, params)
             datas.append(a)
             parents.append(None)
     if not has_tensor:
@@ -147,7 +159,6 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         raise kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}") from exc
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    state = STATE
     if state.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
         raise AnomalyError(f"{prim.name} produced NaN/Inf in forward at {user_frame()}")
     if state.tracer is not None:
@@ -168,10 +179,104 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     return Tensor._make(out, node)
 
 
+def _bind_sequence(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+    """A list of tensors given as an operand is stacked differentiably, never read through ``__array__``."""
+    fixed = []
+    for a in args:
+        if (type(a) is list or type(a) is tuple) and _contains_tensor(a):
+            a = _ops.stack([_ops.stack(x) if type(x) in (list, tuple) else x for x in a])
+        fixed.append(a)
+    if all(f is a for f, a in zip(fixed, args, strict=True)):  # a plain nested list of numbers
+        fixed = [np.asarray(a) if type(a) in (list, tuple) else a for a in args]
+    return bind(prim, tuple(fixed), params)
+
+
+def _contains_tensor(seq: Any) -> bool:
+    return any(isinstance(x, Tensor) or (type(x) in (list, tuple) and _contains_tensor(x)) for x in seq)
+
+
+def _top_level(args: tuple[Any, ...], state: Any) -> int:
+    """The highest open forward level (below the one being computed) that an argument carries, or 0."""
+    top = 0
+    for a in args:
+        if isinstance(a, Tensor) and a.tangents:
+            for k in a.tangents:
+                if top < k < state.limit and k in state.forward:
+                    top = k
+    return top
+
+
+def _bind_jvp(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any], top: int, state: Any) -> Any:
+    """Forward mode at level ``top``: the primal (with lower levels and recording), then its tangent.
+
+    While the tangent is computed only levels below ``top`` are live, so the rules' own
+    operations never pick up level ``top``'s tangents (no perturbation confusion).
+    """
+    previous = state.limit
+    state.limit = top
+    try:
+        out = bind(prim, args, params)
+        tangents = [a.tangents.get(top) if isinstance(a, Tensor) and a.tangents else None for a in args]
+        t_out = _jvp(prim, args, tangents, out, params) if prim.differentiable else None
+    finally:
+        state.limit = previous
+    if t_out is not None:
+        out.tangents = {**(out.tangents or {}), top: t_out}
+        if out.node is not None:
+            out.node.forward = (args, out.tangents)
+    return out
+
+
+def _jvp(prim: Primitive, args: tuple[Any, ...], tangents: list[Any], out: Tensor, params: dict[str, Any]) -> Any:
+    """The output tangent: the sum over inputs of each input's JVP rule (or its transposed VJP)."""
+    total = None
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        if prim.jvp_any is not None:
+            term = prim.jvp_any(i, t, out, *args, **params)
+        else:
+            rule = prim.jvps[i] if i < len(prim.jvps) else None
+            if rule is not None:
+                term = rule(t, out, *args, **params)
+            else:
+                term = _transposed_vjp(prim, i, t, out, args, params)
+        if term is not None:
+            total = term if total is None else total + term
+    if total is None:
+        return None
+    if total.shape != out.shape:
+        total = _ops.broadcast_to(total, out.shape)
+    if total.dtype != out.dtype:
+        total = _ops.astype(total, out.dtype)
+    return total
+
+
+def _transposed_vjp(prim: Primitive, i: int, t: Any, out: Tensor, args: tuple[Any, ...], params: Any) -> Any:
+    """A JVP from a VJP rule: the VJP is linear in its cotangent u, so J·t = d/du <vjp(u), t>."""
+    rule = prim.vjps[i] if i < len(prim.vjps) else None
+    vjp_any = prim.vjp_any
+    if rule is None and vjp_any is None:
+        raise NotImplementedError(
+            f"{prim.name}: no JVP rule and no VJP rule for input {i}, so forward mode cannot differentiate it "
+            f"(at {user_frame()}); define one with {prim.name}.defjvp(...) or {prim.name}.defvjp(...)"
+        )
+    u = Tensor._make(np.zeros(out.shape, out.dtype), None)
+    u.requires_grad = True
+    with enable_grad():
+        ct = rule(u, out, *args, **params) if rule is not None else vjp_any(i, u, out, *args, **params)  # type: ignore[misc]
+        ct = _backward.sum_to(ct, np.shape(args[i].data if isinstance(args[i], Tensor) else args[i]))
+        pairing = _ops.sum(ct * t)
+        if not pairing.requires_grad:
+            return None  # the rule does not depend on u: a zero tangent
+        result = _backward.backward([pairing], [None], retain_graph=True, create_graph=True, targets=[u])
+    return result[0] if result else None
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "node", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "node", "name", "tangents", "__weakref__")
     __array_priority__ = 1000.0
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
 
@@ -180,6 +285,7 @@ class Tensor:
     requires_grad: bool
     node: Node | None
     name: str | None
+    tangents: dict[int, Tensor] | None  # forward mode: this value's tangent at each open jvp level
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         array = _as_array(data, dtype)
@@ -190,6 +296,7 @@ class Tensor:
         self.requires_grad = requires_grad
         self.node = None
         self.name = None
+        self.tangents = None
 
     @classmethod
     def _make(cls, data: np.ndarray[Any, Any], node: Node | None) -> Tensor:
@@ -199,6 +306,7 @@ class Tensor:
         t.requires_grad = node is not None
         t.node = node
         t.name = None
+        t.tangents = None
         return t
 
     # --- array protocol and properties -------------------------------------------------

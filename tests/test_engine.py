@@ -28,7 +28,9 @@ def test_float32_by_default_and_float64_on_request():
 def test_tensor_basics():
     t = cr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     assert t.shape == (2, 2) and t.ndim == 2 and t.size == 4
-    assert isinstance(np.asarray(t), np.ndarray)
+    assert isinstance(np.asarray(t.detach()), np.ndarray)
+    with pytest.raises(TypeError, match="drop its gradient"):
+        np.asarray(t)  # a recorded tensor never silently becomes a plain array
     assert t.sum().item() == 10.0
     assert t.detach().requires_grad is False
     assert t.T.shape == (2, 2) and t.numpy()[1, 0] == 3.0

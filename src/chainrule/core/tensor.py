@@ -277,8 +277,9 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
     __slots__ = ("data", "grad", "requires_grad", "node", "name", "tangents", "__weakref__")
-    __array_priority__ = 1000.0
-    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
+    __array_priority__ = 1000.0  # ndarray (op) Tensor defers to Tensor's reflected operators
+    # NumPy's dispatch protocols (__array_ufunc__, __array_function__) are attached by
+    # chainrule.ops.numpy_dispatch, so np.exp(t) and np.dot(t, t) record like cr.exp and cr.dot.
 
     data: np.ndarray[Any, Any]
     grad: Tensor | None
@@ -334,6 +335,12 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
+        if self.tangents or (self.requires_grad and STATE.grad_enabled):
+            raise TypeError(
+                "np.asarray(tensor): this tensor is part of a recorded graph, and turning it into a plain "
+                "array would silently drop its gradient. Use a chainrule operation, or t.numpy() / "
+                "cr.stop_gradient(t) / t.detach() if you mean to leave the graph"
+            )
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -520,6 +527,15 @@ def _as_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:
     if array.dtype.kind == "f" and array.dtype != np.float32:
         array = array.astype(np.float32)  # float32 by default, as documented
     return array
+
+
+def array_of(x: Any) -> np.ndarray[Any, Any]:
+    """The array behind ``x`` (a tensor's data; nested lists of tensors read element by element)."""
+    if isinstance(x, Tensor):
+        return x.data
+    if (type(x) is list or type(x) is tuple) and _contains_tensor(x):
+        return np.asarray([array_of(e) for e in x])
+    return np.asarray(x)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

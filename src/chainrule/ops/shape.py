@@ -7,11 +7,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor
-
-
-def array_of(x: Any) -> np.ndarray[Any, Any]:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+from chainrule.core.tensor import Primitive, Tensor, array_of
 
 
 def _reshape(x: Any, shape: tuple[int, ...]) -> Any:

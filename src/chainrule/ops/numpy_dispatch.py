@@ -59,7 +59,7 @@ def array_function(self: Tensor, func: Any, types: Any, args: tuple[Any, ...], k
 
 def install() -> None:
     """Attach the protocols to :class:`Tensor` (done once, when ``chainrule.ops`` is imported)."""
-    Tensor.__array_ufunc__ = array_ufunc  # type: ignore[assignment,method-assign]
+    Tensor.__array_ufunc__ = array_ufunc  # type: ignore[attr-defined]
     Tensor.__array_function__ = array_function  # type: ignore[attr-defined]
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor, array_of
+from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.tensor import array_of as array_of  # re-exported: ops modules import it from here
 
 
 def _reshape(x: Any, shape: tuple[int, ...]) -> Any:

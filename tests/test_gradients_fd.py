@@ -9,7 +9,8 @@ import chainrule as cr
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_first_and_second_order_match_finite_differences(case):
-    report = cr.check_grad(case.fn, *case.inputs(), order=2, rtol=1e-5)
+    """Both modes and all four second-order compositions (rev/fwd over rev/fwd)."""
+    report = cr.check_grad(case.fn, *case.inputs(), order=2, modes=("rev", "fwd"), rtol=1e-5)
     assert report.ok, str(report)
 
 
@@ -26,3 +27,19 @@ def test_check_grad_reports_where():
     report = cr.check_grad(lambda a: wrong(a), np.array([0.5, -1.0, 2.0]), order=1, raise_on_error=False)
     assert not report.ok
     assert report.index == (2,) and report.order == 1
+
+
+def test_check_grad_catches_a_wrong_jvp_rule():
+    wrong = cr.Primitive("wrong_jvp_square", np.square, save=(0,))
+    wrong.defvjp(lambda g, out, x: g * x * 2)
+    wrong.defjvp(lambda t, out, x: t * x * 3)  # should be 2x
+    assert cr.check_grad(lambda a: wrong(a), np.array([0.5, -1.0, 2.0]), modes=("rev",)).ok
+    report = cr.check_grad(lambda a: wrong(a), np.array([0.5, -1.0, 2.0]), modes=("fwd",), raise_on_error=False)
+    assert not report.ok and report.mode == "fwd"
+
+
+def test_forward_mode_without_jvp_rule_transposes_the_vjp():
+    softplus = cr.Primitive("softplus_vjp_only", lambda x: np.logaddexp(0, x), save=(0,))
+    softplus.defvjp(lambda g, out, x: g * cr.nn.functional.sigmoid(x))
+    report = cr.check_grad(lambda a: softplus(a) * a, np.array([0.5, -1.0, 2.0]), modes=("rev", "fwd"))
+    assert report.ok

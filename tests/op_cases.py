@@ -107,6 +107,16 @@ def _cases() -> list[Case]:
     c.append(Case("getitem_slice", lambda a: a[1:, ::2], lambda a: a[1:, ::2], ((4, 5),)))
     c.append(Case("getitem_int", lambda a: a[2], lambda a: a[2], ((4, 5),)))
     c.append(Case("getitem_repeated", lambda a: a[REPEATED], lambda a: a[REPEATED], ((3, 4),)))
+    c.append(
+        Case(
+            "scatter_add",
+            lambda a: cr.ops.shape.scatter_add(a, index=REPEATED, shape=(3, 4)),
+            lambda a: (
+                __import__("torch").zeros(3, 4, dtype=a.dtype).index_add(0, __import__("torch").tensor(REPEATED), a)
+            ),
+            ((5, 4),),
+        )
+    )
     c.append(Case("getitem_mixed", lambda a: a[1:, REPEATED], lambda a: a[1:, REPEATED], ((3, 4),)))
     c.append(
         Case(

@@ -300,3 +300,13 @@ def test_two_threads_no_grad_and_training_do_not_interfere():
     np.testing.assert_array_equal(concurrent["train"], sequential["train"])
     assert concurrent["predict"] and sequential["predict"]
     assert cr.is_grad_enabled()
+
+
+def test_astype_gradients_in_both_modes():
+    x0 = np.array([0.25, -1.5, 3.0])
+    g = cr.grad(lambda x: cr.sum(cr.astype(x, np.float32) ** 2))(x0)
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g.numpy(), 2 * x0.astype(np.float32), rtol=1e-6)
+    _, t = cr.jvp(lambda x: cr.astype(x, np.float32) ** 2, (x0,), (np.ones(3),))
+    assert t.dtype == np.float32
+    np.testing.assert_allclose(t.numpy(), 2 * x0, rtol=1e-6)

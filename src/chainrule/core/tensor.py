@@ -8,6 +8,7 @@ first-order backward (arrays in, arrays out) and higher orders (tensors in, reco
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ class Primitive:
         "save",
         "save_output",
         "differentiable",
+        "module",
         "__dict__",  # per-primitive __doc__, so help(cr.exp) describes exp
     )
 
@@ -66,6 +68,7 @@ class Primitive:
         self.save_output = save_output
         self.differentiable = differentiable
         self.__doc__ = doc or f"The ``{name}`` primitive (NumPy implementation: ``{getattr(impl, '__name__', impl)}``)."
+        self.module: str = sys._getframe(1).f_globals.get("__name__", "?")  # where it was defined
         REGISTRY.setdefault(name, self)
 
     def defvjp(self, *rules: Rule | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, GraphReleasedError, ShapeError
-from chainrule.core.node import STATE, Meta, Node
+from chainrule.core.node import THREAD, Meta, Node
 from chainrule.core.tensor import Tensor
 
 
@@ -100,7 +100,7 @@ def backward(
     node after everything that consumed its output: one pass, no separate sort, and only
     nodes that some gradient actually reaches are touched.
     """
-    state = STATE
+    state = THREAD.state
     if state.tracer is not None or state.forward:
         # cr.compile captures the backward pass as primitives; under forward mode the
         # rules must run on tensors that carry their tangents.
@@ -155,10 +155,19 @@ def backward(
             else:
                 args, out = inputs, node.output
             params = node.params
+            rules = prim.vjps
             for i, parent in enumerate(node.parents):
                 if parent is None:
                     continue
-                gi = _apply_rule(prim, i, g, out, args, params, node)
+                rule = rules[i] if i < len(rules) else None
+                if rule is None:  # a variadic rule, or a missing one (which raises, naming the op)
+                    gi = _apply_rule(prim, i, g, out, args, params, node)
+                else:
+                    try:
+                        gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
+                    except (TypeError, AttributeError) as exc:
+                        _rule_failed(prim, i, args, exc)
+                        raise
                 if gi is None:
                     continue
                 expected = inputs[i]
@@ -195,27 +204,30 @@ def backward(
 
 
 def _apply_rule(prim: Any, i: int, g: Any, out: Any, args: Sequence[Any], params: Any, node: Node) -> Any:
-    """Input ``i``'s gradient from the output's, by the primitive's VJP rule; a missing rule raises."""
+    """Input ``i``'s gradient by the primitive's variadic rule; raises, naming the op, if it has none."""
+    if prim.vjp_any is None:
+        raise NotImplementedError(
+            f"{prim.name}: no VJP rule for input {i}, but a gradient reached it (op created at "
+            f"{node.origin or 'unknown: run under cr.detect_anomaly() to record it'}); define one with "
+            f"{prim.name}.defvjp(...), or pass that input through cr.stop_gradient if it needs no gradient"
+        )
     try:
-        if prim.vjp_any is not None:
-            return prim.vjp_any(i, g, out, *args, **params)
-        rule = prim.vjps[i] if i < len(prim.vjps) else None
-        if rule is None:
-            raise NotImplementedError(
-                f"{prim.name}: no VJP rule for input {i}, but a gradient reached it (op created at "
-                f"{node.origin or 'unknown: run under cr.detect_anomaly() to record it'}); define one with "
-                f"{prim.name}.defvjp(...), or pass that input through cr.stop_gradient if it needs no gradient"
-            )
-        return rule(g, out, *args, **params) if params else rule(g, out, *args)
+        return prim.vjp_any(i, g, out, *args, **params)
     except (TypeError, AttributeError) as exc:
-        unsaved = [k for k, a in enumerate(args) if type(a) is Meta]
-        if not unsaved:
-            raise
-        raise TypeError(
-            f"{prim.name}: its VJP rule for input {i} failed ({exc}); inputs {unsaved} reach the rule as "
-            f"Meta (shape and dtype only) because the primitive does not save them: list the inputs the "
-            f"rule reads in save=(...) (and save_output=True if it reads the output)"
-        ) from exc
+        _rule_failed(prim, i, args, exc)
+        raise
+
+
+def _rule_failed(prim: Any, i: int, args: Sequence[Any], exc: Exception) -> None:
+    """If a failed rule read an input its primitive does not save, raise an error saying so, naming the op."""
+    unsaved = [k for k, a in enumerate(args) if type(a) is Meta]
+    if not unsaved:
+        return
+    raise TypeError(
+        f"{prim.name}: its VJP rule for input {i} failed ({exc}); inputs {unsaved} reach the rule as "
+        f"Meta (shape and dtype only) because the primitive does not save them: list the inputs the "
+        f"rule reads in save=(...) (and save_output=True if it reads the output)"
+    ) from exc
 
 
 def _leading(roots: list[Node], wanted: set[Any]) -> set[Node]:
@@ -292,8 +304,8 @@ def _to_leaf(leaf: Tensor, g: Any, owned: set[int], leaf_grads: dict[int, Any] |
     """Hand ``g`` to a leaf: into its ``.grad``, or (with targets) into ``leaf_grads``."""
     if leaf_grads is not None:
         leaf_grads[id(leaf)] = _plus(leaf_grads.get(id(leaf)), g)
-    elif STATE.tracer is not None:
-        STATE.tracer.leaf_gradient(leaf, g)
+    elif THREAD.state.tracer is not None:
+        THREAD.state.tracer.leaf_gradient(leaf, g)
     elif isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:

@@ -43,8 +43,10 @@ class Level:
         return f"<level {self.id} {self.kind}>"
 
 
-class _State(threading.local):
-    """Per-thread engine state: two threads never see each other's levels or ``no_grad``."""
+class _State:
+    """One thread's engine state: two threads never see each other's levels or ``no_grad``."""
+
+    __slots__ = ("grad_enabled", "anomaly", "hooks", "tracer", "levels", "forward", "limit")
 
     def __init__(self) -> None:
         self.grad_enabled = True
@@ -58,13 +60,23 @@ class _State(threading.local):
         self.limit = 1 << 62
 
 
-STATE = _State()
+class _PerThread(threading.local):
+    def __init__(self) -> None:
+        self.state = _State()
+
+
+THREAD = _PerThread()
+
+
+def state() -> _State:
+    """This thread's engine state (hot paths read ``THREAD.state`` once per call)."""
+    return THREAD.state
 
 
 @contextlib.contextmanager
 def level(kind: str, grad_enabled: bool | None = None) -> Iterator[Level]:
     """Open a transformation level for the duration of a ``with`` block."""
-    state = STATE
+    state = THREAD.state
     lvl = Level(kind)
     previous = state.grad_enabled
     state.levels.append(lvl)
@@ -82,7 +94,7 @@ def level(kind: str, grad_enabled: bool | None = None) -> Iterator[Level]:
 
 def watched() -> bool:
     """Whether an enclosing transformation differentiates what runs now (so it must be recorded)."""
-    return any(lvl.kind in ("grad", "jvp", "compile") for lvl in STATE.levels)
+    return any(lvl.kind in ("grad", "jvp", "compile") for lvl in THREAD.state.levels)
 
 
 class Meta:
@@ -215,17 +227,18 @@ def enable_grad() -> contextlib.AbstractContextManager[Level]:
 
 def is_grad_enabled() -> bool:
     """Whether operations on tensors that require grad are being recorded on this thread."""
-    return STATE.grad_enabled
+    return THREAD.state.grad_enabled
 
 
 @contextlib.contextmanager
 def _switch(flag: str, value: bool) -> Iterator[None]:
-    previous = getattr(STATE, flag)
-    setattr(STATE, flag, value)
+    st = THREAD.state
+    previous = getattr(st, flag)
+    setattr(st, flag, value)
     try:
         yield
     finally:
-        setattr(STATE, flag, previous)
+        setattr(st, flag, previous)
 
 
 def detect_anomaly() -> contextlib.AbstractContextManager[None]:
@@ -236,8 +249,8 @@ def detect_anomaly() -> contextlib.AbstractContextManager[None]:
 @contextlib.contextmanager
 def hook(h: GraphHook) -> Iterator[GraphHook]:
     """Install an instrumentation hook for the duration of a ``with`` block."""
-    STATE.hooks.append(h)
+    THREAD.state.hooks.append(h)
     try:
         yield h
     finally:
-        STATE.hooks.remove(h)
+        THREAD.state.hooks.remove(h)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, DTypeError, ShapeError, user_frame
-from chainrule.core.node import STATE, Node, enable_grad, meta_of
+from chainrule.core.node import THREAD, Node, enable_grad, meta_of
 
 Rule = Callable[..., Any]
 
@@ -111,7 +111,7 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     node keeps exactly what the primitive's rules read. Under forward mode (``cr.jvp``)
     the output's tangent is computed too, for every level the inputs carry.
     """
-    state = STATE
+    state = THREAD.state
     if state.forward:
         top = _top_level(args, state)
         if top:
@@ -338,7 +338,7 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
-        if self.tangents or (self.requires_grad and STATE.grad_enabled):
+        if self.tangents or (self.requires_grad and THREAD.state.grad_enabled):
             raise TypeError(
                 "np.asarray(tensor): this tensor is part of a recorded graph, and turning it into a plain "
                 "array would silently drop its gradient. Use a chainrule operation, or t.numpy() / "

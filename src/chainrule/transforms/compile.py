@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.node import STATE
+from chainrule.core.node import state as engine_state
 from chainrule.core.tensor import Primitive, Tensor
 
 
@@ -176,7 +176,7 @@ class Compiled:
         return slots.value
 
     def _trace(self, args: tuple[Any, ...]) -> tuple[Any, _Program]:
-        if STATE.tracer is not None:
+        if engine_state().tracer is not None:
             raise RuntimeError("compile: compiled functions cannot be nested inside one being captured")
         tracer = _Tracer()
         placeholders: list[Any] = []
@@ -191,11 +191,11 @@ class Compiled:
                 placeholders.append(t)
             else:
                 placeholders.append(a)
-        STATE.tracer = tracer
+        engine_state().tracer = tracer
         try:
             result = self.fn(*placeholders)
         finally:
-            STATE.tracer = None
+            engine_state().tracer = None
 
         def slots_of(obj: Any) -> Any:
             if isinstance(obj, Tensor) and id(obj.data) in tracer.slots:

@@ -149,7 +149,7 @@ def backward(
                     "first backward if you need to backpropagate through the graph twice"
                 )
             # The chain rule at one node: each input's gradient from the output's, by its rule.
-            inputs = node.inputs
+            inputs = node.kept
             if create_graph:
                 args, out, g = _reconnect(node, g)
             else:
@@ -257,13 +257,13 @@ def _reconnect(node: Node, g: Any) -> tuple[Sequence[Any], Any, Tensor]:
     g = g if isinstance(g, Tensor) else Tensor._make(np.asarray(g), None)
     if node.forward is not None:
         given, out_tangents = node.forward
-        full = [a if type(item) is np.ndarray else item for a, item in zip(given, node.inputs, strict=True)]
+        full = [a if type(item) is np.ndarray else item for a, item in zip(given, node.kept, strict=True)]
         out = None if node.output is None else Tensor._make(node.output, node)
         if out is not None:
             out.tangents = out_tangents
         return full, out, g
     args: list[Any] = []
-    for item, parent in zip(node.inputs, node.parents, strict=True):
+    for item, parent in zip(node.kept, node.parents, strict=True):
         if type(item) is not np.ndarray:
             args.append(item)
         elif type(parent) is Node or parent is None:
@@ -276,7 +276,7 @@ def _reconnect(node: Node, g: Any) -> tuple[Sequence[Any], Any, Tensor]:
 
 def _conform(gi: Any, node: Node, i: int) -> Any:
     """A rule's gradient summed back over broadcast axes and cast to input ``i``'s shape and dtype."""
-    expected = node.inputs[i]
+    expected = node.kept[i]
     shape = expected.shape
     if gi.shape != shape:
         if not _broadcasts_to(shape, gi.shape):

@@ -124,7 +124,7 @@ class Node:
     __slots__ = (
         "prim",
         "parents",
-        "inputs",
+        "kept",
         "output",
         "params",
         "released",
@@ -141,7 +141,7 @@ class Node:
         self,
         prim: Primitive,
         parents: tuple[Node | Tensor | None, ...],
-        inputs: tuple[Any, ...],
+        kept: tuple[Any, ...],
         out: np.ndarray[Any, Any],
         params: dict[str, Any],
     ) -> None:
@@ -149,9 +149,9 @@ class Node:
         # parents[i] is the node that produced input i, the leaf tensor itself
         # (whose .grad receives the gradient), or None if input i needs no gradient.
         self.parents = parents
-        # inputs[i] is the array the rules read for input i if the primitive saves it,
-        # else a Meta (its shape and dtype): the rules get exactly these, no lookups.
-        self.inputs = inputs
+        # kept[i] is what the node keeps of input i: the array itself if the primitive
+        # saves it (its rules read it), else a Meta (shape and dtype). Rules get exactly these.
+        self.kept = kept
         self.output = out if prim.save_output else None  # the result, if the rules read it
         self.params = params
         self.released = False
@@ -172,7 +172,7 @@ class Node:
 
     def saved_arrays(self) -> list[np.ndarray[Any, Any]]:
         """The arrays this node keeps alive for backward (empty once released)."""
-        arrays = [item for item in self.inputs if type(item) is np.ndarray]
+        arrays = [item for item in self.kept if type(item) is np.ndarray]
         if self.output is not None:
             arrays.append(self.output)
         return arrays
@@ -186,7 +186,7 @@ class Node:
     def release(self) -> None:
         """Drop the saved arrays, keeping only what they were (shape and dtype)."""
         if self.prim.save:
-            self.inputs = tuple([meta_of(item) for item in self.inputs])
+            self.kept = tuple([meta_of(item) for item in self.kept])
         self.output = None
         self.forward = None
         self.released = True

@@ -170,10 +170,10 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     node = None
     if needs_grad and state.grad_enabled and prim.differentiable:
         save = prim.save
-        inputs: list[Any] = []
+        kept: list[Any] = []
         for i, d in enumerate(datas):
-            inputs.append(d if i in save else meta_of(d))
-        node = Node(prim, tuple(parents), tuple(inputs), out, params)
+            kept.append(d if i in save else meta_of(d))
+        node = Node(prim, tuple(parents), tuple(kept), out, params)
         if state.anomaly:
             node.origin = user_frame()
     if state.hooks:

@@ -88,6 +88,11 @@ def build_table(res: dict, frameworks: list[str]) -> tuple[str, list[tuple[str, 
         ("hvp", "grad_ms", "section model: gradient (ms)"),
         ("hvp", "hvp_ms", "section model: Hessian-vector product (ms)"),
         ("hvp", "ratio", "section model: HVP time / gradient time"),
+        ("hvp", "hvp_fwd_ms", "section model: HVP forward-over-reverse (ms)"),
+        ("hvp", "fwd_over_rev", "section model: HVP forward-over-reverse / reverse-over-reverse"),
+        ("hvp", "forward_ms", "section model: forward pass, recorded (ms)"),
+        ("hvp", "jvp_ms", "section model: cr.jvp, forward mode (ms)"),
+        ("hvp", "jvp_ratio", "section model: jvp time / recorded forward time"),
         ("fmnist", "epoch_s", "Fashion-MNIST, default recipe: s/epoch"),
         ("fmnist", "test_accuracy", "Fashion-MNIST, default recipe: test accuracy"),
         ("fmnist-best", "epoch_s", "Fashion-MNIST, README recipe: s/epoch"),
@@ -157,6 +162,8 @@ def build_table(res: dict, frameworks: list[str]) -> tuple[str, list[tuple[str, 
             check(f"{tag}: HIPS autograd per-op / chainrule per-op >= 3", 1 / v, 1 / v >= 3)
     v = get("chainrule", "hvp", "ratio")
     check("HVP / gradient <= 3", v, v is not None and v <= 3)
+    v = get("chainrule", "hvp", "jvp_ratio")
+    check("cr.jvp / recorded forward <= 1.5", v, v is not None and v <= 1.5)
     v = ratio("d2l", "peak_mb", "numpy")
     check("d2l peak memory / NumPy <= 1.3", v, v is not None and v <= 1.3)
     v = ratio("fmnist", "epoch_s", "torch")

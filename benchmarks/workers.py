@@ -428,12 +428,21 @@ def run_hvp(framework: str, steps: int) -> dict:
         def gradient():
             grad_fn(w1, w2)
 
-        def hvp():
+        def hvp():  # reverse-over-reverse, as a PyTorch user writes it
             a = cr.tensor(w1, requires_grad=True)
             b = cr.tensor(w2, requires_grad=True)
             ga, gb = cr.grad(J(a, b), [a, b], create_graph=True)
             dot = (ga * v[0]).sum() + (gb * v[1]).sum()
             cr.grad(dot, [a, b])
+
+        def hvp_fwd():  # forward-over-reverse: the JVP of the gradient
+            cr.jvp(grad_fn, (w1, w2), (v[0], v[1]))
+
+        def forward_record():  # one forward pass, recorded for backward
+            J(cr.tensor(w1, requires_grad=True), cr.tensor(w2, requires_grad=True))
+
+        def jvp():  # one forward pass carrying tangents (forward mode)
+            cr.jvp(J, (w1, w2), (v[0], v[1]))
     elif framework == "torch":
         import torch
 
@@ -454,11 +463,34 @@ def run_hvp(framework: str, steps: int) -> dict:
             b = torch.tensor(w2, requires_grad=True)
             ga, gb = torch.autograd.grad(J(a, b), [a, b], create_graph=True)
             torch.autograd.grad((ga * vt[0]).sum() + (gb * vt[1]).sum(), [a, b])
+
+        pa, pb = torch.tensor(w1), torch.tensor(w2)
+
+        def hvp_fwd():
+            torch.func.jvp(torch.func.grad(J, argnums=(0, 1)), (pa, pb), (vt[0], vt[1]))
+
+        def forward_record():
+            J(torch.tensor(w1, requires_grad=True), torch.tensor(w2, requires_grad=True))
+
+        def jvp():
+            torch.func.jvp(J, (pa, pb), (vt[0], vt[1]))
     else:
         raise SystemExit(f"hvp: {framework} not measured")
     tg = statistics.median(time_steps(gradient, steps))
     th = statistics.median(time_steps(hvp, steps))
-    return {"grad_ms": tg * 1e3, "hvp_ms": th * 1e3, "ratio": th / tg}
+    tf = statistics.median(time_steps(hvp_fwd, steps))
+    tr = statistics.median(time_steps(forward_record, steps))
+    tj = statistics.median(time_steps(jvp, steps))
+    return {
+        "grad_ms": tg * 1e3,
+        "hvp_ms": th * 1e3,
+        "ratio": th / tg,
+        "hvp_fwd_ms": tf * 1e3,
+        "fwd_over_rev": tf / th,
+        "forward_ms": tr * 1e3,
+        "jvp_ms": tj * 1e3,
+        "jvp_ratio": tj / tr,
+    }
 
 
 def run_fmnist(framework: str, recipe: str, epochs: int) -> dict:

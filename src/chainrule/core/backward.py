@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import tensor as tensor_module
 from chainrule.core.errors import AnomalyError, GraphReleasedError, ShapeError
 from chainrule.core.node import THREAD, Meta, Node
 from chainrule.core.tensor import Tensor
@@ -38,21 +39,6 @@ def toposort(roots: Sequence[Node]) -> list[Node]:
             if type(parent) is Node and parent not in visited:
                 stack.append((parent, False))
     return order
-
-
-def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
-    """Sum a broadcast gradient back to ``shape``: the one place broadcasting is undone."""
-    from chainrule import ops
-
-    if x.shape == shape:
-        return x
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
-    if axes:
-        x = ops.sum(x, axis=axes, keepdims=True)
-    if x.shape != shape:
-        x = ops.reshape(x, shape)
-    return x
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -285,7 +271,7 @@ def _conform(gi: Any, node: Node, i: int) -> Any:
                 f"{node.prim.name}: the VJP rule for input {i} returned shape {gi.shape}, which cannot be "
                 f"summed back to the input's shape {shape} (op created at {where})"
             )
-        gi = sum_to(gi, shape)
+        gi = tensor_module.engine_ops().sum_to(gi, shape)
     if gi.dtype != expected.dtype:
         gi = gi.astype(expected.dtype)
     return gi

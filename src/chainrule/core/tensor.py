@@ -268,7 +268,7 @@ def _transposed_vjp(prim: Primitive, i: int, t: Any, out: Tensor, args: tuple[An
     u.requires_grad = True
     with enable_grad():
         ct = rule(u, out, *args, **params) if rule is not None else vjp_any(i, u, out, *args, **params)  # type: ignore[misc]
-        ct = _backward.sum_to(ct, np.shape(args[i].data if isinstance(args[i], Tensor) else args[i]))
+        ct = _ops.sum_to(ct, np.shape(args[i].data if isinstance(args[i], Tensor) else args[i]))
         pairing = _ops.sum(ct * t)
         if not pairing.requires_grad:
             return None  # the rule does not depend on u: a zero tangent
@@ -546,5 +546,23 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-from chainrule import ops as _ops  # noqa: E402  (operators resolve at call time)
-from chainrule.core import backward as _backward  # noqa: E402
+_ops: Any = None  # the operations package, once it has installed itself (see install_ops)
+
+
+def install_ops(ops: Any) -> None:
+    """Called once by ``chainrule.ops``: the operations behind Tensor's operators and methods, and
+    the few the engine itself applies (``sum_to`` for gradients, ``broadcast_to``/``astype`` for
+    tangents, ``stack`` for lists). The dependency points one way: ops import the core, never
+    the reverse."""
+    global _ops
+    _ops = ops
+
+
+def engine_ops() -> Any:
+    """The installed operations package (``chainrule.ops``)."""
+    if _ops is None:
+        raise RuntimeError("chainrule.ops is not imported: import chainrule, not chainrule.core alone")
+    return _ops
+
+
+from chainrule.core import backward as _backward  # noqa: E402  (backward needs Tensor: a cycle inside the core)

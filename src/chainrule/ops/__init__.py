@@ -1,12 +1,17 @@
 """The operations. Each family's primitives sit beside their derivative rules; each module's
 ``__all__`` lists its public operations (NumPy's names and signatures)."""
 
+import sys
+
+from chainrule.core.tensor import install_ops
 from chainrule.ops import elementwise, linalg, numpy_dispatch, reduce, shape
 from chainrule.ops.elementwise import *  # noqa: F403
 from chainrule.ops.linalg import *  # noqa: F403
 from chainrule.ops.reduce import *  # noqa: F403
 from chainrule.ops.shape import *  # noqa: F403
+from chainrule.ops.unbroadcast import sum_to as sum_to  # for the engine (install_ops), not public
 
 __all__ = [*elementwise.__all__, *linalg.__all__, *reduce.__all__, *shape.__all__]
 
 numpy_dispatch.install()
+install_ops(sys.modules[__name__])  # Tensor's operators and the engine's sum_to/broadcast_to/astype/stack

@@ -70,7 +70,7 @@ _broadcast_p = Primitive("broadcast_to", _broadcast_to)
 
 
 def _sum_to_rule(g: Any, out: Any, x: Any, shape: tuple[int, ...]) -> Any:
-    from chainrule.core.backward import sum_to
+    from chainrule.ops.unbroadcast import sum_to  # shape.py is imported first: reduce needs it
 
     return sum_to(g, x.shape)
 

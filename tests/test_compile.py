@@ -107,3 +107,23 @@ def test_compiled_replay_reads_updated_parameters_and_new_data():
     assert f(np.array([1.0, 1.0], np.float32)).item() == 3.0
     w.data *= 10
     assert f(np.array([1.0, 0.0], np.float32)).item() == 10.0
+
+
+def test_compile_cache_is_bounded_least_recently_used_first():
+    w = cr.tensor(np.ones(3), requires_grad=True)
+
+    @cr.compile(max_programs=2)
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        return loss
+
+    for n in (1, 2, 3, 2, 4):
+        step(np.ones((n, 3), dtype=np.float32))
+    # 1, 2 | 3 drops 1 | 2 is used again | 4 drops 3, the least recently used
+    assert [sig[0][0] for sig in step.programs] == [(2, 3), (4, 3)]
+    for n in range(40):
+        step(np.ones((n + 5, 3), dtype=np.float32))
+    assert len(step.programs) == 2
+    with pytest.raises(ValueError, match="max_programs"):
+        cr.compile(lambda x: x, max_programs=0)

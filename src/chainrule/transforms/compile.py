@@ -16,6 +16,7 @@ NumPy call on ``.numpy()``) become constants. Optimizer updates are not captured
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -148,11 +149,15 @@ def _array(a: Any) -> np.ndarray:
 
 
 class Compiled:
-    """The function returned by :func:`compile`. ``programs`` maps signatures to captures."""
+    """The function returned by :func:`compile`. ``programs`` maps signatures to captures,
+    least recently used first; at most ``max_programs`` are kept (the oldest is dropped)."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], max_programs: int = 16) -> None:
+        if max_programs < 1:
+            raise ValueError(f"compile: max_programs must be at least 1, got {max_programs}")
         self.fn = fn
-        self.programs: dict[tuple[Any, ...], _Program] = {}
+        self.max_programs = max_programs
+        self.programs: OrderedDict[tuple[Any, ...], _Program] = OrderedDict()
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any) -> Any:
@@ -160,7 +165,10 @@ class Compiled:
         program = self.programs.get(sig)
         if program is None:
             result, self.programs[sig] = self._trace(args)
+            if len(self.programs) > self.max_programs:
+                self.programs.popitem(last=False)
             return result
+        self.programs.move_to_end(sig)
         arrays = [_array(a) for a in args if isinstance(a, Tensor | np.ndarray)]
         vals = program.run(arrays)
         for leaf, slot in program.grad_slots:
@@ -226,8 +234,11 @@ class Compiled:
         return detach(result), program
 
 
-def compile(fn: Callable[..., Any]) -> Compiled:
+def compile(fn: Callable[..., Any] | None = None, *, max_programs: int = 16) -> Any:
     """Capture ``fn`` on its first call and replay it on later calls with same-shaped inputs.
+
+    One capture is kept per argument signature (shapes, dtypes, constants), at most
+    ``max_programs`` of them, least recently used dropped first (``@cr.compile(max_programs=4)``).
 
     Typical use: the loss-and-backward part of a training step::
 
@@ -242,4 +253,6 @@ def compile(fn: Callable[..., Any]) -> Compiled:
             loss = loss_and_grads(xb, yb)
             opt.step()
     """
-    return Compiled(fn)
+    if fn is None:
+        return functools.partial(Compiled, max_programs=max_programs)
+    return Compiled(fn, max_programs)

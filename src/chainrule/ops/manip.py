@@ -224,7 +224,9 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
     if len(parts) > 1:
         a = concatenate(parts, axis)
     for _ in range(n):
-        a = subtract(getitem_p(a, index=_along(axis, slice(1, None))), getitem_p(a, index=_along(axis, slice(None, -1))))
+        a = subtract(
+            getitem_p(a, index=_along(axis, slice(1, None))), getitem_p(a, index=_along(axis, slice(None, -1)))
+        )
     return a
 
 

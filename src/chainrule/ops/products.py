@@ -17,8 +17,8 @@ from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Primitive
 from chainrule.ops.elementwise import multiply
 from chainrule.ops.linalg import matmul
-from chainrule.ops.reduce import sum as _sum
 from chainrule.ops.manip import moveaxis
+from chainrule.ops.reduce import sum as _sum
 from chainrule.ops.shape import array_of, broadcast_to, reshape, stack
 
 _LETTERS = string.ascii_letters
@@ -125,7 +125,8 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     """Sum products over ``axes`` (an int N: last N of ``a`` with first N of ``b``; or two sequences)."""
     na, nb = array_of(a).ndim, array_of(b).ndim
     if isinstance(axes, int | np.integer):
-        axes_a, axes_b = list(range(na - int(axes), na)), list(range(int(axes)))
+        axes_a: list[Any] = list(range(na - int(axes), na))
+        axes_b: list[Any] = list(range(int(axes)))
     else:
         axes_a, axes_b = ([x] if isinstance(x, int | np.integer) else list(x) for x in axes)
     if len(axes_a) != len(axes_b):

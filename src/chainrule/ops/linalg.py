@@ -226,24 +226,32 @@ def _rows(x: Any, lo: int, hi: int | None) -> Any:
     return getitem_p(x, index=(Ellipsis, slice(lo, hi), slice(None)))
 
 
+def _negligible(values: Any) -> float:
+    """A gap or value below this is zero to working precision (LAPACK's results are not exact)."""
+    data = array_of(values)
+    if data.size == 0:
+        return 0.0
+    return float(10 * data.shape[-1] * np.finfo(data.dtype).eps * np.abs(data).max())
+
+
 def _inverse_gaps(v: Any, op: str, *needed: Any) -> Any:
     """``F[..., i, j] = 1 / (v_j - v_i)`` off the diagonal, 0 on it.
 
-    Equal values (a repeated eigenvalue or singular value) have no such derivative: if the
-    gradient ``needed`` is not zero there, raise instead of returning inf/nan.
+    Equal values (a repeated eigenvalue or singular value, to working precision) have no such
+    derivative: if a gradient in ``needed`` is not zero, raise instead of returning huge,
+    inf or nan numbers; otherwise those entries are unused and set to 0.
     """
     gaps = v[..., None, :] - v[..., :, None]
     n = array_of(v).shape[-1]
     off = ~np.eye(n, dtype=bool)
-    tied = (array_of(gaps) == 0) & off
-    if tied.any():
-        if any(np.any(array_of(x) != 0) for x in needed):
-            raise LinAlgGradientError(
-                f"{op}: the gradient of the vectors is undefined for repeated values "
-                f"({array_of(v)}); only functions of the values alone can be differentiated there"
-            )
-        return where(off & ~tied, 1.0 / where(tied | ~off, 1.0, gaps), 0.0)
-    return where(off, 1.0 / where(off, gaps, 1.0), 0.0)
+    tied = (np.abs(array_of(gaps)) <= _negligible(v)) & off
+    if tied.any() and any(np.any(array_of(x) != 0) for x in needed):
+        raise LinAlgGradientError(
+            f"{op}: the gradient of the vectors is undefined for repeated values "
+            f"({array_of(v)}); only functions of the values alone can be differentiated there"
+        )
+    usable = off & ~tied
+    return where(usable, 1.0 / where(usable, gaps, 1.0), 0.0)
 
 
 def _eigh(a: Any) -> Any:
@@ -308,7 +316,7 @@ def _svd_parts(packed: Any, m: int) -> tuple[Any, Any, Any]:
 
 
 def _check_nonzero(s: Any, needed: Any) -> None:
-    if np.any(array_of(s) == 0) and np.any(array_of(needed) != 0):
+    if np.any(array_of(s) <= _negligible(s)) and np.any(array_of(needed) != 0):
         raise LinAlgGradientError(
             "svd: the gradient of the singular vectors is undefined for a zero singular value "
             "(rank-deficient input); only functions of the singular values can be differentiated there"

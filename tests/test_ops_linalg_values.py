@@ -139,3 +139,9 @@ def test_singular_matrix_errors_name_the_operation():
 def test_bad_shapes_raise_value_errors(call):
     with pytest.raises(ValueError):
         call()
+
+
+@pytest.mark.parametrize("module", [P, M, LA, __import__("chainrule.ops.shape", fromlist=["x"])])
+def test_every_public_name_has_a_docstring(module):
+    missing = [n for n in module.__all__ if not (getattr(module, n).__doc__ or "").strip()]
+    assert not missing, missing

@@ -142,11 +142,21 @@ def inv(a: Any) -> Any:
     return _inv_p(a)
 
 
-# d log|det a| = tr(a^-1 da): the gradient is a^-T. det's rules go through inv, so a
-# singular matrix (det 0) raises LinAlgError in backward rather than giving a wrong number.
+def _inverse_for(op: str, a: Any) -> Any:
+    """``a^-1`` for the rules of ``op``; a singular ``a`` raises an error that names ``op``."""
+    try:
+        return _inv_p(a)
+    except np.linalg.LinAlgError as exc:
+        raise LinAlgGradientError(
+            f"{op}: the gradient at a singular matrix is not implemented (it needs the adjugate): {exc}"
+        ) from exc
+
+
+# d log|det a| = tr(a^-1 da): the gradient is a^-T (times det a for det). At a singular
+# matrix the rules raise LinAlgGradientError rather than give a wrong number.
 _det_p = Primitive("det", np.linalg.det, save=(0,), save_output=True)
-_det_p.defvjp(lambda g, out, a: _as_matrix_stack(g * out) * _mT(inv(a)))
-_det_p.defjvp(lambda t, out, a: out * _sum_last2(_mT(inv(a)) * t))
+_det_p.defvjp(lambda g, out, a: _as_matrix_stack(g * out) * _mT(_inverse_for("det", a)))
+_det_p.defjvp(lambda t, out, a: out * _sum_last2(_mT(_inverse_for("det", a)) * t))
 
 
 def det(a: Any) -> Any:
@@ -159,9 +169,9 @@ def _logabsdet(a: Any) -> Any:
     return np.linalg.slogdet(a)[1]
 
 
-_logabsdet_p = Primitive("slogdet", _logabsdet, save=(0,))
-_logabsdet_p.defvjp(lambda g, out, a: _as_matrix_stack(g) * _mT(inv(a)))
-_logabsdet_p.defjvp(lambda t, out, a: _sum_last2(_mT(inv(a)) * t))
+_logabsdet_p = Primitive("slogdet", _logabsdet, save=(0,), doc="``log|det a|``: the differentiable half of slogdet.")
+_logabsdet_p.defvjp(lambda g, out, a: _as_matrix_stack(g) * _mT(_inverse_for("slogdet", a)))
+_logabsdet_p.defjvp(lambda t, out, a: _sum_last2(_mT(_inverse_for("slogdet", a)) * t))
 
 
 class SlogdetResult(NamedTuple):
@@ -208,14 +218,16 @@ _cholesky_p.defvjp(_cholesky_vjp)
 _cholesky_p.defjvp(_cholesky_jvp)
 
 
-def cholesky(a: Any) -> Any:
-    """Lower-triangular ``L`` with ``a = L @ L.T`` for symmetric positive-definite ``a``.
+def cholesky(a: Any, upper: bool = False) -> Any:
+    """Lower-triangular ``L`` with ``a = L @ L.T`` for symmetric positive-definite ``a``
+    (``upper=True``: ``L.T``).
 
     NumPy reads only the lower triangle; the gradient is the symmetric one (as PyTorch's),
     i.e. it treats ``a`` as a symmetric matrix.
     """
     _square(a, "cholesky")
-    return _cholesky_p(a)
+    low = _cholesky_p(a)
+    return _mT(low) if upper else low
 
 
 def _row(x: Any, i: int) -> Any:
@@ -378,10 +390,11 @@ class SVDResult(NamedTuple):
 def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
     """Singular value decomposition of ``(..., M, N)`` matrices (reduced: ``full_matrices=False``).
 
-    Singular values are differentiable wherever they are distinct from each other (and, for the
-    vectors of a non-square input, nonzero); at ties the vector gradient raises
-    :class:`LinAlgGradientError`. Singular vectors are defined up to a joint sign, so
-    differentiate sign-invariant functions of them (e.g. ``U * S @ Vh``).
+    Singular values are differentiable wherever they are distinct from each other; the vectors
+    also need distinct singular values (and, for a non-square input, nonzero ones), else their
+    gradient raises :class:`LinAlgGradientError`. Singular vectors are defined up to a joint
+    sign, so differentiate sign-invariant functions of them (e.g. ``U * S @ Vh``).
+    ``hermitian`` is accepted for NumPy compatibility and ignored.
     """
     shape = array_of(a).shape
     if len(shape) < 2:
@@ -415,7 +428,8 @@ def _vector_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:
     if ord == -np.inf:
         return _min(abs(x), axis=axis, keepdims=keepdims)
     if ord == 0:  # the number of nonzeros: piecewise constant, gradient 0
-        return _sum((array_of(x) != 0).astype(array_of(x).dtype), axis=axis, keepdims=keepdims)
+        count = np.sum(array_of(x) != 0, axis=axis, keepdims=keepdims).astype(array_of(x).dtype)
+        return _constant_like(count, x)
     if ord == 1:
         return _sum(abs(x), axis=axis, keepdims=keepdims)
     if isinstance(ord, str):
@@ -497,7 +511,8 @@ def matrix_power(a: Any, n: int) -> Any:
     if n < 0:
         a, n = inv(a), -n
     if n == 0:
-        return a * 0.0 + _eye(array_of(a).shape[-1], array_of(a))
+        data = array_of(a)
+        return _constant_like(np.broadcast_to(_eye(data.shape[-1], data), data.shape).copy(), a)
     result = None
     while n:
         if n & 1:

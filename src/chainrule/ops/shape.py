@@ -24,6 +24,7 @@ _reshape_p.defjvp(lambda t, out, x, shape: _reshape_p(t, shape=shape))
 
 
 def reshape(x: Any, shape: Any) -> Any:
+    """The same elements in a new shape (one entry may be -1), as NumPy's ``reshape``."""
     if isinstance(shape, int | np.integer):
         shape = (int(shape),)
     shape = tuple(int(n) for n in shape)
@@ -53,6 +54,7 @@ _transpose_p.defjvp(lambda t, out, x, axes: _transpose_p(t, axes=axes))
 
 
 def transpose(x: Any, axes: Any = None) -> Any:
+    """Permute the axes (reverse them if ``axes`` is None)."""
     ndim = array_of(x).ndim
     if axes is not None:
         axes = tuple(int(a) % ndim for a in axes)
@@ -62,6 +64,7 @@ def transpose(x: Any, axes: Any = None) -> Any:
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    """Interchange two axes."""
     axes = list(range(array_of(x).ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return _transpose_p(x, axes=tuple(axes))
@@ -85,6 +88,7 @@ _broadcast_p.defjvp(lambda t, out, x, shape: _broadcast_p(t, shape=shape))
 
 
 def broadcast_to(x: Any, shape: Any) -> Any:
+    """Broadcast to ``shape``; the gradient is summed back over the broadcast axes."""
     shape = tuple(int(n) for n in shape)
     if array_of(x).shape == shape:
         return x
@@ -92,6 +96,7 @@ def broadcast_to(x: Any, shape: Any) -> Any:
 
 
 def expand_dims(x: Any, axis: int) -> Any:
+    """Insert a new axis of length 1 at position ``axis``."""
     shape = list(array_of(x).shape)
     axis = axis % (len(shape) + 1)
     shape.insert(axis, 1)
@@ -99,6 +104,7 @@ def expand_dims(x: Any, axis: int) -> Any:
 
 
 def squeeze(x: Any, axis: Any = None) -> Any:
+    """Remove axes of length 1 (all of them, or those in ``axis``, which must have length 1)."""
     shape = array_of(x).shape
     if axis is None:
         new = tuple(n for n in shape if n != 1)
@@ -239,6 +245,7 @@ def stack(xs: Any, axis: int = 0) -> Any:
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    """Split into equal parts (an int that must divide the length) or at the given indices."""
     n = array_of(x).shape[axis]
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
@@ -265,6 +272,7 @@ _astype_p.defjvp(lambda t, out, x, dtype: _astype_p(t, dtype=dtype))
 
 
 def astype(x: Any, dtype: Any) -> Any:
+    """Cast to ``dtype``; the gradient is cast back to the input's dtype."""
     dtype = np.dtype(dtype)
     if array_of(x).dtype == dtype:
         return x

@@ -511,8 +511,8 @@ def matrix_power(a: Any, n: int) -> Any:
     if n < 0:
         a, n = inv(a), -n
     if n == 0:
-        data = array_of(a)
-        return _constant_like(np.broadcast_to(_eye(data.shape[-1], data), data.shape).copy(), a)
+        data = array_of(a)  # the identity, still connected to ``a`` (gradient 0), as PyTorch's
+        return where(np.zeros(data.shape, dtype=bool), a, _eye(data.shape[-1], data))
     result = None
     while n:
         if n & 1:

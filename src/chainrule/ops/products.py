@@ -26,7 +26,9 @@ _MAX_OPERANDS = 32
 
 
 def _einsum(*operands: Any, spec: str) -> Any:
-    return np.einsum(spec, *operands, optimize=len(operands) > 1)
+    # a contraction order (and BLAS) pays off for 3+ operands or large ones; it costs ~30 µs
+    optimize = len(operands) > 2 or any(np.size(x) > 1024 for x in operands)
+    return np.einsum(spec, *operands, optimize=optimize)
 
 
 def _split_spec(spec: str) -> tuple[list[str], str]:

@@ -145,3 +145,22 @@ def test_bad_shapes_raise_value_errors(call):
 def test_every_public_name_has_a_docstring(module):
     missing = [n for n in module.__all__ if not (getattr(module, n).__doc__ or "").strip()]
     assert not missing, missing
+
+
+def test_svd_vector_gradient_of_a_wide_rank_deficient_input_is_finite_when_unused():
+    w = np.pad(A, ((0, 1), (1, 0)))  # (4, 5) with a zero row: one zero singular value
+    x = cr.tensor(w, dtype="float64", requires_grad=True)
+    (g,) = cr.grad(cr.sum(LA.svdvals(x) ** 2), [x])
+    np.testing.assert_allclose(g.numpy(), 2 * w, atol=1e-12)  # d/dx |x|_F^2
+
+
+def test_forward_rules_at_repeated_eigenvalues_give_exact_values_and_nan_vectors():
+    from chainrule.ops.linalg import _eigh_p
+
+    a = np.diag([1.0, 1.0, 2.0])
+    out = _eigh_p(a)
+    t = rng.standard_normal((3, 3))
+    t = t + t.T
+    tangent = _eigh_p.jvps[0](t, out, a)
+    np.testing.assert_allclose(tangent[0], np.diag(t), atol=1e-12)  # eigenvalues: diag(V^T t V), V = I
+    assert np.isnan(tangent[1:, :2]).all() and np.isfinite(tangent[1:, 2]).all()

@@ -246,12 +246,14 @@ def _negligible(values: Any) -> float:
     return float(10 * data.shape[-1] * np.finfo(data.dtype).eps * np.abs(data).max())
 
 
-def _inverse_gaps(v: Any, op: str, *needed: Any) -> Any:
+def _inverse_gaps(v: Any, op: str, *needed: Any, forward: bool = False) -> Any:
     """``F[..., i, j] = 1 / (v_j - v_i)`` off the diagonal, 0 on it.
 
     Equal values (a repeated eigenvalue or singular value, to working precision) have no such
-    derivative: if a gradient in ``needed`` is not zero, raise instead of returning huge,
-    inf or nan numbers; otherwise those entries are unused and set to 0.
+    derivative. Backward: if a vector gradient in ``needed`` is not zero, raise instead of
+    returning huge, inf or nan numbers (otherwise those entries are unused and set to 0).
+    Forward (``forward=True``): the tangents of the vectors involved are undefined and come out
+    nan, while the values' tangents stay exact.
     """
     gaps = v[..., None, :] - v[..., :, None]
     n = array_of(v).shape[-1]
@@ -263,7 +265,8 @@ def _inverse_gaps(v: Any, op: str, *needed: Any) -> Any:
             f"({array_of(v)}); only functions of the values alone can be differentiated there"
         )
     usable = off & ~tied
-    return where(usable, 1.0 / where(usable, gaps, 1.0), 0.0)
+    inverse = where(usable, 1.0 / where(usable, gaps, 1.0), 0.0)
+    return where(tied, np.nan, inverse) if forward and tied.any() else inverse
 
 
 def _eigh(a: Any) -> Any:
@@ -283,7 +286,7 @@ def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
     w, v = _row(out, 0), _rows(out, 1, None)
     rotated = matmul(_mT(v), matmul(t, v))
     dw = _sum(rotated * _eye(array_of(w).shape[-1], w), axis=-1)
-    dv = matmul(v, _inverse_gaps(w, "eigh", rotated) * rotated)
+    dv = matmul(v, _inverse_gaps(w, "eigh", forward=True) * rotated)
     return concatenate([dw[..., None, :], dv], axis=-2)
 
 
@@ -327,12 +330,19 @@ def _svd_parts(packed: Any, m: int) -> tuple[Any, Any, Any]:
     return _rows(packed, 0, m), _row(packed, m), _rows(packed, m + 1, None)
 
 
-def _check_nonzero(s: Any, needed: Any) -> None:
-    if np.any(array_of(s) <= _negligible(s)) and np.any(array_of(needed) != 0):
+def _inverse_values(s: Any, needed: Any = None) -> Any:
+    """``1 / s`` for the terms of a non-square input's vectors, which a zero singular value leaves
+    undefined: backward raises if the gradient ``needed`` there is not zero (else the term is 0);
+    forward (``needed`` None) gives nan tangents for those vectors."""
+    zero = array_of(s) <= _negligible(s)
+    if not zero.any():
+        return 1.0 / s
+    if needed is not None and np.any(array_of(needed) != 0):
         raise LinAlgGradientError(
             "svd: the gradient of the singular vectors is undefined for a zero singular value "
             "(rank-deficient input); only functions of the singular values can be differentiated there"
         )
+    return where(zero, 0.0 if needed is not None else np.nan, 1.0 / where(zero, 1.0, s))
 
 
 def _svd_vjp(g: Any, out: Any, a: Any) -> Any:
@@ -347,11 +357,9 @@ def _svd_vjp(g: Any, out: Any, a: Any) -> Any:
     core = j * s[..., None, :] + s[..., :, None] * kk + gs[..., None, :] * _eye(k, s)
     grad = matmul(u, matmul(core, _mT(v)))
     if m > k:  # the part of gu outside U's span
-        _check_nonzero(s, gu)
-        grad = grad + matmul((gu - matmul(u, ut_gu)) / s[..., None, :], _mT(v))
+        grad = grad + matmul((gu - matmul(u, ut_gu)) * _inverse_values(s, gu)[..., None, :], _mT(v))
     if n > k:  # the part of gv outside V's span
-        _check_nonzero(s, gv)
-        grad = grad + matmul(u, _mT((gv - matmul(v, vt_gv)) / s[..., None, :]))
+        grad = grad + matmul(u, _mT((gv - matmul(v, vt_gv)) * _inverse_values(s, gv)[..., None, :]))
     return grad
 
 
@@ -361,16 +369,14 @@ def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
     k = array_of(s).shape[-1]
     dp = matmul(_mT(u), matmul(t, v))
     ds = _sum(dp * _eye(k, s), axis=-1)
-    f = _inverse_gaps(s * s, "svd", dp - _mT(dp))
+    f = _inverse_gaps(s * s, "svd", forward=True)
     du = matmul(u, f * (dp * s[..., None, :] + s[..., :, None] * _mT(dp)))
     dv = matmul(v, f * (s[..., :, None] * dp + _mT(dp) * s[..., None, :]))
     if m > k:
-        _check_nonzero(s, t)
-        du = du + matmul(t - matmul(u, matmul(_mT(u), t)), v) / s[..., None, :]
+        du = du + matmul(t - matmul(u, matmul(_mT(u), t)), v) * _inverse_values(s)[..., None, :]
     if n > k:
-        _check_nonzero(s, t)
         tt = _mT(t)
-        dv = dv + matmul(tt - matmul(v, matmul(_mT(v), tt)), u) / s[..., None, :]
+        dv = dv + matmul(tt - matmul(v, matmul(_mT(v), tt)), u) * _inverse_values(s)[..., None, :]
     return concatenate([du, ds[..., None, :], dv], axis=-2)
 
 

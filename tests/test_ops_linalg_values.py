@@ -164,3 +164,14 @@ def test_forward_rules_at_repeated_eigenvalues_give_exact_values_and_nan_vectors
     tangent = _eigh_p.jvps[0](t, out, a)
     np.testing.assert_allclose(tangent[0], np.diag(t), atol=1e-12)  # eigenvalues: diag(V^T t V), V = I
     assert np.isnan(tangent[1:, :2]).all() and np.isfinite(tangent[1:, 2]).all()
+
+
+def test_det_and_pinv_gradients_at_singular_matrices_raise():
+    x = cr.tensor(np.ones((2, 2)), dtype="float64", requires_grad=True)
+    np.testing.assert_allclose(LA.det(x).numpy(), 0.0)
+    with pytest.raises(LA.LinAlgGradientError, match="det"):
+        LA.det(x).backward()
+    p = LA.pinv(x)
+    np.testing.assert_allclose(p.numpy(), np.linalg.pinv(np.ones((2, 2))))
+    with pytest.raises(LA.LinAlgGradientError, match="pinv"):
+        cr.sum(p).backward()

@@ -529,23 +529,33 @@ def matrix_power(a: Any, n: int) -> Any:
     return result
 
 
+def _no_pinv_derivative(*args: Any, **params: Any) -> Any:
+    raise LinAlgGradientError(
+        "pinv: not differentiable at a rank-deficient matrix (the pseudo-inverse is discontinuous "
+        "there: a small perturbation raises the rank)"
+    )
+
+
+_pinv_deficient_p = Primitive("pinv", np.linalg.pinv, doc="``pinv`` of a rank-deficient input: no derivative.")
+_pinv_deficient_p.defvjp(_no_pinv_derivative)
+_pinv_deficient_p.defjvp(_no_pinv_derivative)
+
+
 def pinv(a: Any, rcond: float | None = None) -> Any:
-    """Moore-Penrose pseudo-inverse. Full-rank inputs use the normal equations (differentiable
-    everywhere there); rank-deficient ones go through ``svd`` and need distinct nonzero singular values."""
+    """Moore-Penrose pseudo-inverse. Full-rank inputs use the normal equations, differentiable
+    there; at a rank-deficient input (rank judged with ``rcond``, default ``max(M, N) * eps``)
+    the pseudo-inverse is discontinuous and its gradient raises :class:`LinAlgGradientError`."""
     shape = array_of(a).shape
     if len(shape) < 2:
         raise ShapeError(f"pinv: expected (..., M, N) matrices, got shape {shape}")
     m, n = shape[-2:]
     data = array_of(a)
     rcond = max(m, n) * np.finfo(data.dtype).eps if rcond is None else rcond
-    if np.all(np.linalg.matrix_rank(data, rtol=rcond) == min(m, n)):
-        if m >= n:
-            return solve(matmul(_mT(a), a), _mT(a))
-        return _mT(solve(matmul(a, _mT(a)), a))
-    u, s, vh = svd(a, full_matrices=False)
-    big = array_of(s) > rcond * array_of(s).max(axis=-1, keepdims=True)
-    s_inv = where(big, 1.0 / where(big, s, 1.0), 0.0)
-    return matmul(_mT(vh) * s_inv[..., None, :], _mT(u))
+    if not np.all(np.linalg.matrix_rank(data, rtol=rcond) == min(m, n)):
+        return _pinv_deficient_p(a, rtol=rcond)
+    if m >= n:
+        return solve(matmul(_mT(a), a), _mT(a))
+    return _mT(solve(matmul(a, _mT(a)), a))
 
 
 def trace(x: Any, offset: int = 0) -> Any:

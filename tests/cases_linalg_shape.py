@@ -356,6 +356,13 @@ def _shapes(c: list[Any], Case: Any) -> None:
         (4, 3),
     )
     add("stack_axis_last", lambda a, b: cr.stack([a, b], axis=-1), lambda a, b: t().stack([a, b], -1), (2, 3), (2, 3))
+    add(
+        "concatenate_flat",
+        lambda a, b: cr.concatenate([a, b], axis=None),
+        lambda a, b: t().cat([a.reshape(-1), b.reshape(-1)]),
+        (2, 3),
+        (),
+    )
     add("stack_0d", lambda a, b: cr.stack([a, b, a]), lambda a, b: t().stack([a, b, a]), (), ())
     # more inputs than one join takes at a time (a tree of joins)
     add(

@@ -130,6 +130,7 @@ def test_singular_matrix_errors_name_the_operation():
     [
         lambda: P.einsum("ij,jk->ik", A, A),
         lambda: P.einsum("ijk", A),
+        lambda: P.einsum("ijk...", A),
         lambda: P.tensordot(A, A, ([0], [0, 1])),
         lambda: LA.solve(A, A),
         lambda: M.diagonal(A, 0, 1, 1),

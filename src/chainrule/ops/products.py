@@ -80,6 +80,8 @@ def _normalize(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[str, lis
     ell_ndim = 0
     for s, shape in zip(ins, shapes, strict=True):
         if "..." in s:
+            if len(shape) < len(s) - 3:
+                raise ShapeError(f"einsum: subscripts {s!r} have more axes than an operand of shape {shape}")
             ell_ndim = max(ell_ndim, len(shape) - (len(s) - 3))
     ell = "".join(spare[:ell_ndim])
     expanded = []

@@ -194,11 +194,13 @@ def _chunks(xs: list[Any]) -> list[list[Any]]:
     return [xs[j : j + _FAN_IN] for j in range(0, len(xs), _FAN_IN)]
 
 
-def concatenate(xs: Any, axis: int = 0) -> Any:
-    """Join arrays along an existing axis (NumPy's ``concatenate``)."""
+def concatenate(xs: Any, axis: int | None = 0) -> Any:
+    """Join arrays along an existing axis (NumPy's ``concatenate``; ``axis=None`` flattens them first)."""
     xs = list(xs)
     if not xs:
         raise ValueError("concatenate: expected at least one array, got none")
+    if axis is None:
+        xs, axis = [reshape(x, (array_of(x).size,)) for x in xs], 0
     ndim = array_of(xs[0]).ndim
     if ndim == 0:
         raise ShapeError("concatenate: zero-dimensional arrays cannot be concatenated")

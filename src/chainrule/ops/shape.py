@@ -17,9 +17,11 @@ def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
 
 _reshape_p = Primitive("reshape", _reshape)
 _reshape_p.defvjp(lambda g, out, x, shape: _reshape_p(g, shape=x.shape))
+_reshape_p.defjvp(lambda t, out, x, shape: _reshape_p(t, shape=shape))
 
 
 def reshape(x: Any, shape: Any) -> Any:
+    """The same elements in a new shape (one entry may be -1), as NumPy's ``reshape``."""
     if isinstance(shape, int | np.integer):
         shape = (int(shape),)
     shape = tuple(int(n) for n in shape)
@@ -45,9 +47,11 @@ def _inverse_axes(axes: tuple[int, ...] | None, ndim: int) -> tuple[int, ...] | 
 
 _transpose_p = Primitive("transpose", _transpose)
 _transpose_p.defvjp(lambda g, out, x, axes: _transpose_p(g, axes=_inverse_axes(axes, x.ndim)))
+_transpose_p.defjvp(lambda t, out, x, axes: _transpose_p(t, axes=axes))
 
 
 def transpose(x: Any, axes: Any = None) -> Any:
+    """Permute the axes (reverse them if ``axes`` is None)."""
     ndim = array_of(x).ndim
     if axes is not None:
         axes = tuple(int(a) % ndim for a in axes)
@@ -57,6 +61,7 @@ def transpose(x: Any, axes: Any = None) -> Any:
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    """Interchange two axes."""
     axes = list(range(array_of(x).ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return _transpose_p(x, axes=tuple(axes))
@@ -76,9 +81,11 @@ def _sum_to_rule(g: Any, out: Any, x: Any, shape: tuple[int, ...]) -> Any:
 
 
 _broadcast_p.defvjp(_sum_to_rule)
+_broadcast_p.defjvp(lambda t, out, x, shape: _broadcast_p(t, shape=shape))
 
 
 def broadcast_to(x: Any, shape: Any) -> Any:
+    """Broadcast to ``shape``; the gradient is summed back over the broadcast axes."""
     shape = tuple(int(n) for n in shape)
     if array_of(x).shape == shape:
         return x
@@ -86,6 +93,7 @@ def broadcast_to(x: Any, shape: Any) -> Any:
 
 
 def expand_dims(x: Any, axis: int) -> Any:
+    """Insert a new axis of length 1 at position ``axis``."""
     shape = list(array_of(x).shape)
     axis = axis % (len(shape) + 1)
     shape.insert(axis, 1)
@@ -93,6 +101,7 @@ def expand_dims(x: Any, axis: int) -> Any:
 
 
 def squeeze(x: Any, axis: Any = None) -> Any:
+    """Remove axes of length 1 (all of them, or those in ``axis``, which must have length 1)."""
     shape = array_of(x).shape
     if axis is None:
         new = tuple(n for n in shape if n != 1)
@@ -128,6 +137,8 @@ getitem_p = Primitive("getitem", _getitem)
 scatter_add = Primitive("scatter_add", _scatter_add)
 getitem_p.defvjp(lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape))
 scatter_add.defvjp(lambda g, out, x, index, shape: getitem_p(g, index=index))
+getitem_p.defjvp(lambda t, out, x, index: getitem_p(t, index=index))
+scatter_add.defjvp(lambda t, out, x, index, shape: scatter_add(t, index=index, shape=shape))
 
 
 def _clean_index(index: Any) -> Any:
@@ -145,42 +156,95 @@ def getitem(x: Any, index: Any) -> Any:
     return getitem_p(x, index=_clean_index(index))
 
 
-def _concatenate(*xs: Any, axis: int) -> Any:
+def _concatenate(*xs: Any, axis: int, bounds: tuple[int, ...]) -> Any:
     return np.concatenate(xs, axis=axis)
 
 
 concatenate_p = Primitive("concatenate", _concatenate)
 
 
-def _concat_vjp(i: int, g: Any, out: Any, *xs: Any, axis: int) -> Any:
-    start = sum(x.shape[axis] for x in xs[:i])
-    index = [slice(None)] * g.ndim
-    index[axis] = slice(start, start + xs[i].shape[axis])
-    return getitem_p(g, index=tuple(index))
+def _piece(ndim: int, axis: int, lo: int, hi: int) -> tuple[slice, ...]:
+    index = [slice(None)] * ndim
+    index[axis] = slice(lo, hi)
+    return tuple(index)
 
 
-concatenate_p.defvjp_argnum(_concat_vjp)
+# ``bounds`` (where each input starts along ``axis``, plus the total) is computed once by
+# ``concatenate``, so each input's gradient is one slice of g: linear in the number of inputs.
+concatenate_p.defvjp_argnum(
+    lambda i, g, out, *xs, axis, bounds: getitem_p(g, index=_piece(g.ndim, axis, bounds[i], bounds[i + 1]))
+)
+concatenate_p.defjvp_argnum(
+    lambda i, t, out, *xs, axis, bounds: scatter_add(
+        t, index=_piece(out.ndim, axis, bounds[i], bounds[i + 1]), shape=out.shape
+    )
+)
 
 
-def concatenate(xs: Any, axis: int = 0) -> Any:
+# The engine passes every input to a variadic rule once per input (``rule(i, g, out, *xs)``),
+# which is quadratic for one primitive over thousands of inputs. Joining at most ``_FAN_IN``
+# at a time (a tree of joins) keeps each call small: about n * _FAN_IN * log(n) / log(_FAN_IN).
+_FAN_IN = 64
+
+
+def _chunks(xs: list[Any]) -> list[list[Any]]:
+    return [xs[j : j + _FAN_IN] for j in range(0, len(xs), _FAN_IN)]
+
+
+def concatenate(xs: Any, axis: int | None = 0) -> Any:
+    """Join arrays along an existing axis (NumPy's ``concatenate``; ``axis=None`` flattens them first)."""
     xs = list(xs)
     if not xs:
         raise ValueError("concatenate: expected at least one array, got none")
+    if axis is None:
+        xs, axis = [reshape(x, (array_of(x).size,)) for x in xs], 0
     ndim = array_of(xs[0]).ndim
-    return concatenate_p(*xs, axis=axis % ndim if ndim else axis)
+    if ndim == 0:
+        raise ShapeError("concatenate: zero-dimensional arrays cannot be concatenated")
+    axis = _check_axis(axis, ndim, "concatenate")
+    if len(xs) > _FAN_IN:
+        return concatenate([concatenate(part, axis) for part in _chunks(xs)], axis)
+    bounds = [0]
+    for x in xs:
+        bounds.append(bounds[-1] + array_of(x).shape[axis])
+    return concatenate_p(*xs, axis=axis, bounds=tuple(bounds))
+
+
+def _stack(*xs: Any, axis: int) -> Any:
+    return np.stack(xs, axis=axis)
+
+
+def _at(axis: int, i: int) -> tuple[Any, ...]:
+    return (slice(None),) * axis + (i,)
+
+
+stack_p = Primitive("stack", _stack)
+stack_p.defvjp_argnum(lambda i, g, out, *xs, axis: getitem_p(g, index=_at(axis, i)))
+stack_p.defjvp_argnum(lambda i, t, out, *xs, axis: scatter_add(t, index=_at(axis, i), shape=out.shape))
+
+
+def _check_axis(axis: int, ndim: int, op: str) -> int:
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for {ndim} dimensions")
+    return int(axis) % ndim
 
 
 def stack(xs: Any, axis: int = 0) -> Any:
+    """Join same-shaped arrays along a new axis (NumPy's ``stack``)."""
     xs = list(xs)
     if not xs:
         raise ValueError("stack: expected at least one array, got none")
     shapes = {array_of(x).shape for x in xs}
     if len(shapes) != 1:
         raise ShapeError(f"stack: all inputs must have the same shape, got {sorted(shapes)}")
-    return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
+    axis = _check_axis(axis, array_of(xs[0]).ndim + 1, "stack")
+    if len(xs) > _FAN_IN:
+        return concatenate([stack_p(*part, axis=axis) for part in _chunks(xs)], axis)
+    return stack_p(*xs, axis=axis)
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    """Split into equal parts (an int that must divide the length) or at the given indices."""
     n = array_of(x).shape[axis]
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
@@ -203,9 +267,11 @@ def _astype(x: Any, dtype: np.dtype[Any]) -> Any:
 
 _astype_p = Primitive("astype", _astype)
 _astype_p.defvjp(lambda g, out, x, dtype: _astype_p(g, dtype=x.dtype))
+_astype_p.defjvp(lambda t, out, x, dtype: _astype_p(t, dtype=dtype))
 
 
 def astype(x: Any, dtype: Any) -> Any:
+    """Cast to ``dtype``; the gradient is cast back to the input's dtype."""
     dtype = np.dtype(dtype)
     if array_of(x).dtype == dtype:
         return x

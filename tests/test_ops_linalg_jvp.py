@@ -1,7 +1,7 @@
 """JVP rules of the shape, product and linear-algebra primitives agree with their VJP rules.
 
-Forward mode is not wired into the engine yet, so each rule is checked directly: every
-primitive call made while running a case is captured, and for random ``t`` and ``g``
+Besides forward mode against finite differences (tests/test_gradients_fd.py), each rule is
+checked directly: every primitive call made while running a case is captured, and for random ``t`` and ``g``
 ``<g, jvp(t)> == <vjp(g), t>`` must hold (the VJP rules are checked against finite
 differences and PyTorch elsewhere).
 """
@@ -13,7 +13,7 @@ import pytest
 from tests.cases_linalg_shape import cases
 
 import chainrule as cr
-from chainrule.core.node import STATE
+from chainrule.core.node import state
 
 MINE = {
     "reshape", "transpose", "broadcast_to", "getitem", "scatter_add", "concatenate", "stack", "astype",
@@ -33,11 +33,11 @@ class _Capture:
 
 def _calls(case: Any) -> list[Any]:
     capture = _Capture()
-    STATE.tracer = capture
+    state().tracer = capture
     try:
         case.fn(*[cr.tensor(x, dtype="float64") for x in case.inputs(seed=11)])
     finally:
-        STATE.tracer = None
+        state().tracer = None
     return capture.calls
 
 

@@ -1,6 +1,6 @@
 """chainrule: automatic differentiation on NumPy with the computational graph as a first-class object."""
 
-from chainrule import nn, ops
+from chainrule import linalg, nn, ops
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -80,6 +80,7 @@ __all__ = [
     "tree_map",
     "tree_unflatten",
     "jvp",
+    "linalg",
     "nn",
     "no_grad",
     "ones",

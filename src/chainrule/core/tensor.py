@@ -512,7 +512,8 @@ class Tensor:
         return _ops.astype(self, dtype)
 
     def dot(self, other: Any) -> Tensor:
-        return _ops.matmul(self, other)
+        """NumPy's ``dot`` (for N-D operands it is not ``matmul``)."""
+        return _ops.dot(self, other)
 
     def flatten(self) -> Tensor:
         return _ops.reshape(self, (-1,))

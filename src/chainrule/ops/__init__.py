@@ -4,14 +4,23 @@
 import sys
 
 from chainrule.core.tensor import install_ops
-from chainrule.ops import elementwise, linalg, numpy_dispatch, reduce, shape
+from chainrule.ops import elementwise, linalg, manip, numpy_dispatch, products, reduce, shape
 from chainrule.ops.elementwise import *  # noqa: F403
 from chainrule.ops.linalg import *  # noqa: F403
+from chainrule.ops.manip import *  # noqa: F403
+from chainrule.ops.products import *  # noqa: F403
 from chainrule.ops.reduce import *  # noqa: F403
 from chainrule.ops.shape import *  # noqa: F403
 from chainrule.ops.unbroadcast import sum_to as sum_to  # for the engine (install_ops), not public
 
-__all__ = [*elementwise.__all__, *linalg.__all__, *reduce.__all__, *shape.__all__]
+__all__ = [
+    *elementwise.__all__,
+    *linalg.__all__,
+    *manip.__all__,
+    *products.__all__,
+    *reduce.__all__,
+    *shape.__all__,
+]
 
 numpy_dispatch.install()
 install_ops(sys.modules[__name__])  # Tensor's operators and the engine's sum_to/broadcast_to/astype/stack

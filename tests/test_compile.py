@@ -127,3 +127,17 @@ def test_compile_cache_is_bounded_least_recently_used_first():
     assert len(step.programs) == 2
     with pytest.raises(ValueError, match="max_programs"):
         cr.compile(lambda x: x, max_programs=0)
+
+
+def test_gradient_of_a_tensor_argument_reaches_the_callers_tensor():
+    @cr.compile
+    def step(w, x):
+        loss = (w * x).sum()
+        loss.backward()
+        return loss
+
+    x = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    for call in range(3):  # the trace, then two replays, each with a fresh argument tensor
+        w = cr.tensor(np.full(3, float(call)), requires_grad=True)
+        step(w, x)
+        np.testing.assert_array_equal(w.grad.numpy(), x)

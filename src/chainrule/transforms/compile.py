@@ -76,7 +76,9 @@ class _Tracer:
 class _Program:
     """A captured step: instructions, constants, where inputs/parameters go, what comes out."""
 
-    def __init__(self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor, int]]):
+    def __init__(
+        self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor | int, int]]
+    ):
         self.template: list[Any] = [None] * tracer.count  # constants in place, the rest filled per call
         for slot, value in tracer.consts.items():
             self.template[slot] = value
@@ -172,7 +174,9 @@ class Compiled:
         arrays = [_array(a) for a in args if isinstance(a, Tensor | np.ndarray)]
         vals = program.run(arrays)
         for leaf, slot in program.grad_slots:
-            _add_leaf_grad(leaf, np.asarray(vals[slot]))
+            # a gradient for an argument goes to this call's argument, not the traced one
+            target = args[leaf] if isinstance(leaf, int) else leaf
+            _add_leaf_grad(target, np.asarray(vals[slot]))
         return self._rebuild(program.out_slots, vals)
 
     def _rebuild(self, slots: Any, vals: list[Any]) -> Any:
@@ -189,12 +193,14 @@ class Compiled:
         tracer = _Tracer()
         placeholders: list[Any] = []
         arg_slots = []
-        for a in args:
+        arg_position: dict[int, int] = {}  # id(placeholder) -> argument index, for gradients of arguments
+        for k, a in enumerate(args):
             if isinstance(a, Tensor | np.ndarray):
                 data = _array(a)
                 t = Tensor._make(data, None)
                 if isinstance(a, Tensor):
                     t.requires_grad = a.requires_grad
+                    arg_position[id(t)] = k
                 arg_slots.append(tracer.bind_input(data))
                 placeholders.append(t)
             else:
@@ -213,15 +219,16 @@ class Compiled:
             return _Const(obj)
 
         out_slots = slots_of(result)
-        grad_slots = []
+        grad_slots: list[tuple[Tensor | int, int]] = []
         for leaf, g in tracer.leaf_grads.values():
             data = g.data if isinstance(g, Tensor) else np.asarray(g)
             slot = tracer.slots.get(id(data))
             if slot is None:  # the gradient is a constant (e.g. the seed itself)
                 slot = tracer._new()
                 tracer.consts[slot] = data
-            grad_slots.append((leaf, slot))
-            _add_leaf_grad(leaf, data)
+            position = arg_position.get(id(leaf))
+            grad_slots.append((leaf if position is None else position, slot))
+            _add_leaf_grad(leaf if position is None else args[position], data)
         program = _Program(tracer, arg_slots, out_slots, grad_slots)
 
         def detach(obj: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core.node import level
 from chainrule.core.node import state as engine_state
 from chainrule.core.tensor import Primitive, Tensor
 
@@ -207,7 +208,8 @@ class Compiled:
                 placeholders.append(a)
         engine_state().tracer = tracer
         try:
-            result = self.fn(*placeholders)
+            with level("compile", grad_enabled=True):  # transforms inside record what they compute
+                result = self.fn(*placeholders)
         finally:
             engine_state().tracer = None
 

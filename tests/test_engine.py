@@ -352,6 +352,15 @@ def test_as_tensor_shares_memory():
     assert cr.as_tensor([1.0, 2.0]).dtype == np.float32
 
 
+def test_tensor_and_as_tensor_share_one_dtype_rule():
+    for data in (1.5, [1.0, 2.0], np.zeros(3), np.zeros(3, np.float32), np.arange(3), [True, False]):
+        assert cr.tensor(data).dtype == cr.as_tensor(data).dtype, data
+        assert cr.tensor(data, dtype="float64").dtype == cr.as_tensor(data, dtype="float64").dtype == np.float64
+    assert cr.as_tensor(np.zeros(3)).dtype == np.float32  # float64 data: float32 unless dtype= says so
+    a64 = np.zeros(3)
+    assert np.shares_memory(cr.as_tensor(a64, dtype="float64").numpy(), a64)
+
+
 def test_backward_runs_each_node_after_all_its_consumers():
     class Order:
         def __init__(self):

@@ -20,12 +20,16 @@ def _shape(shape: Any) -> tuple[int, ...]:
 
 
 def as_tensor(data: Any, dtype: Any = None) -> Tensor:
-    """A tensor sharing ``data``'s memory when it already is an array of that dtype (no copy)."""
+    """A tensor of ``data`` without copying when no conversion is needed (it shares the memory).
+
+    Same dtype rule as :func:`tensor`: ``dtype`` if given, else float data become float32
+    (a float64 array is then copied), other dtypes are kept.
+    """
     if isinstance(data, Tensor):
         return data if dtype is None or data.dtype == np.dtype(dtype) else data.astype(dtype)
     array = np.asarray(data, dtype=dtype)
-    if dtype is None and array.dtype.kind == "f" and array.dtype != np.float32 and not isinstance(data, np.ndarray):
-        array = array.astype(np.float32)  # Python floats become float32, as in cr.tensor
+    if dtype is None and array.dtype.kind == "f" and array.dtype != np.float32:
+        array = array.astype(np.float32)
     return Tensor._make(array, None)
 
 

@@ -543,7 +543,11 @@ def array_of(x: Any) -> np.ndarray[Any, Any]:
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Make a leaf tensor. Floats become float32 unless ``dtype`` says otherwise."""
+    """Make a leaf tensor (a copy of ``data``).
+
+    Dtype rule, shared with :func:`as_tensor`: ``dtype`` if given; else float data (Python floats,
+    float64 arrays) become float32, and integer and boolean data keep their dtype.
+    """
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import graphviz
 
 from chainrule.core.tensor import Tensor
-from chainrule.viz.graph import Graph, Op, Var, build, classify_second_order
+from chainrule.viz.model import Graph, Op, Var, build, classify_second_order
 from chainrule.viz.notation import grad_text, symbol, var_text
 from chainrule.viz.trace import Trace, dry_run, kept_bytes, module_of, module_type
 
@@ -77,9 +77,9 @@ class Drawing(graphviz.Digraph):
                 f.write(self.source)
             raise DotNotFoundError(tmp) from exc
 
-    def render(self, filename: Any = None, directory: Any = None, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+    def render(self, filename: Any = None, directory: Any = None, **kwargs: Any) -> str:  # type: ignore[override]
         try:
-            return str(super().render(filename, directory, *args, **kwargs))
+            return str(super().render(filename, directory=directory, **kwargs))
         except graphviz.ExecutableNotFound as exc:
             # graphviz saved the source before running dot: point at it.
             src = Path(directory or self.directory or "") / (filename or self.filename)

@@ -16,7 +16,7 @@ from typing import Any
 from chainrule.core.tensor import Tensor
 from chainrule.viz import expr as E
 from chainrule.viz.expr import Lin
-from chainrule.viz.graph import Graph, Var, build
+from chainrule.viz.model import Graph, Var, build
 from chainrule.viz.notation import apply_forward, apply_vjp, grad_tex, var_tex
 
 INLINE_LIMIT = 28  # an unnamed intermediate longer than this (as text) gets its own symbol

@@ -62,20 +62,30 @@ def graph_command(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         print(f"chainrule: error: {out} exists; pass --force to overwrite it", file=sys.stderr)
         return 2
-    ex = examples.build(args.model, batch=args.batch)
-    outputs: list[Any] = [ex.J]
-    with trace() as tr:
+    with trace() as tr:  # sees the forward and the backward, for the walk order and the replay
+        ex = examples.build(args.model, batch=args.batch)
+        outputs: list[Any] = [ex.J]
         if args.second_order:
             ex.J.backward(create_graph=True)
             for name, t in ex.tensors.items():
                 if getattr(t, "requires_grad", False) and t.node is None and t.grad is not None:
                     outputs.append(t.grad.named(f"∂J/∂{name}"))
+        elif args.backward or fmt == "html":
+            ex.J.backward()  # a real backward: its walk is what gets numbered and replayed
     kwargs: dict[str, Any] = {"names": ex.names, "trace": tr}
     try:
         if fmt == "html":
             from chainrule.viz.explorer import html
 
-            html(*outputs, path=out, force=args.force, names=ex.names, symbols=ex.symbols, batch_axis=ex.batch_axis)
+            html(
+                *outputs,
+                path=out,
+                trace=tr,
+                force=args.force,
+                names=ex.names,
+                symbols=ex.symbols,
+                batch_axis=ex.batch_axis,
+            )
         else:
             drawing = draw(
                 *outputs,

@@ -50,10 +50,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = True) 
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -182,7 +186,7 @@ def draw(
         raise ValueError("draw: give at least one output tensor")
     outs = list(outputs)
     second = classify_second_order(outs, trace)
-    g = build(outs, names, second)
+    g = build(outs, names, second, trace)
     drawing = Drawing(name="chainrule", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "labelloc": "t"})
     drawing.attr("node", fontname="Helvetica", fontsize="11")
     drawing.attr("edge", fontname="Helvetica", fontsize="9", color="#555555", arrowsize="0.7")

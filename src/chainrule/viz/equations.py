@@ -83,9 +83,14 @@ def explain(
     names: Any = None,
     symbols: dict[str, float] | None = None,
     batch_axis: int | None = None,
+    trace: Any = None,
 ) -> Explanation:
-    """Forward and backward equations of the graph that produced ``outputs[0]`` (the objective)."""
-    g = build(list(outputs), names)
+    """Forward and backward equations of the graph that produced ``outputs[0]`` (the objective).
+
+    ``trace``: a :class:`~chainrule.viz.trace.Trace` that saw the forward, needed to name
+    constants (x, λ/2) once a backward has released the saved arrays.
+    """
+    g = build(list(outputs), names, trace=trace)
     symbols = symbols or {}
     root = g.outputs[0]
     root_var = g.vars[root]
@@ -113,7 +118,10 @@ def explain(
     def gsym(vid: str) -> Lin:
         v = g.vars[vid]
         s = sym_of(v) if v.name else val[vid] if vid in val else sym_of(v)
-        return E.symbol(grad_tex(root_tex, s.tex()), f"∂{root_name}/∂{s.txt()}", v.shape)
+        tex, txt = s.tex(), s.txt()
+        if " " in txt:  # an inline expression: ∂J/∂(W ⊙ W)
+            tex, txt = f"\\left({tex}\\right)", f"({txt})"
+        return E.symbol(grad_tex(root_tex, tex), f"∂{root_name}/∂{txt}", v.shape)
 
     # Forward: a value for every variable, an equation for every named (or long) one.
     used_relu = False
@@ -228,6 +236,7 @@ def equations(
     symbols: dict[str, float] | None = None,
     batch_axis: int | None = None,
     style: str = "markdown",
+    trace: Any = None,
 ) -> str:
     """Markdown (LaTeX) or plain Unicode text (``style="text"``) for the graph that produced ``output``.
 
@@ -235,5 +244,5 @@ def equations(
     symbols: ``{"λ": 1e-3}`` writes a constant that is a simple multiple of 1e-3 as λ, λ/2, 2λ.
     batch_axis: the axis examples run along, so a broadcast sum over it reads "Σ_batch".
     """
-    ex = explain(output, names=names, symbols=symbols, batch_axis=batch_axis)
+    ex = explain(output, names=names, symbols=symbols, batch_axis=batch_axis, trace=trace)
     return ex.text(backward) if style == "text" else ex.markdown(backward)

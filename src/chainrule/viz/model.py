@@ -102,8 +102,15 @@ def _name_table(names: Any) -> dict[int, str]:
     return table
 
 
-def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | None = None) -> Graph:
-    """Variables and operators of everything that produced ``outputs`` (tensors)."""
+def build(
+    outputs: Iterable[Any], names: Any = None, second_order: set[int] | None = None, trace: Any = None
+) -> Graph:
+    """Variables and operators of everything that produced ``outputs`` (tensors).
+
+    ``trace`` (a :class:`~chainrule.viz.trace.Trace` that saw the forward) recovers the
+    constants of nodes whose saved arrays were already released.
+    """
+    recorded: dict[int, dict[int, tuple[str, Any]]] = getattr(trace, "constants", None) or {}
     outs = [t for t in outputs if isinstance(t, Tensor)]
     table = _name_table(names)
     g = Graph()
@@ -125,7 +132,19 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
             g.vars[vid] = Var(vid, kind if t.requires_grad else "input", name, t.shape, str(t.dtype), tensor=t)
         return vid
 
-    def const_var(item: Any) -> str:
+    def const_var(item: Any, memo: tuple[str, Any] | None = None) -> str:
+        if memo is not None and type(item) is not np.ndarray:
+            kind, value = memo
+            if kind == "scalar":
+                item = value
+            else:
+                vid = const_ids.get(value)
+                if vid is None:
+                    vid = new_id("c")
+                    const_ids[value] = vid
+                    dtype = getattr(item, "dtype", None)
+                    g.vars[vid] = Var(vid, "input", table.get(value), tuple(item.shape), str(dtype) if dtype else None)
+                return vid
         if type(item) is np.ndarray:
             vid = const_ids.get(id(item))
             if vid is None:
@@ -147,13 +166,14 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
     nodes = toposort(roots) if roots else []
     for node in nodes:
         inputs: list[str] = []
-        for parent, item in zip(node.parents, node.kept, strict=True):
+        memo = recorded.get(node.seq, {})
+        for i, (parent, item) in enumerate(zip(node.parents, node.kept, strict=True)):
             if type(parent) is Node:
                 inputs.append(f"v{parent.seq}")
             elif parent is not None:
                 inputs.append(leaf_var(parent))  # type: ignore[arg-type]
             else:
-                inputs.append(const_var(item))
+                inputs.append(const_var(item, memo.get(i)))
         vid = f"v{node.seq}"
         g.vars[vid] = Var(vid, "value", node.label, node.out_shape, str(node.out_dtype), node=node)
         op = Op(f"op{node.seq}", node, inputs, vid, second_order=bool(second_order and node.seq in second_order))

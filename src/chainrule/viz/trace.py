@@ -94,6 +94,9 @@ class Trace:
     second_order: set[int] = field(default_factory=set)  # seqs created while backward ran
     items: dict[int, list[tuple[Any, int]]] = field(default_factory=dict)  # seq -> saved arrays at creation
     steps: list[Step] = field(default_factory=list)  # backward walk, in the engine's order
+    # seq -> {input position: ("array", id) | ("scalar", value)} for constant inputs, so a
+    # graph whose saved arrays were released can still name x, y and write λ/2.
+    constants: dict[int, dict[int, tuple[str, Any]]] = field(default_factory=dict)
     _nodes: Any = field(default_factory=weakref.WeakValueDictionary)
 
     # GraphHook protocol -------------------------------------------------------------
@@ -103,6 +106,16 @@ class Trace:
         self.created.append(node.seq)
         self._nodes[node.seq] = node
         self.items[node.seq] = kept_bytes(node)
+        consts: dict[int, tuple[str, Any]] = {}
+        for i, (parent, item) in enumerate(zip(node.parents, node.kept, strict=True)):
+            if parent is not None:
+                continue
+            if type(item) is np.ndarray:
+                consts[i] = ("scalar", item.item()) if item.ndim == 0 else ("array", id(item))
+            elif isinstance(item, int | float | complex | np.number):
+                consts[i] = ("scalar", item)
+        if consts:
+            self.constants[node.seq] = consts
         if _in_backward():
             self.second_order.add(node.seq)
 

@@ -11,8 +11,9 @@ pytest.importorskip("graphviz")
 if shutil.which("dot") is None:  # pragma: no cover
     pytest.skip("Graphviz's dot is not installed", allow_module_level=True)
 
-from chainrule.cli import graph as cli  # noqa: E402
 from tests.viz_helpers import parse_svg  # noqa: E402
+
+from chainrule.cli import graph as cli  # noqa: E402
 
 
 @pytest.mark.parametrize("model", ["section", "section-bias", "mlp"])
@@ -52,7 +53,9 @@ def test_second_order_caption(tmp_path: Path) -> None:
     assert "first order: 12 nodes" in caption and "second order (recorded backward)" in caption
 
 
-def test_missing_dot_is_reported_and_the_source_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_dot_is_reported_and_the_source_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     out = tmp_path / "g.svg"
     assert cli.main(["graph", "--out", str(out)]) == 2

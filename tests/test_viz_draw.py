@@ -12,12 +12,13 @@ graphviz = pytest.importorskip("graphviz")
 if shutil.which("dot") is None:  # pragma: no cover - CI installs graphviz
     pytest.skip("Graphviz's dot is not installed", allow_module_level=True)
 
+from tests.viz_helpers import Recorder, parse_svg  # noqa: E402
+
 import chainrule as cr  # noqa: E402
 from chainrule.core.backward import toposort  # noqa: E402
 from chainrule.viz import drawing as D  # noqa: E402
 from chainrule.viz import examples  # noqa: E402
 from chainrule.viz.trace import trace  # noqa: E402
-from tests.viz_helpers import Recorder, parse_svg  # noqa: E402
 
 SECTION = ["x", "W1", "W2", "z", "h", "o", "y", "L", "s", "J"]
 
@@ -120,9 +121,10 @@ def test_saved_labels_bytes_alive_then_released_with_the_total_in_the_caption() 
     label = before.nodes[f"op{matmul.seq}"].texts
     assert label[0] == "@" and label[2] == "alive"
     assert label[1] == D.human_bytes(matmul.saved_nbytes)
-    total = D.human_bytes(len({id(a): a.nbytes for n in toposort([ex.J.node]) for a in n.saved_arrays()}) and sum(
-        {id(a): a.nbytes for n in toposort([ex.J.node]) for a in n.saved_arrays()}.values()
-    ))
+    total = D.human_bytes(
+        len({id(a): a.nbytes for n in toposort([ex.J.node]) for a in n.saved_arrays()})
+        and sum({id(a): a.nbytes for n in toposort([ex.J.node]) for a in n.saved_arrays()}.values())
+    )
     assert any(f"saved for backward: {total} alive" in line for line in before.title)
     ex.J.backward()
     after = _svg(D.draw(ex.J, saved=True, names=ex.names))

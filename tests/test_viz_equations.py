@@ -22,7 +22,8 @@ BOOK_BACKWARD_TEX = [
     r"\frac{\partial J}{\partial \mathbf{W}^{(2)}} = \frac{\partial J}{\partial \mathbf{o}} \mathbf{h}^\top"
     r" + \lambda \mathbf{W}^{(2)}",
     r"\frac{\partial J}{\partial \mathbf{h}} = {\mathbf{W}^{(2)}}^\top \frac{\partial J}{\partial \mathbf{o}}",
-    r"\frac{\partial J}{\partial \mathbf{z}} = \frac{\partial J}{\partial \mathbf{h}} \odot \phi'\left(\mathbf{z}\right)",
+    r"\frac{\partial J}{\partial \mathbf{z}} = \frac{\partial J}{\partial \mathbf{h}}"
+    r" \odot \phi'\left(\mathbf{z}\right)",
     r"\frac{\partial J}{\partial \mathbf{W}^{(1)}} = \frac{\partial J}{\partial \mathbf{z}} \mathbf{x}^\top"
     r" + \lambda \mathbf{W}^{(1)}",
 ]
@@ -57,7 +58,10 @@ def test_bias_variant_derives_exercise_2(capsys: object) -> None:
     assert "∂J/∂b1 = Σ_batch ∂J/∂z" in text  # summed over the batch, no penalty on b1
     assert "∂J/∂W1 = ∂J/∂z xᵀ + λW1" in text
     rc, md = _run(["explain", "--model", "section-bias"], capsys)
-    assert r"\frac{\partial J}{\partial \mathbf{b}^{(1)}} = \sum_{\text{batch}} \frac{\partial J}{\partial \mathbf{z}}" in md
+    assert (
+        r"\frac{\partial J}{\partial \mathbf{b}^{(1)}} = \sum_{\text{batch}} \frac{\partial J}{\partial \mathbf{z}}"
+        in md
+    )
 
 
 def test_the_equations_agree_with_the_gradients_the_engine_computes() -> None:

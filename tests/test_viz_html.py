@@ -14,11 +14,12 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/
 if shutil.which("dot") is None or not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():  # pragma: no cover
     pytest.skip("needs Graphviz's dot, chromium and chromium-driver", allow_module_level=True)
 
+from tests.viz_helpers import Recorder  # noqa: E402
+
 import chainrule as cr  # noqa: E402
 from chainrule.viz import examples  # noqa: E402
 from chainrule.viz.explorer import html  # noqa: E402
 from chainrule.viz.trace import trace  # noqa: E402
-from tests.viz_helpers import Recorder  # noqa: E402
 
 
 @pytest.fixture(scope="module")

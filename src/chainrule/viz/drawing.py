@@ -65,14 +65,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = True) 
     return target
 
 
-class Drawing(graphviz.Digraph):
+class Drawing(graphviz.Digraph):  # type: ignore[misc]
     """A ``graphviz.Digraph`` whose rendering explains how to install ``dot`` when it is missing.
 
     In Jupyter it displays itself (graphviz's rich display); ``.render(...)``, ``.pipe(...)``
     and ``.save(...)`` behave as in graphviz.
     """
 
-    def pipe(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().pipe(*args, **kwargs)
         except graphviz.ExecutableNotFound as exc:
@@ -81,7 +81,7 @@ class Drawing(graphviz.Digraph):
                 f.write(self.source)
             raise DotNotFoundError(tmp) from exc
 
-    def render(self, filename: Any = None, directory: Any = None, **kwargs: Any) -> str:  # type: ignore[override]
+    def render(self, filename: Any = None, directory: Any = None, **kwargs: Any) -> str:
         try:
             return str(super().render(filename, directory=directory, **kwargs))
         except graphviz.ExecutableNotFound as exc:
@@ -92,7 +92,9 @@ class Drawing(graphviz.Digraph):
             raise DotNotFoundError(str(src)) from exc
 
 
-def write(drawing: graphviz.Digraph, path: str | os.PathLike[str], format: str | None = None, force: bool = False) -> Path:
+def write(
+    drawing: graphviz.Digraph, path: str | os.PathLike[str], format: str | None = None, force: bool = False
+) -> Path:
     """Render ``drawing`` to ``path`` (format from the suffix: svg, png, pdf, dot), atomically.
 
     If ``dot`` is missing, the ``.dot`` source is written next to ``path`` and
@@ -249,8 +251,8 @@ def _draw_full(drawing: graphviz.Digraph, g: Graph, saved: bool, group: str | No
     first_module: dict[str, str | None] = {}
     for op in g.ops:
         mod = module_of(op.node) if group == "module" else None
-        for v in op.inputs:
-            first_module.setdefault(v, mod)
+        for input_id in op.inputs:
+            first_module.setdefault(input_id, mod)
         first_module[op.output] = mod
     for v in g.vars.values():
         style = "named" if v.kind == "value" and v.name else v.kind
@@ -258,8 +260,8 @@ def _draw_full(drawing: graphviz.Digraph, g: Graph, saved: bool, group: str | No
         attrs.update(label=_var_label(v), id=v.id, **{"class": _classes(v, g.outputs)})
         if v.id in g.outputs:
             attrs["peripheries"] = "2"
-        op = g.op_of(v.id)
-        if op is not None and op.second_order:
+        producer = g.op_of(v.id)
+        if producer is not None and producer.second_order:
             attrs.update(_STYLE["second"], style="rounded,filled")
         mod = first_module.get(v.id) if v.kind in ("value", "param", "leaf") else None
         place(v.id, attrs, mod)
@@ -279,13 +281,13 @@ def _draw_full(drawing: graphviz.Digraph, g: Graph, saved: bool, group: str | No
                 sub.node(node_id, **attrs)
     for op in g.ops:
         seen: set[str] = set()
-        for v in op.inputs:
-            if v in seen:  # ``w * w``: one edge, labelled ×2
+        for input_id in op.inputs:
+            if input_id in seen:  # ``w * w``: one edge, labelled ×2
                 continue
-            seen.add(v)
-            count = op.inputs.count(v)
+            seen.add(input_id)
+            count = op.inputs.count(input_id)
             extra = {"label": f"×{count}"} if count > 1 else {}
-            drawing.edge(v, op.id, id=f"{v}->{op.id}", **{"class": "fwd"}, **extra)
+            drawing.edge(input_id, op.id, id=f"{input_id}->{op.id}", **{"class": "fwd"}, **extra)
         drawing.edge(op.id, op.output, id=f"{op.id}->{op.output}", **{"class": "fwd"})
 
 
@@ -294,16 +296,16 @@ def _draw_backward(drawing: graphviz.Digraph, g: Graph, walk: dict[int, int]) ->
     root_name = root.name or "out"
     needs = {op.output for op in g.ops}
     for op in g.ops:
-        for v, parent in zip(op.inputs, op.node.parents, strict=True):
+        for input_id, parent in zip(op.inputs, op.node.parents, strict=True):
             if parent is not None:
-                needs.add(v)
-    for vid in needs:
-        v = g.vars[vid]
+                needs.add(input_id)
+    for vid in sorted(needs):
+        var = g.vars[vid]
         attrs = dict(_STYLE["grad"])
-        label = grad_text(root_name, v.name) if v.name else grad_text(root_name, None)
+        label = grad_text(root_name, var.name) if var.name else grad_text(root_name, None)
         if vid == g.outputs[0]:
             label += " = 1"
-        attrs.update(label=f"{label}\n{v.describe()}", id=f"g_{vid}", **{"class": "grad var"})
+        attrs.update(label=f"{label}\n{var.describe()}", id=f"g_{vid}", **{"class": "grad var"})
         drawing.node(f"g_{vid}", **attrs)
     for op in g.ops:
         n = walk.get(op.seq)
@@ -325,7 +327,9 @@ def _draw_backward(drawing: graphviz.Digraph, g: Graph, walk: dict[int, int]) ->
             if parent is None or v in done:
                 continue
             done.add(v)
-            drawing.edge(f"g_{v}", f"b{op.seq}", dir="back", color="#aa3333", id=f"b{op.seq}->g_{v}", **{"class": "grad"})
+            drawing.edge(
+                f"g_{v}", f"b{op.seq}", dir="back", color="#aa3333", id=f"b{op.seq}->g_{v}", **{"class": "grad"}
+            )
         prim = op.node.prim
         reads = {op.inputs[i] for i in prim.save if i < len(op.inputs) and g.vars[op.inputs[i]].kind != "const"}
         if prim.save_output:
@@ -436,13 +440,15 @@ def _draw_collapsed(drawing: graphviz.Digraph, g: Graph) -> None:
         body = ", ".join(f"{c}×{name}" if c > 1 else name for name, c in counts.items())
         rep = f"\n× {reps} identical blocks" if reps > 1 else ""
         label = f"{head}\n{types}{rep}\nops per block: {body}\nparameters: {params:,}"
-        drawing.node(uid, label=label, shape="box3d", style="filled", fillcolor="#fff6d5", id=uid, **{"class": "module"})
+        drawing.node(
+            uid, label=label, shape="box3d", style="filled", fillcolor="#fff6d5", id=uid, **{"class": "module"}
+        )
     # Variables and operators outside any module are drawn as usual.
     hidden: set[str] = set()
     for vid, v in g.vars.items():
-        op = g.op_of(vid)
+        producer = g.op_of(vid)
         users = g.consumers.get(vid, [])
-        producer_unit = unit_of_op.get(op.seq) if op is not None else None
+        producer_unit = unit_of_op.get(producer.seq) if producer is not None else None
         if producer_unit is not None and all(unit_of_op.get(u.seq) == producer_unit for u, _ in users):
             if vid not in g.outputs:
                 hidden.add(vid)
@@ -451,8 +457,8 @@ def _draw_collapsed(drawing: graphviz.Digraph, g: Graph) -> None:
     for vid, v in g.vars.items():
         if vid in hidden:
             continue
-        op = g.op_of(vid)
-        if op is not None and op.seq in unit_of_op:
+        producer = g.op_of(vid)
+        if producer is not None and producer.seq in unit_of_op:
             continue  # the output of a unit: drawn as an edge label between units
         style = "named" if v.kind == "value" and v.name else v.kind
         attrs = dict(_STYLE[style])
@@ -467,17 +473,17 @@ def _draw_collapsed(drawing: graphviz.Digraph, g: Graph) -> None:
     edges: set[tuple[str, str]] = set()
 
     def endpoint_out(vid: str) -> tuple[str, str]:
-        op = g.op_of(vid)
-        if op is not None and op.seq in unit_of_op:
-            return unit_of_op[op.seq], _shape_text(g.vars[vid].shape)
+        producer = g.op_of(vid)
+        if producer is not None and producer.seq in unit_of_op:
+            return unit_of_op[producer.seq], _shape_text(g.vars[vid].shape)
         return vid, ""
 
     for op in g.ops:
         target = unit_of_op.get(op.seq, op.id)
-        for v in op.inputs:
-            if v in hidden:
+        for input_id in op.inputs:
+            if input_id in hidden:
                 continue
-            src, label = endpoint_out(v)
+            src, label = endpoint_out(input_id)
             if src == target or (src, target) in edges:
                 continue
             edges.add((src, target))
@@ -485,9 +491,9 @@ def _draw_collapsed(drawing: graphviz.Digraph, g: Graph) -> None:
         if op.seq not in unit_of_op:
             drawing.edge(op.id, op.output, **{"class": "fwd"})
     for vid in g.outputs:
-        op = g.op_of(vid)
-        if op is not None and op.seq in unit_of_op:
+        producer = g.op_of(vid)
+        if producer is not None and producer.seq in unit_of_op:
             attrs = dict(_STYLE["named"])
             attrs.update(label=_var_label(g.vars[vid]), id=vid, peripheries="2")
             drawing.node(vid, **attrs)
-            drawing.edge(unit_of_op[op.seq], vid, **{"class": "fwd"})
+            drawing.edge(unit_of_op[producer.seq], vid, **{"class": "fwd"})

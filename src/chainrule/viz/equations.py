@@ -11,6 +11,7 @@ the simplified product with transposes and broadcast sums written out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from chainrule.core.tensor import Tensor
@@ -46,7 +47,11 @@ class Explanation:
         out += [f"$$ {eq.tex} $$" for eq in self.forward]
         out += [f"_{n}_" for n in self.notes]
         if backward:
-            out += ["", f"### Backpropagation (chain rule, in the order the engine runs it, from $\\partial {self.root}$)", ""]
+            out += [
+                "",
+                f"### Backpropagation (chain rule, in the order the engine runs it, from $\\partial {self.root}$)",
+                "",
+            ]
             for eq in self.backward:
                 line = f"$$ {eq.tex} $$"
                 if eq.step_tex:
@@ -72,7 +77,7 @@ def _const_expr(v: Var, symbols: dict[str, float]) -> Lin:
     for name, ref in symbols.items():
         if ref:
             ratio = E.nice(float(value) / float(ref))
-            if isinstance(ratio, E.Fraction) and ratio.denominator <= 12 and abs(ratio.numerator) <= 12:
+            if isinstance(ratio, Fraction) and ratio.denominator <= 12 and abs(ratio.numerator) <= 12:
                 sym = E.symbol(var_tex(name, True), name, ())
                 return E.scale(ratio, sym)
     return E.number(float(value))
@@ -193,7 +198,10 @@ def explain(
             for u in via:
                 us = val[u]
                 gu = gsym(u)
-                tex_terms.append(f"\\operatorname{{prod}}\\left({gu.tex()}, \\frac{{\\partial {us.tex()}}}{{\\partial {vs.tex()}}}\\right)")
+                tex_terms.append(
+                    f"\\operatorname{{prod}}\\left({gu.tex()}, "
+                    f"\\frac{{\\partial {us.tex()}}}{{\\partial {vs.tex()}}}\\right)"
+                )
                 txt_terms.append(f"prod({gu.txt()}, ∂{us.txt()}/∂{vs.txt()})")
             eq.step_tex = f"{lhs.tex()} = " + " + ".join(tex_terms)
             eq.step_txt = f"{lhs.txt()} = " + " + ".join(txt_terms)

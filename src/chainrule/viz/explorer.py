@@ -73,16 +73,20 @@ def html(
 
     info: dict[str, dict[str, Any]] = {}
     for vid, v in g.vars.items():
-        op = g.op_of(vid)
-        entry = {
-            "kind": {"param": "parameter", "leaf": "leaf", "input": "input", "const": "constant", "value": "intermediate"}[
-                v.kind
-            ],
+        producer = g.op_of(vid)
+        entry: dict[str, Any] = {
+            "kind": {
+                "param": "parameter",
+                "leaf": "leaf",
+                "input": "input",
+                "const": "constant",
+                "value": "intermediate",
+            }[v.kind],
             "name": v.name or "(unnamed)",
             "shape": _shape(v.shape),
             "dtype": v.dtype or "Python number",
-            "op": op.name if op else "—",
-            "source": (op.node.origin if op else None) or _no_origin(op is not None),
+            "op": producer.name if producer else "—",
+            "source": (producer.node.origin if producer else None) or _no_origin(producer is not None),
             "forward": fwd.get(vid, ""),
             "backward": bwd.get(vid, "") if v.needs_grad else "(no gradient: constant)",
         }
@@ -193,7 +197,11 @@ const total0 = Object.keys(size).reduce((a, k) => a + size[k], 0);
 let k = 0;
 const status = document.getElementById('status'), bytes = document.getElementById('bytes');
 const slider = document.getElementById('slider'); slider.max = steps.length;
-function human(n){ const u=['B','KB','MB','GB']; let i=0; while(Math.abs(n)>=1024 && i<3){n/=1024;i++;} return i? n.toFixed(1)+' '+u[i] : n+' B'; }
+function human(n){
+  const u = ['B', 'KB', 'MB', 'GB']; let i = 0;
+  while(Math.abs(n) >= 1024 && i < 3){ n /= 1024; i++; }
+  return i ? n.toFixed(1) + ' ' + u[i] : n + ' B';
+}
 function render(){
   svg.querySelectorAll('.current,.done,.freed').forEach(e => e.classList.remove('current','done','freed'));
   svg.querySelectorAll('g.edge.saved').forEach(e => e.classList.remove('released'));
@@ -205,12 +213,16 @@ function render(){
     if(i === k - 1){ const gv = byId('g_v' + s.seq); if(gv) gv.classList.add('current'); }
     if(s.released){
       s.items.forEach(([key, n]) => { left[key]--; if(left[key] === 0) held -= n; });
-      svg.querySelectorAll('g.edge.saved').forEach(e => { if(e.id.endsWith('=>b' + s.seq)) e.classList.add('released'); });
+      svg.querySelectorAll('g.edge.saved').forEach(e => {
+        if(e.id.endsWith('=>b' + s.seq)) e.classList.add('released');
+      });
       if(o) o.classList.add('freed');
     }
   }
   const cur = k ? steps[k - 1] : null;
-  status.textContent = cur ? ('step ' + k + ' of ' + steps.length + ': rules of ' + cur.name + ' (node ' + cur.seq + ')' + (cur.released ? ', saved arrays released' : ', saved arrays kept (retain_graph)'))
+  status.textContent = cur
+    ? ('step ' + k + ' of ' + steps.length + ': rules of ' + cur.name + ' (node ' + cur.seq + ')'
+       + (cur.released ? ', saved arrays released' : ', saved arrays kept (retain_graph)'))
                            : ('before backward: ' + steps.length + ' steps');
   status.dataset.step = k; status.dataset.seq = cur ? cur.seq : '';
   bytes.textContent = human(held); bytes.dataset.bytes = held; slider.value = k;
@@ -222,10 +234,16 @@ document.getElementById('reset').onclick = () => { k = 0; render(); };
 let timer = null;
 document.getElementById('play').onclick = () => {
   if(timer){ clearInterval(timer); timer = null; return; }
-  timer = setInterval(() => { if(k >= steps.length){ clearInterval(timer); timer = null; return; } k++; render(); }, 600);
+  timer = setInterval(() => {
+    if(k >= steps.length){ clearInterval(timer); timer = null; return; }
+    k++; render();
+  }, 600);
 };
 slider.oninput = () => { k = +slider.value; render(); };
-document.addEventListener('keydown', e => { if(e.key === 'ArrowRight') document.getElementById('next').click(); if(e.key === 'ArrowLeft') document.getElementById('prev').click(); });
+document.addEventListener('keydown', e => {
+  if(e.key === 'ArrowRight') document.getElementById('next').click();
+  if(e.key === 'ArrowLeft') document.getElementById('prev').click();
+});
 render();
 })();
 """

@@ -91,7 +91,7 @@ class Fn(Atom):
     txt_fmt: str
     args: tuple[Lin, ...]
     shape: Shape = None
-    prec: int = 3  # type: ignore[misc]
+    prec: int = 3
     wrap: int = 0  # arguments with lower precedence than this get parentheses
 
     def key(self) -> str:
@@ -159,7 +159,7 @@ class Prod(Atom):
     op: str
     factors: tuple[Lin, ...]
     shape: Shape = None
-    prec: int = 2  # type: ignore[misc]
+    prec: int = 2
 
     def key(self) -> str:
         return f"P{self.op}[{'|'.join(f.key() for f in self.factors)}]"
@@ -414,7 +414,7 @@ def _split_coef(e: Lin) -> tuple[Term | None, Lin]:
     """A single term's coefficient and scalars pulled out of it: (that part, the rest)."""
     if len(e.terms) == 1 and e.terms[0].body is not None:
         t = e.terms[0]
-        if t.coef != 1 or t.scalars:
+        if (t.coef != 1 or t.scalars) and t.body is not None:
             return Term(t.coef, t.scalars, None), lin(t.body).with_shape(e.shape)
     return None, e
 
@@ -454,15 +454,20 @@ def describe_axes(axes: tuple[int, ...], batch_axis: int | None) -> tuple[str, s
 
 def sum_over(e: Lin, axes: tuple[int, ...], shape: Shape, batch_axis: int | None = None) -> Lin:
     sub_tex, sub_txt = describe_axes(axes, batch_axis)
-    return fn("\\sum_{{" + sub_tex.replace("{", "{{").replace("}", "}}") + "}} {0}", f"Σ_{sub_txt} {{0}}", e, shape=shape, wrap=2, prec=2)
+    return fn(
+        "\\sum_{{" + sub_tex.replace("{", "{{").replace("}", "}}") + "}} {0}",
+        f"Σ_{sub_txt} {{0}}",
+        e,
+        shape=shape,
+        wrap=2,
+        prec=2,
+    )
 
 
 def sum_to_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
     """The axes the engine sums a broadcast gradient over (leading axes, then size-1 axes)."""
     lead = len(shape) - len(target)
-    return tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(target) if n == 1 and shape[i + lead] != 1
-    )
+    return tuple(range(lead)) + tuple(i + lead for i, n in enumerate(target) if n == 1 and shape[i + lead] != 1)
 
 
 def any_value(x: Any) -> Lin:

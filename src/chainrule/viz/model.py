@@ -102,9 +102,7 @@ def _name_table(names: Any) -> dict[int, str]:
     return table
 
 
-def build(
-    outputs: Iterable[Any], names: Any = None, second_order: set[int] | None = None, trace: Any = None
-) -> Graph:
+def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | None = None, trace: Any = None) -> Graph:
     """Variables and operators of everything that produced ``outputs`` (tensors).
 
     ``trace`` (a :class:`~chainrule.viz.trace.Trace` that saw the forward) recovers the

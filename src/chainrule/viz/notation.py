@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from chainrule.viz import expr as E
@@ -113,9 +114,11 @@ def _div_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     c = b.number()
     if i == 0:
         if c is not None and c != 0:
-            return E.scale(E._mul_num(E.Fraction(1), E.nice(1 / float(c))), g)
+            return E.scale(E._mul_num(Fraction(1), E.nice(1 / float(c))), g)
         return E.fn("{0} \\oslash {1}", "{0} ⊘ {1}", g, b, shape=g.shape, wrap=3, prec=2)
-    return E.neg(E.fn("{0} \\odot {1} \\oslash {2}^{{2}}", "{0} ⊙ {1} ⊘ {2}²", g, a[0], b, shape=g.shape, wrap=3, prec=2))
+    return E.neg(
+        E.fn("{0} \\odot {1} \\oslash {2}^{{2}}", "{0} ⊙ {1} ⊘ {2}²", g, a[0], b, shape=g.shape, wrap=3, prec=2)
+    )
 
 
 def _pow_forward(a: list[Lin], p: dict[str, Any], s: Any) -> Lin:
@@ -127,8 +130,10 @@ def _pow_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     c = n.number()
     if i == 0:
         if c is not None:
-            lower = E.number(E._add_num(E.nice(float(c)), E.Fraction(-1)))
-            powered = base if lower.number() == 1 else E.fn("{0}^{{{1}}}", "{0}^{1}", base, lower, shape=base.shape, wrap=3)
+            lower = E.number(E._add_num(E.nice(float(c)), Fraction(-1)))
+            powered = (
+                base if lower.number() == 1 else E.fn("{0}^{{{1}}}", "{0}^{1}", base, lower, shape=base.shape, wrap=3)
+            )
             return E.had(g, E.scale(E.nice(float(c)), powered))
         return E.had(g, E.had(n, E.fn("{0}^{{{1} - 1}}", "{0}^({1}−1)", base, n, shape=base.shape, wrap=3)))
     return E.had(g, E.had(E.fn("\\log {0}", "log {0}", base, shape=base.shape, wrap=3), out))
@@ -173,14 +178,18 @@ def _transpose_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) ->
     if axes is None or list(axes) == list(reversed(range(len(axes)))):
         return E.tr(g, a[0].shape)
     inverse = tuple(sorted(range(len(axes)), key=lambda k: axes[k]))
-    return E.fn("\\operatorname{{permute}}_{{" + str(inverse) + "}}({0})", f"permute{inverse}({{0}})", g, shape=a[0].shape)
+    return E.fn(
+        "\\operatorname{{permute}}_{{" + str(inverse) + "}}({0})", f"permute{inverse}({{0}})", g, shape=a[0].shape
+    )
 
 
 def _transpose_forward(a: list[Lin], p: dict[str, Any], s: Any) -> Lin:
     axes = p.get("axes")
     if axes is None or list(axes) == list(reversed(range(len(axes)))):
         return E.tr(a[0], s)
-    return E.fn("\\operatorname{{permute}}_{{" + str(tuple(axes)) + "}}({0})", f"permute{tuple(axes)}({{0}})", a[0], shape=s)
+    return E.fn(
+        "\\operatorname{{permute}}_{{" + str(tuple(axes)) + "}}({0})", f"permute{tuple(axes)}({{0}})", a[0], shape=s
+    )
 
 
 def _xent_forward(a: list[Lin], p: dict[str, Any], s: Any) -> Lin:
@@ -199,7 +208,7 @@ def _xent_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     )
     n = logits.shape[0] if logits.shape else None
     if p.get("reduction", "mean") == "mean" and n:
-        diff = E.scale(E.Fraction(1, n), diff) if n < 10**6 else diff
+        diff = E.scale(Fraction(1, n), diff) if n < 10**6 else diff
     if p.get("reduction") == "none":
         return E.had(E.fn("{0}", "{0}", g, shape=logits.shape), diff)
     return E.had(g, diff)
@@ -207,49 +216,201 @@ def _xent_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
 
 def _concat_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     axis = p.get("axis", 0)
-    return E.fn("\\left[{0}\\right]_{{\\text{{part }}" + str(i + 1) + ",\\ \\text{{axis }}" + str(axis) + "}}", f"[{{0}}]_(part {i + 1}, axis {axis})", g, shape=a[i].shape)
+    return E.fn(
+        "\\left[{0}\\right]_{{\\text{{part }}" + str(i + 1) + ",\\ \\text{{axis }}" + str(axis) + "}}",
+        f"[{{0}}]_(part {i + 1}, axis {axis})",
+        g,
+        shape=a[i].shape,
+    )
 
 
 def _relu_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     return E.had(g, E.fn("\\phi'\\left({0}\\right)", "φ′({0})", a[0], shape=a[0].shape))
 
 
-def _shape_param(p: dict[str, Any], key: str) -> str:
-    return str(tuple(p.get(key))) if p.get(key) is not None else ""
-
-
 def _install() -> None:
     R = register_notation
     R("add", lambda a, p, s: E.add(a[0], a[1]).with_shape(s), _ident_vjp, "+")
-    R("subtract", lambda a, p, s: E.add(a[0], E.neg(a[1])).with_shape(s), lambda i, g, o, a, p: g if i == 0 else E.neg(g), "−")
+    R(
+        "subtract",
+        lambda a, p, s: E.add(a[0], E.neg(a[1])).with_shape(s),
+        lambda i, g, o, a, p: g if i == 0 else E.neg(g),
+        "−",
+    )
     R("multiply", lambda a, p, s: E.had(a[0], a[1]), lambda i, g, o, a, p: E.had(g, a[1 - i]), "×")
-    R("divide", lambda a, p, s: E.fn("\\frac{{{0}}}{{{1}}}", "{0} ⊘ {1}", a[0], a[1], shape=s, wrap=3, prec=2), _div_vjp, "÷")
+    R(
+        "divide",
+        lambda a, p, s: E.fn("\\frac{{{0}}}{{{1}}}", "{0} ⊘ {1}", a[0], a[1], shape=s, wrap=3, prec=2),
+        _div_vjp,
+        "÷",
+    )
     R("power", _pow_forward, _pow_vjp, "^")
     R("negative", lambda a, p, s: E.neg(a[0]), lambda i, g, o, a, p: E.neg(g), "−x")
     R("exp", _elementwise("\\exp\\left({0}\\right)", "exp({0})"), lambda i, g, o, a, p: E.had(g, o), "exp")
-    R("log", _elementwise("\\log\\left({0}\\right)", "log({0})"), lambda i, g, o, a, p: E.fn("{0} \\oslash {1}", "{0} ⊘ {1}", g, a[0], shape=g.shape, wrap=3, prec=2), "log")
-    R("sqrt", _elementwise("\\sqrt{{{0}}}", "√{0}"), lambda i, g, o, a, p: E.fn("{0} \\oslash \\left(2 {1}\\right)", "{0} ⊘ (2{1})", g, o, shape=g.shape, wrap=3, prec=2), "√")
-    R("abs", _elementwise("\\left|{0}\\right|", "|{0}|"), lambda i, g, o, a, p: E.had(g, E.fn("\\operatorname{{sign}}({0})", "sign({0})", a[0], shape=a[0].shape)), "|x|")
-    R("tanh", _elementwise("\\tanh\\left({0}\\right)", "tanh({0})"), lambda i, g, o, a, p: E.had(g, E.fn("\\left(1 - {0}^{{2}}\\right)", "(1 − {0}²)", o, shape=o.shape, wrap=3)), "tanh")
-    R("sin", _elementwise("\\sin\\left({0}\\right)", "sin({0})"), lambda i, g, o, a, p: E.had(g, E.fn("\\cos\\left({0}\\right)", "cos({0})", a[0], shape=a[0].shape)), "sin")
-    R("cos", _elementwise("\\cos\\left({0}\\right)", "cos({0})"), lambda i, g, o, a, p: E.neg(E.had(g, E.fn("\\sin\\left({0}\\right)", "sin({0})", a[0], shape=a[0].shape))), "cos")
-    R("maximum", _elementwise("\\max\\left({0}, {1}\\right)", "max({0}, {1})"), lambda i, g, o, a, p: E.had(g, E.fn("\\mathbb{{1}}[{0} " + (">" if i == 0 else "<") + " {1}]", "𝟙[{0} " + (">" if i == 0 else "<") + " {1}]", a[0], a[1], shape=o.shape)), "max")
-    R("minimum", _elementwise("\\min\\left({0}, {1}\\right)", "min({0}, {1})"), lambda i, g, o, a, p: E.had(g, E.fn("\\mathbb{{1}}[{0} " + ("<" if i == 0 else ">") + " {1}]", "𝟙[{0} " + ("<" if i == 0 else ">") + " {1}]", a[0], a[1], shape=o.shape)), "min")
-    R("where", _elementwise("\\operatorname{{where}}\\left({0}, {1}, {2}\\right)", "where({0}, {1}, {2})"), lambda i, g, o, a, p: E.had(g, a[0] if i == 1 else E.fn("\\neg {0}", "¬{0}", a[0], shape=a[0].shape, wrap=3)), "where")
-    R("clip", lambda a, p, s: E.fn("\\operatorname{{clip}}\\left({0}, " + str(p.get("a_min", p.get("lo"))) + ", " + str(p.get("a_max", p.get("hi"))) + "\\right)", f"clip({{0}}, {p.get('a_min', p.get('lo'))}, {p.get('a_max', p.get('hi'))})", a[0], shape=s), lambda i, g, o, a, p: E.had(g, E.fn("\\mathbb{{1}}[{0} \\text{{ inside the bounds}}]", "𝟙[{0} inside the bounds]", a[0], shape=a[0].shape)), "clip")
+    R(
+        "log",
+        _elementwise("\\log\\left({0}\\right)", "log({0})"),
+        lambda i, g, o, a, p: E.fn("{0} \\oslash {1}", "{0} ⊘ {1}", g, a[0], shape=g.shape, wrap=3, prec=2),
+        "log",
+    )
+    R(
+        "sqrt",
+        _elementwise("\\sqrt{{{0}}}", "√{0}"),
+        lambda i, g, o, a, p: E.fn(
+            "{0} \\oslash \\left(2 {1}\\right)", "{0} ⊘ (2{1})", g, o, shape=g.shape, wrap=3, prec=2
+        ),
+        "√",
+    )
+    R(
+        "abs",
+        _elementwise("\\left|{0}\\right|", "|{0}|"),
+        lambda i, g, o, a, p: E.had(g, E.fn("\\operatorname{{sign}}({0})", "sign({0})", a[0], shape=a[0].shape)),
+        "|x|",
+    )
+    R(
+        "tanh",
+        _elementwise("\\tanh\\left({0}\\right)", "tanh({0})"),
+        lambda i, g, o, a, p: E.had(g, E.fn("\\left(1 - {0}^{{2}}\\right)", "(1 − {0}²)", o, shape=o.shape, wrap=3)),
+        "tanh",
+    )
+    R(
+        "sin",
+        _elementwise("\\sin\\left({0}\\right)", "sin({0})"),
+        lambda i, g, o, a, p: E.had(g, E.fn("\\cos\\left({0}\\right)", "cos({0})", a[0], shape=a[0].shape)),
+        "sin",
+    )
+    R(
+        "cos",
+        _elementwise("\\cos\\left({0}\\right)", "cos({0})"),
+        lambda i, g, o, a, p: E.neg(E.had(g, E.fn("\\sin\\left({0}\\right)", "sin({0})", a[0], shape=a[0].shape))),
+        "cos",
+    )
+    R(
+        "maximum",
+        _elementwise("\\max\\left({0}, {1}\\right)", "max({0}, {1})"),
+        lambda i, g, o, a, p: E.had(
+            g,
+            E.fn(
+                "\\mathbb{{1}}[{0} " + (">" if i == 0 else "<") + " {1}]",
+                "𝟙[{0} " + (">" if i == 0 else "<") + " {1}]",
+                a[0],
+                a[1],
+                shape=o.shape,
+            ),
+        ),
+        "max",
+    )
+    R(
+        "minimum",
+        _elementwise("\\min\\left({0}, {1}\\right)", "min({0}, {1})"),
+        lambda i, g, o, a, p: E.had(
+            g,
+            E.fn(
+                "\\mathbb{{1}}[{0} " + ("<" if i == 0 else ">") + " {1}]",
+                "𝟙[{0} " + ("<" if i == 0 else ">") + " {1}]",
+                a[0],
+                a[1],
+                shape=o.shape,
+            ),
+        ),
+        "min",
+    )
+    R(
+        "where",
+        _elementwise("\\operatorname{{where}}\\left({0}, {1}, {2}\\right)", "where({0}, {1}, {2})"),
+        lambda i, g, o, a, p: E.had(g, a[0] if i == 1 else E.fn("\\neg {0}", "¬{0}", a[0], shape=a[0].shape, wrap=3)),
+        "where",
+    )
+    R(
+        "clip",
+        lambda a, p, s: E.fn(
+            "\\operatorname{{clip}}\\left({0}, "
+            + str(p.get("a_min", p.get("lo")))
+            + ", "
+            + str(p.get("a_max", p.get("hi")))
+            + "\\right)",
+            f"clip({{0}}, {p.get('a_min', p.get('lo'))}, {p.get('a_max', p.get('hi'))})",
+            a[0],
+            shape=s,
+        ),
+        lambda i, g, o, a, p: E.had(
+            g,
+            E.fn("\\mathbb{{1}}[{0} \\text{{ inside the bounds}}]", "𝟙[{0} inside the bounds]", a[0], shape=a[0].shape),
+        ),
+        "clip",
+    )
     R("sum", _sum_forward, _sum_vjp, "Σ")
     R("max", _elementwise("\\max {0}", "max {0}"), _extremum_vjp("max"), "max")
     R("min", _elementwise("\\min {0}", "min {0}"), _extremum_vjp("min"), "min")
-    R("reshape", lambda a, p, s: E.fn("\\operatorname{{reshape}}_{{" + str(s) + "}}({0})", f"reshape{s}({{0}})", a[0], shape=s), lambda i, g, o, a, p: E.fn("\\operatorname{{reshape}}_{{" + str(a[0].shape) + "}}({0})", f"reshape{a[0].shape}({{0}})", g, shape=a[0].shape), "reshape")
+    R(
+        "reshape",
+        lambda a, p, s: E.fn("\\operatorname{{reshape}}_{{" + str(s) + "}}({0})", f"reshape{s}({{0}})", a[0], shape=s),
+        lambda i, g, o, a, p: E.fn(
+            "\\operatorname{{reshape}}_{{" + str(a[0].shape) + "}}({0})",
+            f"reshape{a[0].shape}({{0}})",
+            g,
+            shape=a[0].shape,
+        ),
+        "reshape",
+    )
     R("transpose", _transpose_forward, _transpose_vjp, "ᵀ")
-    R("broadcast_to", lambda a, p, s: E.fn("\\operatorname{{broadcast}}_{{" + str(s) + "}}({0})", f"broadcast{s}({{0}})", a[0], shape=s), lambda i, g, o, a, p: E.sum_over(g, E.sum_to_axes(g.shape or (), a[0].shape or ()), a[0].shape), "bcast")
-    R("getitem", lambda a, p, s: E.fn("{0}[\\ldots]", "{0}[…]", a[0], shape=s, wrap=3), lambda i, g, o, a, p: E.fn("\\operatorname{{scatter}}({0})", "scatter({0} into zeros at […])", g, shape=a[0].shape), "[ ]")
-    R("concatenate", lambda a, p, s: E.fn("\\left[" + ", ".join(f"{{{k}}}" for k in range(len(a))) + "\\right]", "[" + ", ".join(f"{{{k}}}" for k in range(len(a))) + "]", *a, shape=s), _concat_vjp, "concat")
+    R(
+        "broadcast_to",
+        lambda a, p, s: E.fn(
+            "\\operatorname{{broadcast}}_{{" + str(s) + "}}({0})", f"broadcast{s}({{0}})", a[0], shape=s
+        ),
+        lambda i, g, o, a, p: E.sum_over(g, E.sum_to_axes(g.shape or (), a[0].shape or ()), a[0].shape),
+        "bcast",
+    )
+    R(
+        "getitem",
+        lambda a, p, s: E.fn("{0}[\\ldots]", "{0}[…]", a[0], shape=s, wrap=3),
+        lambda i, g, o, a, p: E.fn(
+            "\\operatorname{{scatter}}({0})", "scatter({0} into zeros at […])", g, shape=a[0].shape
+        ),
+        "[ ]",
+    )
+    R(
+        "concatenate",
+        lambda a, p, s: E.fn(
+            "\\left[" + ", ".join(f"{{{k}}}" for k in range(len(a))) + "\\right]",
+            "[" + ", ".join(f"{{{k}}}" for k in range(len(a))) + "]",
+            *a,
+            shape=s,
+        ),
+        _concat_vjp,
+        "concat",
+    )
     R("astype", lambda a, p, s: a[0].with_shape(s), _ident_vjp, "astype")
-    R("matmul", lambda a, p, s: E.mm(a[0], a[1]), lambda i, g, o, a, p: E.mm(g, E.tr(a[1])) if i == 0 else E.mm(E.tr(a[0]), g), "@")
+    R(
+        "matmul",
+        lambda a, p, s: E.mm(a[0], a[1]),
+        lambda i, g, o, a, p: E.mm(g, E.tr(a[1])) if i == 0 else E.mm(E.tr(a[0]), g),
+        "@",
+    )
     R("relu", _elementwise("\\phi\\left({0}\\right)", "φ({0})"), _relu_vjp, "φ")
-    R("sigmoid", _elementwise("\\sigma\\left({0}\\right)", "σ({0})"), lambda i, g, o, a, p: E.had(g, E.fn("{0} \\odot \\left(1 - {0}\\right)", "{0} ⊙ (1 − {0})", o, shape=o.shape, wrap=3, prec=2)), "σ")
-    R("softmax", _elementwise("\\operatorname{{softmax}}\\left({0}\\right)", "softmax({0})"), lambda i, g, o, a, p: E.fn("{1} \\odot \\left({0} - \\textstyle\\sum_{{\\text{{axis}}}} {0} \\odot {1}\\right)", "{1} ⊙ ({0} − Σ_axis {0} ⊙ {1})", g, o, shape=o.shape, wrap=3, prec=2), "softmax")
+    R(
+        "sigmoid",
+        _elementwise("\\sigma\\left({0}\\right)", "σ({0})"),
+        lambda i, g, o, a, p: E.had(
+            g, E.fn("{0} \\odot \\left(1 - {0}\\right)", "{0} ⊙ (1 − {0})", o, shape=o.shape, wrap=3, prec=2)
+        ),
+        "σ",
+    )
+    R(
+        "softmax",
+        _elementwise("\\operatorname{{softmax}}\\left({0}\\right)", "softmax({0})"),
+        lambda i, g, o, a, p: E.fn(
+            "{1} \\odot \\left({0} - \\textstyle\\sum_{{\\text{{axis}}}} {0} \\odot {1}\\right)",
+            "{1} ⊙ ({0} − Σ_axis {0} ⊙ {1})",
+            g,
+            o,
+            shape=o.shape,
+            wrap=3,
+            prec=2,
+        ),
+        "softmax",
+    )
     R("cross_entropy", _xent_forward, _xent_vjp, "l")
     R("watch", lambda a, p, s: a[0], _ident_vjp, "watch")
 
@@ -263,7 +424,9 @@ def _tex_name(name: str) -> str:
 
 def generic_forward(name: str, args: list[Lin], shape: Any) -> Lin:
     slots = ", ".join(f"{{{k}}}" for k in range(len(args)))
-    return E.fn("\\operatorname{{" + _tex_name(name) + "}}\\left(" + slots + "\\right)", f"{name}({slots})", *args, shape=shape)
+    return E.fn(
+        "\\operatorname{{" + _tex_name(name) + "}}\\left(" + slots + "\\right)", f"{name}({slots})", *args, shape=shape
+    )
 
 
 def generic_vjp(name: str, i: int, g: Lin, args: list[Lin], shape: Any) -> Lin:
@@ -271,7 +434,13 @@ def generic_vjp(name: str, i: int, g: Lin, args: list[Lin], shape: Any) -> Lin:
     slots = ", ".join(f"{{{k + 1}}}" for k in range(len(args)))
     wrt = f"{{{i + 1}}}"
     return E.fn(
-        "\\left(\\frac{{\\partial \\operatorname{{" + _tex_name(name) + "}}(" + slots + ")}}{{\\partial " + wrt + "}}\\right)^{{\\!\\top}} {0}",
+        "\\left(\\frac{{\\partial \\operatorname{{"
+        + _tex_name(name)
+        + "}}("
+        + slots
+        + ")}}{{\\partial "
+        + wrt
+        + "}}\\right)^{{\\!\\top}} {0}",
         f"(∂{name}({slots})/∂{wrt})ᵀ {{0}}",
         g,
         *args,

@@ -294,17 +294,20 @@ def _term(t: Term, tex: bool) -> tuple[str, str]:
             body = t.body.tex() if tex else t.body.txt()
     if not pieces and not body:
         return sign, num_tex(mag) if tex else num_txt(mag)
-    if mag != 1 and isinstance(mag, Fraction) and mag.denominator != 1 and pieces:
+    simple = bool(pieces) and all(ch not in pieces[0] for ch in " /()∂") and "frac" not in pieces[0]
+    if mag != 1 and isinstance(mag, Fraction) and mag.denominator != 1 and simple:
         num = "" if mag.numerator == 1 else str(mag.numerator)
         first = f"\\frac{{{num}{pieces[0]}}}{{{mag.denominator}}}" if tex else f"{num}{pieces[0]}/{mag.denominator}"
         pieces = [first] + pieces[1:]
         mag = Fraction(1)
     scal = " ".join(pieces) if tex else ("" if all(len(p) <= 2 for p in pieces) else " ").join(pieces)
     if mag != 1:
-        scal = (num_tex(mag) if tex else num_txt(mag)) + ("\\," if tex and scal else "") + scal
+        lead = num_tex(mag) if tex else num_txt(mag)
+        tight = not tex and len(lead) <= 2 and (not scal or len(pieces[0]) <= 2)
+        scal = lead + ("" if tight or not scal else " ") + scal
     if scal and body:
-        glue = " " if tex or len(scal) > 2 or (" " in scal) or "/" in scal else ""
-        return sign, f"{scal}{glue}{body}"
+        tight = not tex and len(scal) <= 2 and " " not in body and not body.startswith(("∂", "("))
+        return sign, f"{scal}{'' if tight else ' '}{body}"
     return sign, scal or body
 
 
@@ -406,7 +409,12 @@ def tr(e: Lin, shape: Shape = None) -> Lin:
     new_shape = shape if shape is not None else (None if e.shape is None else tuple(reversed(e.shape)))
     terms = []
     for t in e.terms:
-        terms.append(Term(t.coef, t.scalars, None if t.body is None else t.body.transposed()))
+        body = t.body
+        if isinstance(body, Prod) and body.op == "" and len(body.factors) <= 3:
+            factors = tuple(tr(f) for f in reversed(body.factors))
+            terms.append(Term(t.coef, t.scalars, Prod("", factors, new_shape)))
+        else:
+            terms.append(Term(t.coef, t.scalars, None if body is None else body.transposed()))
     return Lin(terms, new_shape)
 
 

@@ -121,7 +121,27 @@ def _div_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     )
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _power_of(base: Lin, n: Any, shape: Any) -> Lin:
+    """``base`` to a constant power, written base², base^0.5, …; ``base¹`` is base, ``base⁰`` is 1."""
+    if n == 1:
+        return base.with_shape(shape)
+    if n == 0:
+        return E.number(1, shape)
+    text = E.num_txt(E.nice(float(n)))
+    sup = text.translate(_SUPERSCRIPT) if text.lstrip("-").isdigit() else f"^{text}"
+    exponent = E.num_tex(E.nice(float(n))).replace("{", "{{").replace("}", "}}")
+    return E.fn(
+        "{0}^{{" + exponent + "}}", "{0}" + sup.replace("{", "{{").replace("}", "}}"), base, shape=shape, wrap=3
+    )
+
+
 def _pow_forward(a: list[Lin], p: dict[str, Any], s: Any) -> Lin:
+    c = a[1].number()
+    if c is not None:
+        return _power_of(a[0], c, s)
     return E.fn("{0}^{{{1}}}", "{0}^{1}", a[0], a[1], shape=s, wrap=3)
 
 

@@ -108,3 +108,31 @@ def test_html_refuses_to_overwrite(tmp_path: Path) -> None:
     assert target.read_text() == "mine"
     html(ex.J, path=target, force=True)
     assert ex.tensors["W1"].grad is None  # the dry-run backward left the graph and the .grad alone
+
+
+def _page_data(page: Path) -> dict:  # type: ignore[type-arg]
+    import json
+
+    text = page.read_text()
+    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
+    return json.loads(text[start : text.index("</script>", start)].replace("<\\/", "</"))  # type: ignore[no-any-return]
+
+
+def test_html_node_details_include_the_source_line_under_detect_anomaly(tmp_path: Path) -> None:
+    import numpy as np
+
+    w = cr.tensor(np.ones((2, 3), np.float32), requires_grad=True).named("w")
+    with cr.detect_anomaly():
+        u = cr.tanh(w).named("u")  # this line
+    J = cr.sum(u * u).named("J")
+    data = _page_data(html(J, path=tmp_path / "g.html"))
+    tanh_op = next(k for k, v in data["info"].items() if k.startswith("op") and v["op"] == "tanh")
+    assert data["info"][tanh_op]["source"].endswith(f"test_viz_html.py:{_line_of('# this line')}")
+    assert data["info"][tanh_op]["forward"] == "u = tanh(w)"
+    assert "∂J/∂u = 2u" in data["info"][tanh_op]["backward"]
+    assert [s["released"] for s in data["steps"]] == [True] * len(data["steps"])  # replayed as a plain backward
+
+
+def _line_of(marker: str) -> int:
+    lines = Path(__file__).read_text().splitlines()
+    return next(i + 1 for i, line in enumerate(lines) if line.rstrip().endswith(marker) and "cr.tanh" in line)

@@ -467,7 +467,7 @@ def sum_over(e: Lin, axes: tuple[int, ...], shape: Shape, batch_axis: int | None
         f"Σ_{sub_txt} {{0}}",
         e,
         shape=shape,
-        wrap=2,
+        wrap=3,
         prec=2,
     )
 

@@ -97,14 +97,12 @@ class Trace:
     # seq -> {input position: ("array", id) | ("scalar", value)} for constant inputs, so a
     # graph whose saved arrays were released can still name x, y and write λ/2.
     constants: dict[int, dict[int, tuple[str, Any]]] = field(default_factory=dict)
-    _nodes: Any = field(default_factory=weakref.WeakValueDictionary)
 
     # GraphHook protocol -------------------------------------------------------------
     def forward(self, node: Node | None, prim: Any, out: Any) -> None:
         if node is None:
             return
         self.created.append(node.seq)
-        self._nodes[node.seq] = node
         self.items[node.seq] = kept_bytes(node)
         consts: dict[int, tuple[str, Any]] = {}
         for i, (parent, item) in enumerate(zip(node.parents, node.kept, strict=True)):

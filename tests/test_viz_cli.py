@@ -63,3 +63,51 @@ def test_missing_dot_is_reported_and_the_source_kept(
     assert "Graphviz" in err and "apt-get install graphviz" in err
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
     assert not out.exists()
+
+
+def _wired() -> bool:
+    from chainrule.cli import main as main_cli
+
+    return "graph" in main_cli._parser().format_help()
+
+
+@pytest.mark.skipif(not _wired(), reason="chainrule graph/explain not wired into chainrule.cli.main yet")
+def test_python_m_chainrule_graph_and_explain(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = tmp_path / "g.svg"
+    run = subprocess.run(
+        [sys.executable, "-m", "chainrule", "graph", "--backward", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes().lstrip().startswith(b"<?xml")
+    again = subprocess.run(
+        [sys.executable, "-m", "chainrule", "graph", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert again.returncode == 2 and "--force" in again.stderr
+    explain = subprocess.run(
+        [sys.executable, "-m", "chainrule", "explain", "--text"], capture_output=True, text=True, env=env, check=False
+    )
+    assert explain.returncode == 0 and "∂J/∂W1 = ∂J/∂z xᵀ + λW1" in explain.stdout
+
+
+@pytest.mark.skipif(not hasattr(__import__("chainrule").Tensor, "graph"), reason="Tensor.graph not attached yet")
+def test_tensor_graph_method() -> None:
+    import numpy as np
+
+    import chainrule as cr
+
+    t = cr.tensor(np.ones(3, np.float32), requires_grad=True)
+    assert "image/svg+xml" in (t * 2).sum().graph()._repr_mimebundle_()
+    assert cr.viz.graph is not None

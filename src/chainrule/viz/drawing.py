@@ -20,7 +20,7 @@ import graphviz
 from chainrule.core.tensor import Tensor
 from chainrule.viz.model import Graph, Op, Var, build, classify_second_order
 from chainrule.viz.notation import grad_text, symbol, var_text
-from chainrule.viz.trace import Trace, dry_run, kept_bytes, module_of, module_type
+from chainrule.viz.trace import Trace, dry_run, module_of, module_type
 
 INSTALL_HINT = (
     "Graphviz's `dot` program was not found on PATH, so the drawing cannot be rendered. Install Graphviz "
@@ -204,7 +204,7 @@ def draw(
     else:
         _draw_full(drawing, g, saved, group)
         if backward:
-            _draw_backward(drawing, g, walk)
+            _draw_backward(drawing, g, walk, _written(g, outs, names, trace))
     drawing.attr(label=title or _caption(g, saved, backward, walk_source))
     return drawing
 
@@ -231,10 +231,10 @@ def _walk_numbers(g: Graph, outs: list[Tensor], trace: Trace | None) -> tuple[di
     return numbers, source
 
 
-def _op_label(op: Op, saved: bool) -> str:
+def _op_label(g: Graph, op: Op, saved: bool) -> str:
     label = symbol(op.name)
     if saved:
-        nbytes = sum(n for _, n in kept_bytes(op.node))
+        nbytes = sum(n for _, n in g.saved_items(op))
         if nbytes or op.node.prim.save or op.node.prim.save_output:
             state = "released" if op.node.released else "alive"
             label += f"\n{human_bytes(nbytes)}\n{state}"
@@ -268,7 +268,7 @@ def _draw_full(drawing: graphviz.Digraph, g: Graph, saved: bool, group: str | No
     for op in g.ops:
         attrs = dict(_STYLE["op"])
         cls = f"op {op.name}" + (" second-order" if op.second_order else "")
-        attrs.update(label=_op_label(op, saved), id=op.id, tooltip=op.name, **{"class": cls})
+        attrs.update(label=_op_label(g, op, saved), id=op.id, tooltip=op.name, **{"class": cls})
         if op.second_order:
             attrs.update(_STYLE["second"])
         place(op.id, attrs, module_of(op.node) if group == "module" else None)
@@ -291,7 +291,20 @@ def _draw_full(drawing: graphviz.Digraph, g: Graph, saved: bool, group: str | No
         drawing.edge(op.id, op.output, id=f"{op.id}->{op.output}", **{"class": "fwd"})
 
 
-def _draw_backward(drawing: graphviz.Digraph, g: Graph, walk: dict[int, int]) -> None:
+def _written(g: Graph, outs: list[Tensor], names: Any, trace: Trace | None) -> dict[str, str]:
+    """Unnamed intermediates as the equations write them (``oᵀ``, ``W1 ⊙ W1``), for small graphs."""
+    if len(g.ops) > 300:
+        return {}
+    try:
+        from chainrule.viz.equations import explain
+
+        values = explain(outs[0], names=names, trace=trace).values
+    except Exception:  # a label is never worth failing a drawing for
+        return {}
+    return {k: v for k, v in values.items() if len(v) <= 24}
+
+
+def _draw_backward(drawing: graphviz.Digraph, g: Graph, walk: dict[int, int], written: dict[str, str]) -> None:
     root = g.vars[g.outputs[0]]
     root_name = root.name or "out"
     needs = {op.output for op in g.ops}
@@ -302,7 +315,13 @@ def _draw_backward(drawing: graphviz.Digraph, g: Graph, walk: dict[int, int]) ->
     for vid in sorted(needs):
         var = g.vars[vid]
         attrs = dict(_STYLE["grad"])
-        label = grad_text(root_name, var.name) if var.name else grad_text(root_name, None)
+        if var.name:
+            label = grad_text(root_name, var.name)
+        elif vid in written:
+            text = written[vid]
+            label = grad_text(root_name, f"({text})" if " " in text else text)
+        else:
+            label = grad_text(root_name, None)
         if vid == g.outputs[0]:
             label += " = 1"
         attrs.update(label=f"{label}\n{var.describe()}", id=f"g_{vid}", **{"class": "grad var"})
@@ -354,27 +373,19 @@ def _caption(g: Graph, saved: bool, backward: bool, walk_source: str) -> str:
         first = [op for op in ops if not op.second_order]
         second = [op for op in ops if op.second_order]
         lines.append(
-            f"first order: {len(first)} nodes, {human_bytes(_unique_bytes(first))} saved; "
-            f"second order (recorded backward): {len(second)} nodes, {human_bytes(_unique_bytes(second))} saved"
+            f"first order: {len(first)} nodes, {human_bytes(g.saved_bytes(first))} saved; "
+            f"second order (recorded backward): {len(second)} nodes, {human_bytes(g.saved_bytes(second))} saved"
         )
     if saved or backward:
         alive = [op for op in ops if not op.node.released]
         released = [op for op in ops if op.node.released]
         lines.append(
-            f"saved for backward: {human_bytes(_unique_bytes(alive))} alive"
-            + (f", {human_bytes(_unique_bytes(released))} already released" if released else "")
+            f"saved for backward: {human_bytes(g.saved_bytes(alive))} alive"
+            + (f", {human_bytes(g.saved_bytes(released))} already released" if released else "")
         )
     if backward and walk_source:
         lines.append(walk_source)
     return "\n".join(lines)
-
-
-def _unique_bytes(ops: list[Op]) -> int:
-    held: dict[Any, int] = {}
-    for op in ops:
-        for key, n in kept_bytes(op.node):
-            held[key] = n
-    return sum(held.values())
 
 
 # --- collapsed module view --------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Explanation:
     node_forward: dict[str, Equation] = field(default_factory=dict)  # every variable that an op made
     node_backward: dict[str, Equation] = field(default_factory=dict)  # every variable with a gradient
     notes: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)  # each variable as written (text): "W1", "oᵀ"
 
     def markdown(self, backward: bool = True) -> str:
         out = ["### Forward propagation", ""]
@@ -150,6 +151,7 @@ def explain(
         else:
             val[op.output] = rhs
             ex.node_forward[op.output] = Equation(op.output, f"= {rhs.tex()}", f"= {rhs.txt()}")
+    ex.values = {vid: e.txt() for vid, e in val.items()}
     if used_relu:
         ex.notes.append("φ = ReLU, φ′(z) = 𝟙[z > 0]")
 

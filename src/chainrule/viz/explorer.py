@@ -19,7 +19,7 @@ from chainrule.core.tensor import Tensor
 from chainrule.viz.drawing import atomic_write, draw, human_bytes
 from chainrule.viz.equations import explain
 from chainrule.viz.model import build
-from chainrule.viz.trace import Step, Trace, dry_run, kept_bytes
+from chainrule.viz.trace import Step, Trace, dry_run
 
 
 def _replay(outputs: list[Tensor], trace: Trace | None, seqs: set[int]) -> tuple[Trace, str]:
@@ -57,7 +57,7 @@ def html(
     steps: list[Step] = [s for s in walk.steps if s.seq in seqs]
     if not steps:  # predicted: latest-created first, each node released after its rules
         for op in sorted(g.ops, key=lambda o: -o.seq):
-            steps.append(Step(op.seq, op.name, True, kept_bytes(op.node)))
+            steps.append(Step(op.seq, op.name, True, g.saved_items(op)))
         walk = Trace(steps=steps)
     drawing = draw(*outs, backward=True, saved=True, names=names, trace=walk, title=title)
     svg = drawing.pipe(format="svg").decode("utf-8")
@@ -96,7 +96,7 @@ def html(
         if v.needs_grad:
             info[f"g_{vid}"] = {**entry, "kind": "gradient", "name": f"gradient of {entry['name']}"}
     for op in g.ops:
-        nbytes = sum(n for _, n in kept_bytes(op.node))
+        nbytes = sum(n for _, n in g.saved_items(op))
         out = g.vars[op.output]
         entry = {
             "kind": "operator" + (" (recorded backward)" if op.second_order else ""),

@@ -63,6 +63,24 @@ class Graph:
     ops: list[Op] = field(default_factory=list)  # parents first (creation order)
     outputs: list[str] = field(default_factory=list)
     consumers: dict[str, list[tuple[Op, int]]] = field(default_factory=dict)
+    # seq -> what a trace saw the node keep when it was created (keys identify arrays shared by nodes)
+    recorded_items: dict[int, list[tuple[Any, int]]] = field(default_factory=dict)
+
+    def saved_items(self, op: Op) -> list[tuple[Any, int]]:
+        """``(key, nbytes)`` per array the op keeps (or kept, if released) for backward."""
+        from chainrule.viz.trace import kept_bytes
+
+        if op.node.released and op.seq in self.recorded_items:
+            return self.recorded_items[op.seq]
+        return kept_bytes(op.node)
+
+    def saved_bytes(self, ops: Iterable[Op]) -> int:
+        """Bytes kept by ``ops`` together, an array kept by several of them counted once."""
+        held: dict[Any, int] = {}
+        for op in ops:
+            for key, n in self.saved_items(op):
+                held[key] = n
+        return sum(held.values())
 
     def op_of(self, var_id: str) -> Op | None:
         v = self.vars[var_id]
@@ -112,6 +130,7 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
     outs = [t for t in outputs if isinstance(t, Tensor)]
     table = _name_table(names)
     g = Graph()
+    g.recorded_items = dict(getattr(trace, "items", None) or {})
     leaf_ids: dict[int, str] = {}
     const_ids: dict[int, str] = {}
     counter = {"p": 0, "c": 0}

@@ -136,3 +136,21 @@ def test_html_node_details_include_the_source_line_under_detect_anomaly(tmp_path
 def _line_of(marker: str) -> int:
     lines = Path(__file__).read_text().splitlines()
     return next(i + 1 for i, line in enumerate(lines) if line.rstrip().endswith(marker) and "cr.tanh" in line)
+
+
+def test_operator_labels_follow_the_replay(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with trace() as tr:
+        ex = examples.section()
+        ex.J.backward()
+    page = html(ex.J, path=tmp_path / "g.html", trace=tr, names=ex.names)
+    browser.get(page.as_uri())
+    matmul = f"op{ex.tensors['z'].node.seq}"  # W1 @ x: the last node backward reaches
+    label = "return [...document.getElementById(arguments[0]).querySelectorAll('text')].pop().textContent"
+    assert browser.execute_script(label, matmul) == "alive"  # before the replay, though the graph is released now
+    steps = len(tr.steps)
+    for _ in range(steps):
+        browser.find_element("id", "next").click()
+    assert browser.execute_script(label, matmul) == "released"
+    browser.find_element("id", "reset").click()
+    assert browser.execute_script(label, matmul) == "alive"
+    assert int(browser.find_element("id", "bytes").get_attribute("data-bytes")) > 0

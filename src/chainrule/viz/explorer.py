@@ -219,6 +219,14 @@ function render(){
       if(o) o.classList.add('freed');
     }
   }
+  // The operators' "alive"/"released" labels follow the replay too.
+  const freedNow = new Set(steps.slice(0, k).filter(s => s.released).map(s => s.seq));
+  steps.forEach(s => {
+    const o = byId('op' + s.seq); if(!o) return;
+    const texts = o.querySelectorAll('text'); const last = texts[texts.length - 1];
+    if(last && (last.textContent === 'alive' || last.textContent === 'released'))
+      last.textContent = freedNow.has(s.seq) ? 'released' : 'alive';
+  });
   const cur = k ? steps[k - 1] : null;
   status.textContent = cur
     ? ('step ' + k + ' of ' + steps.length + ': rules of ' + cur.name + ' (node ' + cur.seq + ')'

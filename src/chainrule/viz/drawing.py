@@ -200,7 +200,7 @@ def draw(
 
     use_collapse = group == "module" and (collapse is True or (collapse == "auto" and len(g.ops) > 200))
     if use_collapse:
-        _draw_collapsed(drawing, g)
+        _draw_collapsed(drawing, g, saved)
     else:
         _draw_full(drawing, g, saved, group)
         if backward:
@@ -419,7 +419,7 @@ def _runs(sigs: list[Any], max_period: int = 8) -> list[tuple[int, int, int]]:
     return out
 
 
-def _draw_collapsed(drawing: graphviz.Digraph, g: Graph) -> None:
+def _draw_collapsed(drawing: graphviz.Digraph, g: Graph, saved: bool = False) -> None:
     """One box per module (outermost modules below the root), one per run of identical blocks."""
     order: list[str | None] = []
     members: dict[str | None, list[Op]] = {}
@@ -451,6 +451,8 @@ def _draw_collapsed(drawing: graphviz.Digraph, g: Graph) -> None:
         body = ", ".join(f"{c}×{name}" if c > 1 else name for name, c in counts.items())
         rep = f"\n× {reps} identical blocks" if reps > 1 else ""
         label = f"{head}\n{types}{rep}\nops per block: {body}\nparameters: {params:,}"
+        if saved:
+            label += f"\nsaved for backward: {human_bytes(g.saved_bytes(ops))}"
         drawing.node(
             uid, label=label, shape="box3d", style="filled", fillcolor="#fff6d5", id=uid, **{"class": "module"}
         )

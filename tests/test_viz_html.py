@@ -154,3 +154,14 @@ def test_operator_labels_follow_the_replay(browser, tmp_path: Path) -> None:  # 
     browser.find_element("id", "reset").click()
     assert browser.execute_script(label, matmul) == "alive"
     assert int(browser.find_element("id", "bytes").get_attribute("data-bytes")) > 0
+
+
+def test_replay_of_a_retained_graph_releases_nothing(tmp_path: Path) -> None:
+    rec = Recorder()
+    with trace() as tr:
+        ex = examples.section()
+        with cr.hook(rec):
+            ex.J.backward(retain_graph=True)
+    data = _page_data(html(ex.J, path=tmp_path / "g.html", trace=tr, names=ex.names))
+    assert [s["seq"] for s in data["steps"]] == rec.walk
+    assert not any(s["released"] for s in data["steps"])  # the counter never drops

@@ -72,7 +72,6 @@ def graph_command(args: argparse.Namespace) -> int:
                     outputs.append(t.grad.named(f"∂J/∂{name}"))
         elif args.backward or fmt == "html":
             ex.J.backward()  # a real backward: its walk is what gets numbered and replayed
-    kwargs: dict[str, Any] = {"names": ex.names, "trace": tr}
     try:
         if fmt == "html":
             from chainrule.viz.explorer import html
@@ -92,7 +91,8 @@ def graph_command(args: argparse.Namespace) -> int:
                 backward=args.backward,
                 saved=args.saved or args.second_order,
                 group=args.group or ("module" if args.model == "mlp" else None),
-                **kwargs,
+                names=ex.names,
+                trace=tr,
             )
             if fmt == "dot":
                 atomic_write(out, drawing.source.encode("utf-8"), force=args.force)

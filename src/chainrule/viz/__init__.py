@@ -1,0 +1,40 @@
+"""Drawing, explaining and exploring the computational graph (needs the ``viz`` extra: graphviz).
+
+- :func:`draw` / :func:`graph`: a ``graphviz.Digraph`` of what produced some tensors
+  (forward, backward with the engine's walk order, saved memory, grouped by module).
+- :func:`equations`: the graph written out as forward equations and chain-rule steps.
+- :func:`html`: one offline HTML page to explore the drawing and replay backpropagation.
+- :func:`trace`, :func:`track_modules`: hooks that record the walk order and module of each node.
+"""
+
+from chainrule.viz.equations import Explanation, equations, explain
+from chainrule.viz.notation import register_notation
+from chainrule.viz.trace import Trace, trace, track_modules
+
+__all__ = [
+    "DotNotFoundError",
+    "Explanation",
+    "Trace",
+    "draw",
+    "equations",
+    "explain",
+    "graph",
+    "html",
+    "register_notation",
+    "trace",
+    "track_modules",
+    "write",
+]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    """The drawing functions import graphviz only when first used."""
+    if name in ("draw", "graph", "write", "DotNotFoundError", "Drawing"):
+        from chainrule.viz import drawing as _draw
+
+        return getattr(_draw, name)
+    if name == "html":
+        from chainrule.viz.explorer import html
+
+        return html
+    raise AttributeError(f"module 'chainrule.viz' has no attribute {name!r}")

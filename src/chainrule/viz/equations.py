@@ -1,0 +1,258 @@
+"""The recorded graph written out as equations: forward propagation and the chain rule.
+
+Nothing here is a template: every equation is built from the nodes the engine recorded,
+each primitive contributing its forward notation and its VJP (see
+:mod:`chainrule.viz.notation`). Named variables (``t.named("z")``) keep their names;
+unnamed intermediates are written inline (or, when long, as v₁, v₂ …). For every gradient
+the book's ``prod`` step is made explicit: which downstream gradients it collects, then
+the simplified product with transposes and broadcast sums written out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from chainrule.core.tensor import Tensor
+from chainrule.viz import expr as E
+from chainrule.viz.expr import Lin
+from chainrule.viz.model import Graph, Var, build
+from chainrule.viz.notation import apply_forward, apply_vjp, grad_tex, var_tex
+
+INLINE_LIMIT = 28  # an unnamed intermediate longer than this (as text) gets its own symbol
+
+
+@dataclass
+class Equation:
+    var: str
+    tex: str
+    txt: str
+    step_tex: str = ""  # the chain-rule step (prod form), if it says more than the result
+    step_txt: str = ""
+
+
+@dataclass
+class Explanation:
+    graph: Graph
+    root: str
+    forward: list[Equation] = field(default_factory=list)
+    backward: list[Equation] = field(default_factory=list)
+    node_forward: dict[str, Equation] = field(default_factory=dict)  # every variable that an op made
+    node_backward: dict[str, Equation] = field(default_factory=dict)  # every variable with a gradient
+    notes: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)  # each variable as written (text): "W1", "oᵀ"
+
+    def markdown(self, backward: bool = True) -> str:
+        out = ["### Forward propagation", ""]
+        out += [f"$$ {eq.tex} $$" for eq in self.forward]
+        out += [f"_{n}_" for n in self.notes]
+        if backward:
+            out += [
+                "",
+                f"### Backpropagation (chain rule, in the order the engine runs it, from $\\partial {self.root}$)",
+                "",
+            ]
+            for eq in self.backward:
+                line = f"$$ {eq.tex} $$"
+                if eq.step_tex:
+                    line += f"  \nchain rule: $ {eq.step_tex} $"
+                out.append(line)
+        return "\n".join(out) + "\n"
+
+    def text(self, backward: bool = True) -> str:
+        out = ["Forward propagation"]
+        out += [f"  {eq.txt}" for eq in self.forward]
+        out += [f"  ({n})" for n in self.notes]
+        if backward:
+            out += ["", "Backpropagation (chain rule, in the order the engine runs it)"]
+            for eq in self.backward:
+                out.append(f"  {eq.txt}" + (f"      [{eq.step_txt}]" if eq.step_txt else ""))
+        return "\n".join(out) + "\n"
+
+
+def _const_expr(v: Var, symbols: dict[str, float]) -> Lin:
+    value = v.value
+    if isinstance(value, bool | int) or value is None:
+        return E.number(value or 0)
+    for name, ref in symbols.items():
+        if ref:
+            ratio = E.nice(float(value) / float(ref))
+            if isinstance(ratio, Fraction) and ratio.denominator <= 12 and abs(ratio.numerator) <= 12:
+                sym = E.symbol(var_tex(name, True), name, ())
+                return E.scale(ratio, sym)
+    return E.number(float(value))
+
+
+def explain(
+    *outputs: Tensor,
+    names: Any = None,
+    symbols: dict[str, float] | None = None,
+    batch_axis: int | None = None,
+    trace: Any = None,
+) -> Explanation:
+    """Forward and backward equations of the graph that produced ``outputs[0]`` (the objective).
+
+    ``trace``: a :class:`~chainrule.viz.trace.Trace` that saw the forward, needed to name
+    constants (x, λ/2) once a backward has released the saved arrays.
+    """
+    g = build(list(outputs), names, trace=trace)
+    symbols = symbols or {}
+    root = g.outputs[0]
+    root_var = g.vars[root]
+    root_name = root_var.name or "J"
+    root_tex = var_tex(root_name, root_var.shape == ())
+    ex = Explanation(g, root_tex)
+
+    val: dict[str, Lin] = {}
+    stop: dict[str, Lin] = {}  # variables with their own symbol: name -> its gradient symbol
+    counters = {"theta": 0, "c": 0, "v": 0}
+
+    def sym_of(v: Var) -> Lin:
+        scalar = v.shape == ()
+        if v.name:
+            return E.symbol(var_tex(v.name, scalar), v.name, v.shape)
+        kind = {"param": "theta", "leaf": "theta", "input": "c", "value": "v"}.get(v.kind, "c")
+        counters[kind] += 1
+        k = counters[kind]
+        letter_tex = {"theta": "\\boldsymbol{\\theta}", "c": "\\mathbf{c}", "v": "\\mathbf{v}"}[kind]
+        letter_txt = {"theta": "θ", "c": "c", "v": "v"}[kind]
+        if scalar:
+            letter_tex = {"theta": "\\theta", "c": "c", "v": "v"}[kind]
+        return E.symbol(f"{letter_tex}_{{{k}}}", f"{letter_txt}{k}", v.shape)
+
+    def gsym(vid: str) -> Lin:
+        v = g.vars[vid]
+        s = sym_of(v) if v.name else val[vid] if vid in val else sym_of(v)
+        tex, txt = s.tex(), s.txt()
+        if " " in txt:  # an inline expression: ∂J/∂(W ⊙ W)
+            tex, txt = f"\\left({tex}\\right)", f"({txt})"
+        return E.symbol(grad_tex(root_tex, tex), f"∂{root_name}/∂{txt}", v.shape)
+
+    # Forward: a value for every variable, an equation for every named (or long) one.
+    used_relu = False
+    for vid, v in g.vars.items():
+        if v.kind == "const":
+            val[vid] = _const_expr(v, symbols)
+        elif v.kind != "value":
+            val[vid] = sym_of(v)
+    for op in g.ops:
+        node = op.node
+        v = g.vars[op.output]
+        rhs = apply_forward(op.name, [val[a] for a in op.inputs], node.params, node.out_shape)
+        used_relu |= op.name == "relu"
+        if v.name or len(rhs.txt()) > INLINE_LIMIT or op.output == root:
+            s = sym_of(v) if (v.name or op.output != root) else E.symbol(root_tex, root_name, v.shape)
+            val[op.output] = s
+            stop[op.output] = s
+            eq = Equation(op.output, f"{s.tex()} = {rhs.tex()}", f"{s.txt()} = {rhs.txt()}")
+            ex.forward.append(eq)
+            ex.node_forward[op.output] = eq
+        else:
+            val[op.output] = rhs
+            ex.node_forward[op.output] = Equation(op.output, f"= {rhs.tex()}", f"= {rhs.txt()}")
+    ex.values = {vid: e.txt() for vid, e in val.items()}
+    if used_relu:
+        ex.notes.append("φ = ReLU, φ′(z) = 𝟙[z > 0]")
+
+    # Backward: gradients in the engine's order (latest-created node first), leaves after
+    # the last gradient they collect from.
+    gvalue: dict[str, Lin] = {root: E.number(1, root_var.shape)}
+    memo: dict[str, list[tuple[str, Lin]]] = {}
+
+    def G(u: str) -> Lin:
+        total = gvalue[u]
+        return total if total.number() is not None else gsym(u)
+
+    def contrib(vid: str) -> list[tuple[str, Lin]]:
+        if vid in memo:
+            return memo[vid]
+        parts: list[tuple[str, Lin]] = []
+        for op, i in g.consumers.get(vid, []):
+            if op.node.parents[i] is None:
+                continue
+            w = op.output
+            upstream = [(w, G(w))] if w in stop else contrib(w)
+            args = [val[a] for a in op.inputs]
+            in_shape = g.vars[vid].shape
+            for u, e in upstream:
+                r = apply_vjp(op.name, i, e, val[w], args, op.node.params, in_shape)
+                if r.shape is not None and tuple(r.shape) != tuple(in_shape):
+                    axes = E.sum_to_axes(tuple(r.shape), tuple(in_shape))
+                    r = E.sum_over(r, axes, in_shape, batch_axis) if axes else r.with_shape(in_shape)
+                parts.append((u, r))
+        memo[vid] = parts
+        return parts
+
+    def equation(vid: str) -> Equation:
+        parts = contrib(vid)
+        total = E.add(*[e for _, e in parts]) if parts else E.number(0, g.vars[vid].shape)
+        gvalue[vid] = total
+        lhs = gsym(vid)
+        eq = Equation(vid, f"{lhs.tex()} = {total.tex()}", f"{lhs.txt()} = {total.txt()}")
+        via: list[str] = []
+        for u, _ in parts:
+            if u not in via:
+                via.append(u)
+        if via and via != [root]:
+            vs = sym_of(g.vars[vid]) if g.vars[vid].name else val[vid]
+            tex_terms, txt_terms = [], []
+            for u in via:
+                us = val[u]
+                gu = gsym(u)
+                tex_terms.append(
+                    f"\\operatorname{{prod}}\\left({gu.tex()}, "
+                    f"\\frac{{\\partial {us.tex()}}}{{\\partial {vs.tex()}}}\\right)"
+                )
+                txt_terms.append(f"prod({gu.txt()}, ∂{us.txt()}/∂{vs.txt()})")
+            eq.step_tex = f"{lhs.tex()} = " + " + ".join(tex_terms)
+            eq.step_txt = f"{lhs.txt()} = " + " + ".join(txt_terms)
+        return eq
+
+    leaves = [vid for vid, v in g.vars.items() if v.kind in ("param", "leaf") and g.consumers.get(vid)]
+    after: dict[str, list[str]] = {}
+    ordered_ops = sorted(g.ops, key=lambda op: -op.seq)
+    pending_leaves = set(leaves)
+    # A leaf's gradient is complete once the earliest-created gradient it collects from is known.
+    first_stop: dict[str, int] = {}
+    for op in ordered_ops:
+        vid = op.output
+        if vid == root:
+            continue
+        if vid in stop:
+            ex.backward.append(equation(vid))
+        else:
+            ex.node_backward[vid] = equation(vid)
+        if vid in stop:
+            ex.node_backward[vid] = ex.backward[-1]
+        for leaf in list(pending_leaves):
+            users = g.consumers.get(leaf, [])
+            if all(u.seq >= op.seq for u, _ in users):
+                first_stop[leaf] = op.seq
+                pending_leaves.discard(leaf)
+                after.setdefault(vid, []).append(leaf)
+        for leaf in after.get(vid, []):
+            eq = equation(leaf)
+            ex.backward.append(eq)
+            ex.node_backward[leaf] = eq
+    ex.node_backward[root] = Equation(root, f"{grad_tex(root_tex, root_tex)} = 1", f"∂{root_name}/∂{root_name} = 1")
+    return ex
+
+
+def equations(
+    output: Tensor,
+    backward: bool = True,
+    names: Any = None,
+    symbols: dict[str, float] | None = None,
+    batch_axis: int | None = None,
+    style: str = "markdown",
+    trace: Any = None,
+) -> str:
+    """Markdown (LaTeX) or plain Unicode text (``style="text"``) for the graph that produced ``output``.
+
+    names: ``{"x": x, "y": y}`` names constants (and leaves) by identity.
+    symbols: ``{"λ": 1e-3}`` writes a constant that is a simple multiple of 1e-3 as λ, λ/2, 2λ.
+    batch_axis: the axis examples run along, so a broadcast sum over it reads "Σ_batch".
+    """
+    ex = explain(output, names=names, symbols=symbols, batch_axis=batch_axis, trace=trace)
+    return ex.text(backward) if style == "text" else ex.markdown(backward)

@@ -132,7 +132,7 @@ class _Corrupt(Exception):
 
 def _members_canonical(data: bytes) -> list[tuple[bytes, bytes]] | None:
     """The (name, data) pairs of a canonical archive, or None if ``data`` is not one."""
-    members = []
+    members: list[tuple[bytes, bytes]] = []
     pos = 0
     while data[pos : pos + 4] == b"PK\x03\x04":
         if pos + _LOCAL.size > len(data) or len(members) > _MAX_MEMBERS:

@@ -140,7 +140,7 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     """Delete temporary files that :func:`atomic_write` left behind in processes that died."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

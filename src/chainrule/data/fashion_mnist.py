@@ -99,6 +99,22 @@ def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]
     return dirs
 
 
+def check_data_dir(data_dir: str | os.PathLike[str]) -> Path:
+    """An explicit data folder must hold all four files (a cheap check, before any reading)."""
+    directory = Path(data_dir)
+    if not directory.is_dir():
+        raise DataError(f"--data-dir {data_dir}: no such directory")
+    found = {key: _find(directory, spec) for key, spec in FILES.items()}
+    missing = [FILES[k].name for k, p in found.items() if p is None]
+    if len(missing) == len(FILES):
+        raise DataError(
+            f"--data-dir {data_dir}: holds none of the Fashion-MNIST files ({', '.join(missing)}, .gz or raw)"
+        )
+    if missing:
+        raise DataError(f"{directory}: incomplete Fashion-MNIST, missing {', '.join(missing)}")
+    return directory
+
+
 def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None) -> np.ndarray:
     """Read one IDX file (gzipped or raw), validating header, length and (if known) content."""
     path = Path(path)
@@ -184,10 +200,17 @@ def load_fashion_mnist(
     md5s: dict[str, str] | None = None,
     search_system: bool = True,
 ) -> FashionMNIST:
-    """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,)."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"--data-dir {data_dir}: no such directory")
-    dirs = candidate_dirs(data_dir)
+    """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,).
+
+    An explicit ``data_dir`` is the only place looked at: a missing, empty or incomplete
+    folder is an error, never a silent fallback to another copy. ``source`` says which folder
+    the data came from."""
+    if data_dir is not None:
+        directory = check_data_dir(data_dir)
+        found = {key: _find(directory, spec) for key, spec in FILES.items()}
+        arrays = {key: read_idx(path, FILES[key]) for key, path in found.items() if path is not None}
+        return FashionMNIST(**arrays, source=directory)
+    dirs = candidate_dirs(None)
     if not search_system:
         dirs = [d for d in dirs if d != DEBIAN_DIR]
     for directory in dirs:
@@ -195,9 +218,6 @@ def load_fashion_mnist(
         if all(found.values()):
             arrays = {key: read_idx(path, FILES[key]) for key, path in found.items() if path is not None}
             return FashionMNIST(**arrays, source=directory)
-        if data_dir is not None and directory == Path(data_dir) and any(found.values()):
-            missing = [FILES[k].name for k, p in found.items() if p is None]
-            raise DataError(f"{directory}: incomplete Fashion-MNIST, missing {', '.join(missing)}")
     searched = ", ".join(str(d) for d in dirs)
     if not download_missing:
         raise DataError(f"Fashion-MNIST not found in: {searched} (install dataset-fashion-mnist or pass --data-dir)")

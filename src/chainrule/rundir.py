@@ -25,6 +25,7 @@ from chainrule.training import (
     UsageError,
     checkpoint_bytes,
     config_from_meta,
+    state_from_meta,
     validate_config,
 )
 
@@ -170,9 +171,8 @@ def claim_resume(path: Path, epochs: int | None, data_dir: str | None) -> RunDir
         if data_dir is not None:
             cfg.data_dir = data_dir
         validate_config(cfg)
-        state = meta.get("state")
-        done = state.get("epoch", 0) if isinstance(state, dict) else 0
-        if isinstance(done, int) and cfg.epochs < done:
+        done = state_from_meta(meta, ckpt).epoch
+        if cfg.epochs < done:
             raise UsageError(f"--epochs {cfg.epochs}: the run in {path} has already finished {done} epochs")
         remove_stale_temps(path)
         _check_writable(path, _space_needed(cfg))

@@ -221,7 +221,7 @@ def config_from_meta(meta: dict[str, Any], path: Path) -> Config:
     return cfg
 
 
-def _state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
+def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
     raw = meta.get("state")
     if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(RunState)}:
         raise CheckpointError(f"{path}: checkpoint run state is missing or malformed: corrupt")
@@ -419,7 +419,7 @@ class Trainer:
         path = Path(run_dir) / CHECKPOINT
         arrays, meta = load_checkpoint(path)
         cfg = config_from_meta(meta, path)
-        state = _state_from_meta(meta, path)
+        state = state_from_meta(meta, path)
         if epochs is not None:
             cfg.epochs = epochs
         if data_dir is not None:

@@ -118,6 +118,7 @@ def _preflight(args: argparse.Namespace) -> tuple[Config | None, RunDir]:
 
 
 def _on_term_before_run(signum: int, frame: Any) -> None:
+    print("\nterminated before training started: nothing to save", file=sys.stderr)
     raise Interrupted(signum)
 
 

@@ -170,7 +170,7 @@ def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None, max_by
             view = memoryview(data.data)
             got = 0
             while got < count:
-                n = f.readinto(view[got:])
+                n = f.readinto(view[got : got + (1 << 20)])  # in slices: no second full-size buffer
                 if not n:
                     break
                 got += n

@@ -24,6 +24,24 @@ SMALL = [
 STEPS_PER_EPOCH = 12
 
 
+_DATA_CACHE: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _read_the_data_set_once(monkeypatch):
+    """In-process runs share one read of Fashion-MNIST (each read costs ~1 s of checksums)."""
+    import chainrule.training as training
+
+    real = training.load_fashion_mnist
+
+    def cached(data_dir=None):
+        if data_dir not in _DATA_CACHE:
+            _DATA_CACHE[data_dir] = real(data_dir)
+        return _DATA_CACHE[data_dir]
+
+    monkeypatch.setattr(training, "load_fashion_mnist", cached)
+
+
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     run = tmp_path_factory.mktemp("full") / "run"

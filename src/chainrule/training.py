@@ -486,6 +486,7 @@ class Trainer:
             signum = exc.signum if isinstance(exc, Interrupted) else (self._stop or signal.SIGINT)
             self._critical += 1
             try:
+                self._check_finite()
                 path = self.save()
                 where = f"epoch {self.state.epoch + 1}, batch {self.state.batch}"
                 if self.log is not None:
@@ -513,8 +514,23 @@ class Trainer:
         if self._stop is not None:
             raise Interrupted(self._stop)
 
-    def _params_finite(self) -> bool:
-        return all(math.isfinite(float(np.sum(p.data))) for p in self.optimizer.params)
+    def _check_finite(self) -> None:
+        """Refuse to go on (or save) with NaN/Inf parameters.
+
+        A step's loss is computed before its update, so a NaN made by an update shows up in
+        the next step's loss; this check covers the update that no later loss sees, and runs
+        before every checkpoint (at the end of an epoch's steps and before an interrupted run
+        is saved). A sum is finite iff every element is, unless it overflows: then look closer.
+        """
+        for p in self.optimizer.params:
+            if not math.isfinite(float(np.sum(p.data))) and not np.isfinite(p.data).all():
+                raise self._diverged("parameters became non-finite", self.state.batch)
+
+    def _diverged(self, what: str, batch: int) -> FloatingPointError:
+        return FloatingPointError(
+            f"train: {what} at epoch {self.state.epoch + 1}, batch {batch}; lower --lr "
+            f"(the last checkpoint, after epoch {self.state.epoch}, is kept)"
+        )
 
     def _epoch(self) -> None:
         st, cfg = self.state, self.cfg
@@ -532,12 +548,8 @@ class Trainer:
                 self._critical += 1
                 self.optimizer.step()
                 loss = float(J.data)
-                if not math.isfinite(loss) or not self._params_finite():
-                    what = f"objective became {loss}" if not math.isfinite(loss) else "parameters became non-finite"
-                    raise FloatingPointError(
-                        f"train: {what} at epoch {st.epoch + 1}, batch {st.batch + 1}; lower --lr "
-                        f"(the last checkpoint, after epoch {st.epoch}, is kept)"
-                    )
+                if not math.isfinite(loss):
+                    raise self._diverged(f"objective became {loss}", st.batch + 1)
                 st.loss_sum += loss * len(yb)
                 st.correct += int((logits.data.argmax(axis=1) == yb).sum())
                 st.seen += len(yb)
@@ -551,6 +563,7 @@ class Trainer:
             st.seconds += time.perf_counter() - start
             if bar is not None:
                 bar.close()
+        self._check_finite()  # each loss checks the update before it; this checks the epoch's last
         m = EpochMetrics(
             epoch=st.epoch + 1,
             train_loss=st.loss_sum / max(st.seen, 1),

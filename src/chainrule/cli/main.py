@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return _main(args)
     except Interrupted as exc:
         return 128 + exc.signum
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before training started (Trainer.run raises Interrupted)
+        print("\ninterrupted before training started: nothing to save", file=sys.stderr)
         return 130
     except UsageError as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)

@@ -208,3 +208,19 @@ def test_corrupt_checkpoint_is_still_a_data_error():
     from chainrule import DataError
 
     assert issubclass(CheckpointError, DataError)
+
+
+def test_claiming_a_folder_removes_only_dead_writers_temps(tmp_path):
+    from chainrule.rundir import claim_resume
+    from chainrule.training import RunState
+
+    run = tmp_path / "run"
+    run.mkdir()
+    meta = {"config": asdict(Config(model="mlp", hidden=4)), "state": asdict(RunState()), "dropout_rng": []}
+    save_checkpoint(run / "checkpoint.npz", {}, meta)
+    dead = run / ".checkpoint.npz.999999999.0badc0de.tmp"  # no such pid
+    alive = run / f".checkpoint.npz.{os.getpid()}.0badc0de.tmp"  # a writer still at work
+    dead.write_bytes(b"partial")
+    alive.write_bytes(b"partial")
+    claim_resume(run, None, None).close()
+    assert not dead.exists() and alive.exists()

@@ -138,7 +138,9 @@ def test_corrupt_checkpoint_is_detected(tmp_path, capsys):
     assert "checkpoint is truncated or corrupt" in capsys.readouterr().err
     # a flipped byte inside a stored array (zip still readable) is caught by the digest
     arrays, meta = {}, None
-    assert main(["train", *SMALL, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(run)]) == 2  # never overwritten silently
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(run), "--overwrite"]) == 0
     raw = bytearray(ckpt.read_bytes())
     with np.load(ckpt) as f:
         w = f["param/0.weight"]

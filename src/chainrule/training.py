@@ -3,30 +3,49 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import chainrule.nn.functional as F
-from chainrule.checkpoint import load_checkpoint, save_checkpoint
+from chainrule.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.core.constructors import as_tensor
+from chainrule.core.errors import ChainruleError
 from chainrule.core.node import no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
+from chainrule.io import atomic_write
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
 from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
+LOG = "run.log"
+RUN_FILES = (CHECKPOINT, "metrics.csv", "metrics.json", "curves.png", LOG)  # every file a run writes
+N_TRAIN, N_TEST, N_PIXELS = 60000, 10000, 784
+
+
+class UsageError(ChainruleError, ValueError):
+    """A bad argument or output folder, found before any work starts (exit code 2)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT or SIGTERM) after a checkpoint was saved."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass
@@ -71,8 +90,162 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+_CHOICES = {
+    "model": ("section", "section-bias", "mlp"),
+    "activation": ("relu", "tanh", "sigmoid"),
+    "optimizer": tuple(_SLOTS),
+    "schedule": ("none", "cosine", "step"),
+    "init": ("normal", "xavier", "he", "he_uniform"),
+}
+
+
+def num_parameters(cfg: Config) -> int:
+    h = cfg.hidden
+    biases = (h + 10) if cfg.model == "mlp" else (h if cfg.model == "section-bias" else 0)
+    return N_PIXELS * h + h * 10 + biases
+
+
+def estimate_bytes(cfg: Config) -> int:
+    """A generous estimate of the memory a run needs: parameters, gradients, optimizer slots,
+    a checkpoint being encoded, one batch's activations, evaluation batches and the data."""
+    params = num_parameters(cfg)
+    slots = _SLOTS.get(cfg.optimizer, 2)
+    n_train = min(cfg.limit_train or N_TRAIN, N_TRAIN)
+    n_test = min(cfg.limit_test or N_TEST, N_TEST)
+    batch = min(cfg.batch_size, n_train)
+    weights = 4 * params * (2 + slots)  # weights, gradients, optimizer state
+    checkpoint = 2 * 4 * params * (1 + slots)  # arrays copied, then encoded
+    activations = 4 * batch * (6 * cfg.hidden + N_PIXELS + 40) + 4 * 1000 * (3 * cfg.hidden + 10)
+    data = (N_TRAIN + N_TEST) * N_PIXELS + (n_train + n_test) * N_PIXELS * 4 * 2
+    return weights + checkpoint + activations + data
+
+
+def checkpoint_bytes(cfg: Config) -> int:
+    return 4 * num_parameters(cfg) * (1 + _SLOTS.get(cfg.optimizer, 2)) + 64 * 1024
+
+
+def available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def validate_config(cfg: Config, check_memory: bool = True) -> None:
+    """Reject a configuration that cannot train, before any data is read (:class:`UsageError`)."""
+
+    def bad(flag: str, value: Any, why: str) -> UsageError:
+        return UsageError(f"--{flag} {value}: {why}")
+
+    for name, choices in _CHOICES.items():
+        value = getattr(cfg, name)
+        if value not in choices:
+            raise bad(name, value, f"must be one of {', '.join(choices)}")
+    for name in ("hidden", "epochs", "batch_size"):
+        value = getattr(cfg, name)
+        if type(value) is not int or value < 1:
+            raise bad(name.replace("_", "-"), value, "must be a positive integer")
+    for name in ("limit_train", "limit_test", "seed"):
+        value = getattr(cfg, name)
+        if type(value) is not int or value < 0:
+            raise bad(
+                name.replace("_", "-"),
+                value,
+                "must be a non-negative integer (0 = all)" if "limit" in name else "must be a non-negative integer",
+            )
+    if not isinstance(cfg.lr, (int, float)) or not math.isfinite(cfg.lr) or cfg.lr <= 0:
+        raise bad("lr", cfg.lr, "must be a finite positive number")
+    if not isinstance(cfg.weight_decay, (int, float)) or not math.isfinite(cfg.weight_decay) or cfg.weight_decay < 0:
+        raise bad("weight-decay", cfg.weight_decay, "must be a finite number >= 0")
+    if not isinstance(cfg.dropout, (int, float)) or not 0 <= cfg.dropout < 1:
+        raise bad("dropout", cfg.dropout, "must be in [0, 1)")
+    if cfg.dropout and cfg.model != "mlp":
+        raise bad("dropout", cfg.dropout, f"applies only to --model mlp (the {cfg.model} model has no dropout)")
+    if not isinstance(cfg.standardize, bool) or not isinstance(cfg.compile, bool):
+        raise UsageError("standardize and compile must be true or false")
+    if cfg.data_dir is not None and not isinstance(cfg.data_dir, str):
+        raise bad("data-dir", cfg.data_dir, "must be a path")
+    if check_memory:
+        need, have = estimate_bytes(cfg), available_memory()
+        if have is not None and need > have:
+            raise bad(
+                "hidden",
+                cfg.hidden,
+                f"{num_parameters(cfg):,} parameters need about {_size(need)} of memory "
+                f"(weights, gradients, optimizer state, checkpoint, data); {_size(have)} available",
+            )
+
+
+def config_from_meta(meta: dict[str, Any], path: Path) -> Config:
+    """The run's configuration from a checkpoint's metadata, checked field by field."""
+    raw = meta.get("config")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: checkpoint has no configuration: corrupt")
+    known = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise CheckpointError(f"{path}: checkpoint configuration has unknown key(s) {unknown}: corrupt or newer")
+    default = Config()
+    for key, value in raw.items():
+        want = type(getattr(default, key))
+        ok = (
+            (want is int and type(value) is int)
+            or (want is float and type(value) in (int, float))
+            or (want is bool and type(value) is bool)
+            or (want is str and type(value) is str)
+            or (key == "data_dir" and (value is None or type(value) is str))
+        )
+        if not ok:
+            raise CheckpointError(f"{path}: checkpoint configuration {key}={value!r} has the wrong type: corrupt")
+    cfg = Config(**raw)
+    try:
+        validate_config(cfg, check_memory=False)
+    except UsageError as exc:
+        raise CheckpointError(f"{path}: checkpoint configuration is invalid ({exc}): corrupt") from exc
+    return cfg
+
+
+def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
+    raw = meta.get("state")
+    if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(RunState)}:
+        raise CheckpointError(f"{path}: checkpoint run state is missing or malformed: corrupt")
+    ints, floats = ("epoch", "batch", "correct", "seen"), ("loss_sum", "seconds")
+    if not all(type(raw[k]) is int and raw[k] >= 0 for k in ints) or not all(
+        type(raw[k]) in (int, float) for k in floats
+    ):
+        raise CheckpointError(f"{path}: checkpoint run state has invalid values: corrupt")
+    history = raw["history"]
+    names = set(EpochMetrics.__dataclass_fields__)
+    if not isinstance(history, list) or not all(isinstance(h, dict) and set(h) == names for h in history):
+        raise CheckpointError(f"{path}: checkpoint history is malformed: corrupt")
+    if len(history) != raw["epoch"]:
+        raise CheckpointError(f"{path}: checkpoint history has {len(history)} epochs, state says {raw['epoch']}")
+    return RunState(**raw)
+
+
 def prepare_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fashion-MNIST as float32 inputs in [0, 1] (or standardized) and int64 labels."""
+    return load_data(cfg)[0]
+
+
+def load_data(cfg: Config) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Path]:
+    """:func:`prepare_data`'s arrays and the folder they were read from."""
     data = load_fashion_mnist(cfg.data_dir)
     x_train, y_train = as_float_inputs(data.train_images), data.train_labels.astype(np.int64)
     x_test, y_test = as_float_inputs(data.test_images), data.test_labels.astype(np.int64)
@@ -84,7 +257,7 @@ def prepare_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         mean, std = x_train.mean(), x_train.std()
         x_train = (x_train - mean) / std
         x_test = (x_test - mean) / std
-    return x_train, y_train, x_test, y_test
+    return (x_train, y_train, x_test, y_test), data.source
 
 
 def build_model(cfg: Config) -> Module:
@@ -146,12 +319,49 @@ def accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     return correct / max(len(x), 1)
 
 
+def emit(line: str, stream: Any = None) -> None:
+    """Print a line; if the reader has gone away (``| head -1``), stop printing and go on.
+
+    A closed pipe must not lose the run: stdout is pointed at /dev/null so that neither this
+    nor the interpreter's final flush raises again, and the run log still gets every line.
+    """
+    stream = stream or sys.stdout
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+class RunLog:
+    """``run.log`` in the run folder, rewritten atomically with each new line."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOG
+        self.lines: list[str] = []
+        if self.path.is_file() and not self.path.is_symlink():
+            try:
+                self.lines = self.path.read_text(errors="replace").splitlines()[-10000:]
+            except OSError:
+                self.lines = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}")
+        atomic_write(self.path, ("\n".join(self.lines) + "\n").encode())
+
+
 class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False) -> None:
+        validate_config(cfg, check_memory=False)
         self.cfg = cfg
         self.out = Path(out_dir)
         self.quiet = quiet
-        x_train, y_train, self.x_test, self.y_test = prepare_data(cfg)
+        self.log: RunLog | None = None  # set by the command line, which owns the run folder
+        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg)
         self.loader = DataLoader(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.model = build_model(cfg)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -161,6 +371,8 @@ class Trainer:
         elif cfg.schedule == "step":
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
         self.state = RunState()
+        self._stop: int | None = None  # the signal that asked the run to stop
+        self._critical = 0  # > 0 while a step is being applied and counted, or a file written
         model = self.model
 
         def loss_and_grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -170,67 +382,155 @@ class Trainer:
 
         self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile else loss_and_grads
 
+    def say(self, line: str) -> None:
+        """A line for the run log and, unless quiet, for stdout."""
+        if self.log is not None:
+            self.log.add(line)
+        if not self.quiet:
+            emit(line)
+
     # --- checkpoints ------------------------------------------------------------------
     def _dropouts(self) -> list[Dropout]:
         return [m for m in self.model.modules() if isinstance(m, Dropout)]
 
     def save(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
-        optim = self.optimizer.state_dict()
-        arrays |= {f"optim/{k}": np.asarray(v) for k, v in optim.items()}
-        meta = {
-            "config": asdict(self.cfg),
-            "state": asdict(self.state),
-            "dropout_rng": [d.rng.bit_generator.state for d in self._dropouts()],
-        }
-        path = self.out / CHECKPOINT
-        save_checkpoint(path, arrays, meta)
-        return path
+        self._critical += 1  # a signal during the write is acted on after it
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
+            optim = self.optimizer.state_dict()
+            arrays |= {f"optim/{k}": np.asarray(v) for k, v in optim.items()}
+            meta = {
+                "config": asdict(self.cfg),
+                "state": asdict(self.state),
+                "dropout_rng": [d.rng.bit_generator.state for d in self._dropouts()],
+                "data_source": str(self.data_source),
+            }
+            path = self.out / CHECKPOINT
+            save_checkpoint(path, arrays, meta)
+            return path
+        finally:
+            self._critical -= 1
 
     @classmethod
-    def resume(cls, run_dir: str | Path, epochs: int | None = None, quiet: bool = False) -> Trainer:
-        arrays, meta = load_checkpoint(Path(run_dir) / CHECKPOINT)
-        cfg = Config(**meta["config"])
+    def resume(
+        cls, run_dir: str | Path, epochs: int | None = None, quiet: bool = False, data_dir: str | None = None
+    ) -> Trainer:
+        path = Path(run_dir) / CHECKPOINT
+        arrays, meta = load_checkpoint(path)
+        cfg = config_from_meta(meta, path)
+        state = state_from_meta(meta, path)
         if epochs is not None:
             cfg.epochs = epochs
+        if data_dir is not None:
+            cfg.data_dir = data_dir
+        if cfg.epochs < state.epoch:
+            raise UsageError(f"--epochs {cfg.epochs}: the run in {run_dir} has already finished {state.epoch} epochs")
         trainer = cls(cfg, run_dir, quiet=quiet)
-        trainer.model.load_state_dict(_section(arrays, "param/"))
-        trainer.optimizer.load_state_dict(_section(arrays, "optim/"))
-        trainer.state = RunState(**meta["state"])
-        for d, st in zip(trainer._dropouts(), meta["dropout_rng"], strict=True):
-            d.rng.bit_generator.state = st
+        trainer._restore(arrays, meta, state, path)
         return trainer
+
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], state: RunState, path: Path) -> None:
+        """Load a checkpoint's arrays into this run; anything that does not fit is a CheckpointError."""
+        params = self.optimizer.params
+        optim = _section(arrays, "optim/")
+        for key, value in optim.items():
+            if key in ("lr", "steps"):
+                if value.shape != () or not np.isfinite(value) or value < 0:
+                    raise CheckpointError(f"{path}: optimizer {key} = {value!r} is invalid: corrupt")
+                continue
+            index, _, slot = key.partition(".")
+            if not index.isdigit() or int(index) >= len(params) or slot not in ("momentum", "m", "v"):
+                raise CheckpointError(
+                    f"{path}: optimizer entry {key!r} does not fit this model ({len(params)} parameters): corrupt"
+                )
+            if value.shape != params[int(index)].shape:
+                raise CheckpointError(
+                    f"{path}: optimizer entry {key!r} has shape {value.shape}, "
+                    f"parameter has {params[int(index)].shape}: corrupt"
+                )
+        if "lr" not in optim or "steps" not in optim:
+            raise CheckpointError(f"{path}: optimizer state lacks lr/steps: corrupt")
+        rngs = meta.get("dropout_rng")
+        dropouts = self._dropouts()
+        if not isinstance(rngs, list) or len(rngs) != len(dropouts):
+            raise CheckpointError(f"{path}: checkpoint dropout state does not fit the model: corrupt")
+        if state.batch > len(self.loader):
+            raise CheckpointError(f"{path}: checkpoint is at batch {state.batch} of {len(self.loader)}: corrupt")
+        try:
+            self.model.load_state_dict(_section(arrays, "param/"))
+            self.optimizer.load_state_dict(optim)
+            for d, st in zip(dropouts, rngs, strict=True):
+                d.rng.bit_generator.state = st
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: checkpoint does not fit the model ({exc}): corrupt") from exc
+        self.state = state
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> list[EpochMetrics]:
-        # Ctrl-C only sets a flag; the loop stops between two whole steps, so the checkpoint
-        # never holds a half-applied update and resuming reproduces the uninterrupted run.
-        self._interrupted = False
-        previous = None
+        # SIGINT and SIGTERM only set a flag; the loop stops between two whole steps, so the
+        # checkpoint never holds a half-applied or uncounted update and resuming reproduces the
+        # uninterrupted run. A second signal stops at once, except while a step is being applied
+        # and counted or a file written: then it too waits for the end of that (a few ms).
+        self._stop = None
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, self._on_sigint)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._on_signal)
         try:
             while self.state.epoch < self.cfg.epochs:
                 self._epoch()
             self.save()
             self.write_reports()
-        except KeyboardInterrupt:
-            path = self.save()
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else (self._stop or signal.SIGINT)
+            self._critical += 1
+            try:
+                self._check_finite()
+                path = self.save()
+                where = f"epoch {self.state.epoch + 1}, batch {self.state.batch}"
+                if self.log is not None:
+                    self.log.add(f"stopped by {signal.Signals(signum).name} at {where}; checkpoint saved")
+            finally:
+                self._critical -= 1
             print(
-                f"\ninterrupted: checkpoint saved to {path}; continue with `chainrule train --resume {self.out}`",
+                f"\n{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where}: checkpoint saved to "
+                f"{path}; continue with `chainrule train --resume {self.out}`",
                 file=sys.stderr,
             )
-            raise
+            raise Interrupted(signum) from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return [EpochMetrics(**h) for h in self.state.history]
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._interrupted:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self._interrupted = True
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop is not None and not self._critical:  # a second signal stops at once
+            raise Interrupted(signum)
+        if self._stop is None:
+            self._stop = signum
+
+    def _check_stop(self) -> None:
+        if self._stop is not None:
+            raise Interrupted(self._stop)
+
+    def _check_finite(self) -> None:
+        """Refuse to go on (or save) with NaN/Inf parameters.
+
+        A step's loss is computed before its update, so a NaN made by an update shows up in
+        the next step's loss; this check covers the update that no later loss sees, and runs
+        before every checkpoint (at the end of an epoch's steps and before an interrupted run
+        is saved). A sum is finite iff every element is, unless it overflows: then look closer.
+        """
+        for p in self.optimizer.params:
+            if not math.isfinite(float(np.sum(p.data))) and not np.isfinite(p.data).all():
+                raise self._diverged("parameters became non-finite", self.state.batch)
+
+    def _diverged(self, what: str, batch: int) -> FloatingPointError:
+        return FloatingPointError(
+            f"train: {what} at epoch {self.state.epoch + 1}, batch {batch}; lower --lr "
+            f"(the last checkpoint, after epoch {self.state.epoch}, is kept)"
+        )
 
     def _epoch(self) -> None:
         st, cfg = self.state, self.cfg
@@ -240,26 +540,30 @@ class Trainer:
         start = time.perf_counter()
         try:
             for xb, yb in self.loader.batches(st.epoch, start=st.batch):
+                self._check_stop()
                 self.optimizer.zero_grad()
                 J, logits = self.step_fn(as_tensor(xb), as_tensor(yb))
+                # from here to the end of the bookkeeping a signal only sets the flag: the step is
+                # applied and counted together, or (raised before this point) not at all
+                self._critical += 1
                 self.optimizer.step()
                 loss = float(J.data)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"train: objective became {loss} at epoch {st.epoch + 1}, batch {st.batch}; lower --lr"
-                    )
+                    raise self._diverged(f"objective became {loss}", st.batch + 1)
                 st.loss_sum += loss * len(yb)
                 st.correct += int((logits.data.argmax(axis=1) == yb).sum())
                 st.seen += len(yb)
                 st.batch += 1
+                self._critical -= 1
                 if bar is not None:
                     bar.update(1)
-                if self._interrupted:
-                    raise KeyboardInterrupt
+            self._check_stop()
         finally:
+            self._critical = 0
             st.seconds += time.perf_counter() - start
             if bar is not None:
                 bar.close()
+        self._check_finite()  # each loss checks the update before it; this checks the epoch's last
         m = EpochMetrics(
             epoch=st.epoch + 1,
             train_loss=st.loss_sum / max(st.seen, 1),
@@ -268,26 +572,33 @@ class Trainer:
             seconds=st.seconds,
             lr=self.optimizer.lr,
         )
-        st.history.append(asdict(m))
-        if not self.quiet:
-            print(
-                f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
-                f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s",
-                flush=True,
-            )
-        self.state = RunState(epoch=st.epoch + 1, history=st.history)
-        self.save()
+        self._critical += 1
+        try:
+            st.history.append(asdict(m))
+            self.state = RunState(epoch=st.epoch + 1, history=st.history)
+            self.save()
+        finally:
+            self._critical -= 1
+        self.say(
+            f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
+            f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s"
+        )
+        self._check_stop()
 
     def write_reports(self) -> None:
         history = self.state.history
         self.out.mkdir(parents=True, exist_ok=True)
-        fields = list(EpochMetrics.__dataclass_fields__)
-        with open(self.out / "metrics.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(history)
-        (self.out / "metrics.json").write_text(json.dumps({"config": asdict(self.cfg), "epochs": history}, indent=2))
-        plot_curves(history, self.out / "curves.png")
+        names = list(EpochMetrics.__dataclass_fields__)
+        text = io.StringIO()
+        w = csv.DictWriter(text, fieldnames=names, lineterminator="\n")
+        w.writeheader()
+        w.writerows(history)
+        atomic_write(self.out / "metrics.csv", text.getvalue().encode())
+        report = {"config": asdict(self.cfg), "data_source": str(self.data_source), "epochs": history}
+        atomic_write(self.out / "metrics.json", json.dumps(report, indent=2).encode())
+        png = io.BytesIO()
+        plot_curves(history, png)
+        atomic_write(self.out / "curves.png", png.getvalue())
 
 
 def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
@@ -300,7 +611,7 @@ def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
     return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", disable=None)
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -318,7 +629,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     ax2.set_ylabel("accuracy")
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -328,15 +639,19 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 
 
 def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
-    arrays, meta = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    cfg = Config(**meta["config"])
+    path = Path(run_dir) / CHECKPOINT
+    arrays, meta = load_checkpoint(path)
+    cfg = config_from_meta(meta, path)
     if data_dir is not None:
         cfg.data_dir = data_dir
     cfg.limit_test = 0  # always the whole test set
     model = build_model(cfg)
-    model.load_state_dict(_section(arrays, "param/"))
+    try:
+        model.load_state_dict(_section(arrays, "param/"))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint does not fit the model ({exc}): corrupt") from exc
     _, _, x_test, y_test = prepare_data(cfg)
     return accuracy(model, x_test, y_test)
 
 
-__all__ = ["Config", "EpochMetrics", "Trainer", "evaluate"]
+__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "evaluate", "validate_config"]

@@ -1,42 +1,63 @@
-"""``chainrule train`` / ``chainrule evaluate`` (also ``python -m chainrule``)."""
+"""``chainrule train`` / ``chainrule evaluate`` (also ``python -m chainrule``).
+
+Everything that can be checked before work starts is checked first: the flags, the memory a
+run needs, the data folder, the run folder (free, writable, lockable, no symlinks, enough
+disk). A problem there is one line on stderr and exit code 2, in well under a second.
+Exit codes: 0 done, 1 failure during the run (disk full, divergence), 2 bad usage or bad
+input file, 130 stopped by SIGINT and 143 by SIGTERM (both with a checkpoint saved).
+"""
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import signal
 import sys
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
-from chainrule.core.errors import ChainruleError
-from chainrule.training import Config, Trainer, evaluate
+from chainrule.core.errors import ChainruleError, DataError
+from chainrule.io import OutputError
+from chainrule.rundir import RunDir, claim_new_run, claim_resume
+from chainrule.training import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
+
+# flags that may accompany --resume; the rest of a run's configuration is fixed at its start
+_RESUME_FLAGS = {"epochs", "data_dir", "quiet"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not the whole usage text
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chainrule", description="Train and evaluate the section's MLP.")
+    p = _Parser(prog="chainrule", description="Train and evaluate the section's MLP.")
     sub = p.add_subparsers(dest="command", required=True)
     d = Config()
     t = sub.add_parser("train", help="train on Fashion-MNIST (defaults: the book's recipe)")
-    t.add_argument("--model", default=d.model, choices=["section", "section-bias", "mlp"])
-    t.add_argument("--hidden", type=int, default=d.hidden)
-    t.add_argument("--activation", default=d.activation, choices=["relu", "tanh", "sigmoid"])
-    t.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
-    t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="λ of the section's penalty")
-    t.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "momentum", "adam", "adamw"])
-    t.add_argument("--schedule", default=d.schedule, choices=["none", "cosine", "step"])
-    t.add_argument("--dropout", type=float, default=d.dropout, help="dropout after the hidden layer (mlp)")
-    t.add_argument("--init", default=d.init, choices=["normal", "xavier", "he", "he_uniform"])
-    t.add_argument("--standardize", action="store_true", help="standardize pixels with training mean/std")
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--limit-train", type=int, default=0, help="use only the first N training images")
-    t.add_argument("--limit-test", type=int, default=0, help="use only the first N test images")
-    t.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
-    t.add_argument("--out", default=None, help="run folder (default runs/<timestamp>)")
-    t.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
-    t.add_argument("--no-compile", action="store_true", help="run every step eagerly instead of replaying it")
+    t.add_argument("--model", choices=["section", "section-bias", "mlp"], help=f"default {d.model}")
+    t.add_argument("--hidden", type=int, help=f"default {d.hidden}")
+    t.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], help=f"default {d.activation}")
+    t.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    t.add_argument("--lr", type=float, help=f"default {d.lr}")
+    t.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    t.add_argument("--weight-decay", type=float, help="λ of the section's penalty (default 0)")
+    t.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "adamw"], help=f"default {d.optimizer}")
+    t.add_argument("--schedule", choices=["none", "cosine", "step"], help=f"default {d.schedule}")
+    t.add_argument("--dropout", type=float, help="dropout after the hidden layer (--model mlp only)")
+    t.add_argument("--init", choices=["normal", "xavier", "he", "he_uniform"], help=f"default {d.init}")
+    t.add_argument("--standardize", action="store_true", default=None, help="standardize with training mean/std")
+    t.add_argument("--seed", type=int, help=f"default {d.seed}")
+    t.add_argument("--limit-train", type=int, help="use only the first N training images (0 = all)")
+    t.add_argument("--limit-test", type=int, help="use only the first N test images (0 = all)")
+    t.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (the only place looked at)")
+    t.add_argument("--out", help="run folder (default runs/<timestamp>, made unique)")
+    t.add_argument("--overwrite", action="store_true", default=None, help="replace the run already in --out")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    t.add_argument("--no-compile", action="store_true", default=None, help="run every step eagerly")
     e = sub.add_parser("evaluate", help="test accuracy of a saved run")
     e.add_argument("run")
     e.add_argument("--data-dir", default=None)
@@ -60,48 +81,113 @@ def _tune_allocator() -> None:
         pass  # not glibc: nothing to tune
 
 
+def _config(args: argparse.Namespace) -> Config:
+    given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
+    cfg = Config(**given)
+    cfg.compile = not args.no_compile
+    return cfg
+
+
+def _preflight(args: argparse.Namespace) -> tuple[Config | None, RunDir]:
+    """Check every flag and claim the run folder; raises UsageError (exit 2) before any work."""
+    from chainrule.data.fashion_mnist import check_data_dir
+
+    if args.resume is not None:
+        extra = sorted(
+            k for k, v in vars(args).items() if v is not None and k not in _RESUME_FLAGS | {"command", "resume"}
+        )
+        if extra:
+            flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+            raise UsageError(f"{flags}: cannot be combined with --resume (a run keeps its configuration)")
+        if args.epochs is not None and args.epochs < 1:
+            raise UsageError(f"--epochs {args.epochs}: must be a positive integer")
+        if args.data_dir is not None:
+            check_data_dir(args.data_dir)
+        return None, claim_resume(Path(args.resume), args.epochs, args.data_dir)
+    cfg = _config(args)
+    validate_config(cfg)
+    if cfg.data_dir is not None:
+        check_data_dir(cfg.data_dir)
+    run = claim_new_run(
+        Path(args.out) if args.out else None,
+        default=Path(f"runs/{datetime.now():%Y%m%d-%H%M%S}"),
+        overwrite=bool(args.overwrite),
+        cfg=cfg,
+    )
+    return cfg, run
+
+
+def _on_term_before_run(signum: int, frame: Any) -> None:
+    print("\nterminated before training started: nothing to save", file=sys.stderr)
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _tune_allocator()
+    previous_term = None
+    if args.command == "train":
+        previous_term = signal.signal(signal.SIGTERM, _on_term_before_run)
     try:
-        if args.command == "evaluate":
-            print(f"test accuracy {evaluate(args.run, args.data_dir):.4f}")
-            return 0
-        if args.resume:
-            trainer = Trainer.resume(args.resume, epochs=args.epochs, quiet=args.quiet)
-        else:
-            cfg = Config(
-                model=args.model,
-                hidden=args.hidden,
-                activation=args.activation,
-                epochs=args.epochs if args.epochs is not None else Config.epochs,
-                lr=args.lr,
-                batch_size=args.batch_size,
-                weight_decay=args.weight_decay,
-                optimizer=args.optimizer,
-                schedule=args.schedule,
-                dropout=args.dropout,
-                init=args.init,
-                standardize=args.standardize,
-                seed=args.seed,
-                compile=not args.no_compile,
-                limit_train=args.limit_train,
-                limit_test=args.limit_test,
-                data_dir=args.data_dir,
-            )
-            out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
-            trainer = Trainer(cfg, out, quiet=args.quiet)
-        if not args.quiet:
-            print(f"run folder {trainer.out}; {trainer.model.num_parameters():,} parameters", flush=True)
-        trainer.run()
-        if not args.quiet:
-            print(f"wrote {trainer.out}/metrics.csv, metrics.json, curves.png, checkpoint.npz")
-        return 0
-    except KeyboardInterrupt:
+        return _main(args)
+    except Interrupted as exc:
+        return 128 + exc.signum
+    except KeyboardInterrupt:  # before training started (Trainer.run raises Interrupted)
+        print("\ninterrupted before training started: nothing to save", file=sys.stderr)
         return 130
+    except UsageError as exc:
+        print(f"chainrule: error: {exc}", file=sys.stderr)
+        return 2
+    except OutputError as exc:
+        print(f"chainrule: error: {exc}", file=sys.stderr)
+        return 1
+    except FloatingPointError as exc:
+        print(f"chainrule: error: {exc}", file=sys.stderr)
+        return 1
     except (ChainruleError, ValueError, KeyError) as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.command == "evaluate":
+        emit(f"test accuracy {evaluate(args.run, args.data_dir):.4f}")
+        return 0
+    cfg, run = _preflight(args)
+    with run:
+        log = RunLog(run.path)
+        quiet = bool(args.quiet)
+        if cfg is None:
+            log.add(f"resume (pid {run.pid})")
+            trainer = Trainer.resume(run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir)
+        else:
+            log.add(f"start (pid {run.pid}); config {cfg}")
+            trainer = Trainer(cfg, run.path, quiet=quiet)
+        trainer.log = log
+        log.add(f"data: Fashion-MNIST from {trainer.data_source}")
+        if not quiet:
+            emit(
+                f"run folder {trainer.out}; {trainer.model.num_parameters():,} parameters; "
+                f"data from {trainer.data_source}"
+            )
+        try:
+            trainer.run()
+        except (OutputError, FloatingPointError) as exc:
+            try:
+                log.add(f"failed: {exc}")
+            except OutputError:
+                pass
+            raise
+        log.add("finished")
+        if not quiet:
+            emit(f"wrote {trainer.out}/metrics.csv, metrics.json, curves.png, checkpoint.npz, run.log")
+    return 0
+
+
+__all__ = ["DataError", "main"]
 
 
 if __name__ == "__main__":

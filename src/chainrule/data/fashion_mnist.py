@@ -1,8 +1,9 @@
 """Fashion-MNIST: find, download, verify and read the four IDX files.
 
-Search order: an explicit ``data_dir``, then ``$CHAINRULE_DATA``, then the Debian package
-location, then the user cache; if none has all four files they are downloaded into the
-cache and checked against the published MD5 checksums. Every file is validated
+An explicit ``data_dir`` is the only place looked at (missing, empty or incomplete is an
+error). Without one: ``$CHAINRULE_DATA``, then the Debian package location, then the user
+cache; if none has all four files they are downloaded into the cache (size-capped, with an
+overall deadline) and checked against the published MD5 checksums. Every file is validated
 (magic number, dimensions, length, label range, content digest): a truncated, corrupt or
 mismatched file raises :class:`DataError` naming the file and the problem.
 """
@@ -11,16 +12,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import struct
+import time
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from chainrule.core.errors import DataError
+from chainrule.io import atomic_write
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -99,43 +104,94 @@ def candidate_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]
     return dirs
 
 
-def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None) -> np.ndarray:
-    """Read one IDX file (gzipped or raw), validating header, length and (if known) content."""
+def check_data_dir(data_dir: str | os.PathLike[str]) -> Path:
+    """An explicit data folder must hold all four files (a cheap check, before any reading)."""
+    directory = Path(data_dir)
+    if not directory.is_dir():
+        raise DataError(f"--data-dir {data_dir}: no such directory")
+    found = {key: _find(directory, spec) for key, spec in FILES.items()}
+    missing = [FILES[k].name for k, p in found.items() if p is None]
+    if len(missing) == len(FILES):
+        raise DataError(
+            f"--data-dir {data_dir}: holds none of the Fashion-MNIST files ({', '.join(missing)}, .gz or raw)"
+        )
+    if missing:
+        raise DataError(f"{directory}: incomplete Fashion-MNIST, missing {', '.join(missing)}")
+    return directory
+
+
+MAX_IDX_BYTES = 1 << 30  # a file without a spec may declare at most this much data
+
+
+def read_idx(path: str | os.PathLike[str], spec: _FileSpec | None = None, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read one IDX file (gzipped or raw), validating header, length and (if known) content.
+
+    Streaming: the header is read and checked first (magic, dimensions, against ``spec`` if
+    given, and the declared size against ``max_bytes`` and, for a raw file, the file's real
+    size); then exactly the declared number of bytes is read (inflated) into the result, and
+    one more byte is asked for to detect trailing data. Nothing past that is ever decompressed,
+    so a gzip bomb costs at most the declared size in memory and time.
+    """
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise DataError(f"{path}: only {len(head)} bytes, too short for an IDX header (truncated)")
+            ndim = head[3]
+            if head[0:2] != b"\x00\x00" or head[2] != 0x08 or not 1 <= ndim <= 4:
+                raise DataError(f"{path}: bad IDX magic number {head.hex()} (expected 0000080N); not an IDX file")
+            if spec is not None and (0x0800 | ndim) != spec.magic:
+                raise DataError(f"{path}: has {ndim} dimensions, expected {len(spec.shape)} for {spec.name}")
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DataError(f"{path}: header declares {ndim} dimensions but the file ends inside the header")
+            dims = struct.unpack(">" + "I" * ndim, dims_raw)
+            if spec is not None and tuple(dims) != spec.shape:
+                raise DataError(
+                    f"{path}: holds shape {tuple(dims)}, expected {spec.shape} for {spec.name} (mismatched file?)"
+                )
+            count = 1
+            for d in dims:
+                count *= d
+            header_len = 4 + 4 * ndim
+            if count > max_bytes:
+                raise DataError(
+                    f"{path}: header declares shape {tuple(dims)}, {count} bytes, over the {max_bytes} limit"
+                )
+            if path.suffix != ".gz":
+                size = os.fstat(f.fileno()).st_size
+                if size != header_len + count:
+                    raise DataError(
+                        f"{path}: {size} bytes, expected {header_len + count} for shape {tuple(dims)} "
+                        f"({'truncated' if size < header_len + count else 'trailing bytes'})"
+                    )
+            data = np.empty(count, dtype=np.uint8)
+            view = memoryview(data.data)
+            got = 0
+            while got < count:
+                n = f.readinto(view[got : got + (1 << 20)])  # in slices: no second full-size buffer
+                if not n:
+                    break
+                got += n
+            if got != count:
+                raise DataError(
+                    f"{path}: {header_len + got} bytes, expected {header_len + count} "
+                    f"for shape {tuple(dims)} (truncated)"
+                )
+            if f.read(1):
+                raise DataError(f"{path}: trailing bytes after the {header_len + count} of shape {tuple(dims)}")
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot decompress/read ({exc}); the file is truncated or corrupt") from exc
-    if len(raw) < 8:
-        raise DataError(f"{path}: only {len(raw)} bytes, too short for an IDX header (truncated)")
-    zero, dtype_code, ndim = raw[0:2], raw[2], raw[3]
-    if zero != b"\x00\x00" or dtype_code != 0x08:
-        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000080{ndim}); not an IDX file")
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise DataError(f"{path}: header declares {ndim} dimensions but the file ends after {len(raw)} bytes")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:header_len])
-    if spec is not None and (0x0800 | ndim) != spec.magic:
-        raise DataError(f"{path}: has {ndim} dimensions, expected {len(spec.shape)} for {spec.name}")
-    if spec is not None and tuple(dims) != spec.shape:
-        raise DataError(f"{path}: holds shape {tuple(dims)}, expected {spec.shape} for {spec.name} (mismatched file?)")
-    expected = header_len + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
-        raise DataError(
-            f"{path}: {len(raw)} bytes, expected {expected} for shape {tuple(dims)} "
-            f"({'truncated' if len(raw) < expected else 'trailing bytes'})"
-        )
     if spec is not None:
-        digest = hashlib.sha256(raw).hexdigest()
+        h = hashlib.sha256(head + dims_raw)
+        h.update(view)
+        digest = h.hexdigest()
         if digest != spec.sha256:
             raise DataError(
                 f"{path}: content checksum {digest[:16]}... differs from the Fashion-MNIST release (corrupt)"
             )
-    data = np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+    data = data.reshape(dims)
     if ndim == 1 and data.size and data.max() > 9:
         raise DataError(f"{path}: label {int(data.max())} out of range 0..9")
     return data
@@ -149,32 +205,65 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+MAX_DOWNLOAD_BYTES = 64 << 20  # per file; the largest Fashion-MNIST file is 26 MB
+DOWNLOAD_DEADLINE = 900.0  # seconds for all four files together
+
+
 def download(
-    target: Path, base_url: str | None = None, timeout: float = 60.0, md5s: dict[str, str] | None = None
+    target: Path,
+    base_url: str | None = None,
+    timeout: float = 60.0,
+    md5s: dict[str, str] | None = None,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    deadline: float = DOWNLOAD_DEADLINE,
 ) -> None:
     """Download the four .gz files into ``target`` and verify them against the published MD5s
-    (``md5s`` maps file name to checksum, for mirrors that recompress the files)."""
+    (``md5s`` maps file name to checksum, for mirrors that recompress the files).
+
+    Each file is capped at ``max_bytes`` (checked against Content-Length first, then while
+    reading) and all four must arrive within ``deadline`` seconds; ``timeout`` bounds each
+    wait for the server. A file is written through the atomic writer under a unique temporary
+    name and renamed into place only once its MD5 matches, so processes downloading into
+    one cache at once do not disturb each other and a failed download leaves nothing behind.
+    """
     base_url = base_url or os.environ.get("CHAINRULE_FASHION_MNIST_URL") or OFFICIAL_URL
     target.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
     for spec in FILES.values():
         dest = target / (spec.name + ".gz")
         want = (md5s or {}).get(spec.name + ".gz", spec.md5_gz)
         if dest.is_file() and _md5(dest) == want:
             continue
         url = base_url.rstrip("/") + "/" + spec.name + ".gz"
-        partial = dest.with_suffix(".gz.part")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-                while block := response.read(1 << 20):
-                    out.write(block)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise DataError(f"download of {url} failed: {exc}") from exc
-        got = _md5(partial)
-        if got != want:
-            partial.unlink(missing_ok=True)
-            raise DataError(f"{url}: MD5 {got} does not match the published {want}; file discarded")
-        partial.replace(dest)
+
+        def fetch(out: BinaryIO, url: str = url, want: str = want) -> None:
+            h = hashlib.md5()
+            total = 0
+            try:
+                left = deadline - (time.monotonic() - start)
+                if left <= 0:
+                    raise DataError(f"download of {url}: the {deadline:g} s deadline for the download passed")
+                with urllib.request.urlopen(url, timeout=min(timeout, left)) as response:
+                    length = response.headers.get("Content-Length", "")
+                    if length.isdigit() and int(length) > max_bytes:
+                        raise DataError(f"download of {url}: {int(length)} bytes announced, over the {max_bytes} limit")
+                    while block := response.read1(1 << 16):
+                        total += len(block)
+                        if total > max_bytes:
+                            raise DataError(f"download of {url}: more than the {max_bytes} bytes allowed; stopped")
+                        if time.monotonic() - start > deadline:
+                            raise DataError(
+                                f"download of {url}: the {deadline:g} s deadline passed after {total} bytes; stopped"
+                            )
+                        h.update(block)
+                        out.write(block)
+            except (OSError, http.client.HTTPException) as exc:
+                raise DataError(f"download of {url} failed: {exc}") from exc
+            got = h.hexdigest()
+            if got != want:
+                raise DataError(f"{url}: MD5 {got} does not match the published {want}; file discarded")
+
+        atomic_write(dest, fetch)
 
 
 def load_fashion_mnist(
@@ -184,10 +273,17 @@ def load_fashion_mnist(
     md5s: dict[str, str] | None = None,
     search_system: bool = True,
 ) -> FashionMNIST:
-    """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,)."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"--data-dir {data_dir}: no such directory")
-    dirs = candidate_dirs(data_dir)
+    """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,).
+
+    An explicit ``data_dir`` is the only place looked at: a missing, empty or incomplete
+    folder is an error, never a silent fallback to another copy. ``source`` says which folder
+    the data came from."""
+    if data_dir is not None:
+        directory = check_data_dir(data_dir)
+        found = {key: _find(directory, spec) for key, spec in FILES.items()}
+        arrays = {key: read_idx(path, FILES[key]) for key, path in found.items() if path is not None}
+        return FashionMNIST(**arrays, source=directory)
+    dirs = candidate_dirs(None)
     if not search_system:
         dirs = [d for d in dirs if d != DEBIAN_DIR]
     for directory in dirs:
@@ -195,9 +291,6 @@ def load_fashion_mnist(
         if all(found.values()):
             arrays = {key: read_idx(path, FILES[key]) for key, path in found.items() if path is not None}
             return FashionMNIST(**arrays, source=directory)
-        if data_dir is not None and directory == Path(data_dir) and any(found.values()):
-            missing = [FILES[k].name for k, p in found.items() if p is None]
-            raise DataError(f"{directory}: incomplete Fashion-MNIST, missing {', '.join(missing)}")
     searched = ", ".join(str(d) for d in dirs)
     if not download_missing:
         raise DataError(f"Fashion-MNIST not found in: {searched} (install dataset-fashion-mnist or pass --data-dir)")

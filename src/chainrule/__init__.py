@@ -1,6 +1,6 @@
 """chainrule: automatic differentiation on NumPy with the computational graph as a first-class object."""
 
-from chainrule import linalg, nn, ops
+from chainrule import linalg, nn, ops, viz
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -90,6 +90,7 @@ __all__ = [
     "tensor",
     "value_and_grad",
     "vjp",
+    "viz",
     "zeros",
     "zeros_like",
     *_ops_all,

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from chainrule.cli import graph as graph_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.io import OutputError
 from chainrule.rundir import RunDir, claim_new_run, claim_resume
@@ -35,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="chainrule", description="Train and evaluate the section's MLP.")
     sub = p.add_subparsers(dest="command", required=True)
+    graph_cli.add_parsers(sub)
     d = Config()
     t = sub.add_parser("train", help="train on Fashion-MNIST (defaults: the book's recipe)")
     t.add_argument("--model", choices=["section", "section-bias", "mlp"], help=f"default {d.model}")
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         previous_term = signal.signal(signal.SIGTERM, _on_term_before_run)
     try:
+        if getattr(args, "func", None) is not None:  # graph, explain
+            result: int = args.func(args)
+            return result
         return _main(args)
     except Interrupted as exc:
         return 128 + exc.signum

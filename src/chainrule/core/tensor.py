@@ -372,6 +372,12 @@ class Tensor:
             self.node.label = name
         return self
 
+    def graph(self, **kwargs: Any) -> Any:
+        """This tensor's computational graph as a ``graphviz.Digraph`` (see ``chainrule.viz.draw``)."""
+        from chainrule.viz import graph  # the drawing layer sits above the core
+
+        return graph(self, **kwargs)
+
     def zero_grad(self) -> None:
         self.grad = None
 

@@ -375,9 +375,9 @@ def round(x: Any, decimals: int = 0) -> Any:  # noqa: A001  (NumPy's name)
 
 around = round
 
-isfinite = _nondiff("isfinite", np.isfinite, "Whether each element is finite (bool).")
-isnan = _nondiff("isnan", np.isnan, "Whether each element is NaN (bool).")
-isinf = _nondiff("isinf", np.isinf, "Whether each element is ±inf (bool).")
+isfinite: Primitive = _nondiff("isfinite", np.isfinite, "Whether each element is finite (bool).")
+isnan: Primitive = _nondiff("isnan", np.isnan, "Whether each element is NaN (bool).")
+isinf: Primitive = _nondiff("isinf", np.isinf, "Whether each element is ±inf (bool).")
 equal = _nondiff("equal", np.equal, "x == y, elementwise (bool).")
 not_equal = _nondiff("not_equal", np.not_equal, "x != y, elementwise (bool).")
 less = _nondiff("less", np.less, "x < y, elementwise (bool).")

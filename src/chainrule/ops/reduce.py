@@ -1,15 +1,18 @@
-"""Reductions. ``axis`` and ``keepdims`` follow NumPy."""
+"""Reductions, scans, statistics and sorting. ``axis``, ``keepdims`` and ``ddof`` follow NumPy."""
 
 from __future__ import annotations
 
 import builtins
+import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from chainrule.core.tensor import Primitive
-from chainrule.ops.elementwise import exp, log
-from chainrule.ops.shape import array_of, broadcast_to, reshape, stop_gradient
+from chainrule.core.errors import ShapeError
+from chainrule.core.tensor import Primitive, Tensor
+from chainrule.ops.elementwise import exp, log, sqrt, where
+from chainrule.ops.shape import array_of, broadcast_to, getitem, reshape, stop_gradient
 
 
 def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -39,12 +42,18 @@ def _expand(g: Any, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdi
     return broadcast_to(g, shape)
 
 
+def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
+    """How many elements each reduced slice holds."""
+    return int(np.prod([shape[a] for a in axis] if axis is not None else shape, dtype=np.int64))
+
+
 def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
 _sum_p = Primitive("sum", _sum)
 _sum_p.defvjp(lambda g, out, x, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims))
+_sum_p.defjvp(lambda t, out, x, axis=None, keepdims=False: _sum_p(t, axis=axis, keepdims=keepdims))
 
 
 def _amax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -55,20 +64,29 @@ def _amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
-def _extremum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    # Ties share the gradient evenly (as PyTorch's amax/amin do).
-    hit = (x == _expand(out, x.shape, axis, keepdims)).astype(g.dtype)
-    count = _sum_p(hit, axis=axis, keepdims=True)
-    return _expand(g, x.shape, axis, keepdims) * (hit / count)
+def _extremum_share(out: Any, x: Any, axis: Any, keepdims: bool, like: Any) -> Any:
+    """Each element's share of the extremum: ties share it evenly (as PyTorch's amax/amin do)."""
+    hit = (x == _expand(out, x.shape, axis, keepdims)).astype(like.dtype)
+    return hit / _sum_p(hit, axis=axis, keepdims=True)
 
 
 _max_p = Primitive("max", _amax, save=(0,), save_output=True)
-_max_p.defvjp(_extremum_vjp)
 _min_p = Primitive("min", _amin, save=(0,), save_output=True)
-_min_p.defvjp(_extremum_vjp)
+for _p in (_max_p, _min_p):
+    _p.defvjp(
+        lambda g, out, x, axis=None, keepdims=False: (
+            _expand(g, x.shape, axis, keepdims) * _extremum_share(out, x, axis, keepdims, g)
+        )
+    )
+    _p.defjvp(
+        lambda t, out, x, axis=None, keepdims=False: _sum_p(
+            t * _extremum_share(out, x, axis, keepdims, t), axis=axis, keepdims=keepdims
+        )
+    )
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
     return _sum_p(x, axis=normalize_axis(axis, array_of(x).ndim, "sum"), keepdims=keepdims)
 
 
@@ -81,18 +99,129 @@ def _extremum(prim: Primitive, x: Any, axis: Any, keepdims: bool) -> Any:
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Largest element over ``axis``; tied maxima share the gradient evenly."""
     return _extremum(_max_p, x, axis, keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+    """Smallest element over ``axis``; tied minima share the gradient evenly."""
     return _extremum(_min_p, x, axis, keepdims)
 
 
+amax = max
+amin = min
+
+
+def ptp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Range (max - min) over ``axis``."""
+    return max(x, axis, keepdims) - min(x, axis, keepdims)
+
+
+# --- product ------------------------------------------------------------------------
+
+
+def _prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
+    """For each element, the product of the other elements of its slice (shaped like x).
+
+    Exact with zeros, without dividing by them: with ``rest`` the product of a slice's nonzero
+    entries, a nonzero x_i gets (rest / x_i) * (product of the zeros), a zero gets ``rest`` if it
+    is the slice's only zero, else 0. Written with primitives, so it differentiates again: the
+    higher derivatives are exact for slices with at most one zero (more raise).
+    """
+    zero = x == 0
+    n_zero = _sum_p(zero, axis=axis, keepdims=True)
+    if isinstance(x, Tensor) and (array_of(n_zero) > 1).any():
+        raise NotImplementedError(
+            "prod: derivatives of second and higher order at a slice holding two or more zeros are not implemented"
+        )
+    rest = _prod_p(where(zero, 1, x), axis=axis, keepdims=True)
+    zeros_product = _prod_p(where(zero, x, 1), axis=axis, keepdims=True)  # 0 if the slice has a zero
+    at_nonzero = rest / where(zero, 1, x) * zeros_product
+    return where(zero, where(n_zero == 1, rest, 0), at_nonzero)
+
+
+_prod_p = Primitive("prod", _prod, save=(0,))
+_prod_p.defvjp(lambda g, out, x, axis=None, keepdims=False: _expand(g, x.shape, axis, keepdims) * _prod_others(x, axis))
+_prod_p.defjvp(
+    lambda t, out, x, axis=None, keepdims=False: _sum_p(t * _prod_others(x, axis), axis=axis, keepdims=keepdims)
+)
+
+
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Product over ``axis``. Gradients are exact with zeros in the input (no division by them);
+    second and higher derivatives are exact where a slice holds at most one zero, and raise otherwise."""
+    return _prod_p(x, axis=normalize_axis(axis, array_of(x).ndim, "prod"), keepdims=keepdims)
+
+
+# --- statistics ---------------------------------------------------------------------
+
+
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Arithmetic mean over ``axis``. An empty slice gives NaN with a RuntimeWarning, as in NumPy."""
     shape = array_of(x).shape
     ax = normalize_axis(axis, len(shape), "mean")
-    count = int(np.prod([shape[a] for a in ax] if ax is not None else shape, dtype=np.int64))
-    return _sum_p(x, axis=ax, keepdims=keepdims) * (1.0 / builtins.max(count, 1))
+    count = _count(shape, ax)
+    total = _sum_p(x, axis=ax, keepdims=keepdims)
+    if count == 0:
+        warnings.warn("mean: mean of an empty slice", RuntimeWarning, stacklevel=2)
+        return total * math.nan
+    return total / float(count)
+
+
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Variance over ``axis``: sum((x - mean)**2) / (N - ddof). N - ddof <= 0 gives inf or NaN with a
+    RuntimeWarning, as in NumPy."""
+    shape = array_of(x).shape
+    ax = normalize_axis(axis, len(shape), "var")
+    dof = builtins.max(_count(shape, ax) - ddof, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an empty slice is reported once, below
+        centered = x - mean(x, axis=ax, keepdims=True)
+    squares = _sum_p(centered * centered, axis=ax, keepdims=keepdims)
+    if dof == 0:
+        warnings.warn("var: degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return squares / 0.0
+    return squares / float(dof)
+
+
+def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+    """Standard deviation over ``axis``, sqrt(var(x, axis, ddof)); its derivative is infinite where
+    the deviation is 0."""
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+def average(x: Any, axis: Any = None, weights: Any = None, returned: bool = False, keepdims: bool = False) -> Any:
+    """Weighted mean over ``axis``, sum(x * w) / sum(w); differentiable in x and the weights.
+
+    ``weights`` has x's shape, or is 1-D along an int ``axis``. With ``returned`` also gives the sum
+    of the weights, broadcast to the result's shape.
+    """
+    data = array_of(x)
+    ax = normalize_axis(axis, data.ndim, "average")
+    if weights is None:
+        avg = mean(x, axis=ax, keepdims=keepdims)
+        if returned:
+            return avg, np.full(np.shape(array_of(avg)), float(_count(data.shape, ax)))
+        return avg
+    wshape = array_of(weights).shape
+    if wshape != data.shape:
+        if ax is None or len(ax) != 1 or wshape != (data.shape[ax[0]],):
+            raise ShapeError(
+                f"average: weights of shape {wshape} must match x {data.shape}, or be 1-D along an int axis"
+            )
+        weights = reshape(weights, tuple(-1 if i == ax[0] else 1 for i in range(data.ndim)))
+    wsum = _sum_p(broadcast_to(weights, data.shape), axis=ax, keepdims=keepdims)
+    if (array_of(wsum) == 0).any():
+        raise ZeroDivisionError("average: weights sum to zero, cannot be normalized")
+    avg = _sum_p(x * weights, axis=ax, keepdims=keepdims) / wsum
+    if returned:
+        return avg, broadcast_to(wsum, np.shape(array_of(avg)))
+    return avg
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -105,4 +234,99 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return lse
 
 
-__all__ = ["logsumexp", "max", "mean", "min", "sum"]
+# --- scans --------------------------------------------------------------------------
+
+
+def _cumsum(x: Any, axis: int) -> Any:
+    return np.cumsum(x, axis=axis)
+
+
+def _reverse_cumsum(x: Any, axis: int) -> Any:
+    return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
+
+
+# Each is the other's transpose, so each one's VJP is the other.
+_cumsum_p = Primitive("cumsum", _cumsum)
+_reverse_cumsum_p = Primitive("reverse_cumsum", _reverse_cumsum)
+_cumsum_p.defvjp(lambda g, out, x, axis: _reverse_cumsum_p(g, axis=axis))
+_cumsum_p.defjvp(lambda t, out, x, axis: _cumsum_p(t, axis=axis))
+_reverse_cumsum_p.defvjp(lambda g, out, x, axis: _cumsum_p(g, axis=axis))
+_reverse_cumsum_p.defjvp(lambda t, out, x, axis: _reverse_cumsum_p(t, axis=axis))
+
+
+def _cumprod(x: Any, axis: int) -> Any:
+    return np.cumprod(x, axis=axis)
+
+
+def _nonzero_input(x: Any) -> Any:
+    if (array_of(x) == 0).any():
+        raise NotImplementedError("cumprod: the derivative at an input holding zeros is not implemented")
+    return x
+
+
+_cumprod_p = Primitive("cumprod", _cumprod, save=(0,), save_output=True)
+_cumprod_p.defvjp(lambda g, out, x, axis: _reverse_cumsum_p(g * out, axis=axis) / _nonzero_input(x))
+_cumprod_p.defjvp(lambda t, out, x, axis: out * _cumsum_p(t / _nonzero_input(x), axis=axis))
+
+
+def _scan_axis(x: Any, axis: Any, op: str) -> tuple[Any, int]:
+    if axis is None:  # NumPy scans the flattened array
+        return reshape(x, (-1,)), 0
+    ax = normalize_axis(axis, array_of(x).ndim, op)
+    if ax is None or len(ax) != 1:
+        raise ValueError(f"{op}: expected an int axis or None, got {axis!r}")
+    return x, ax[0]
+
+
+def cumsum(x: Any, axis: Any = None) -> Any:
+    """Cumulative sum along ``axis`` (None: over the flattened array)."""
+    x, ax = _scan_axis(x, axis, "cumsum")
+    return _cumsum_p(x, axis=ax)
+
+
+def cumprod(x: Any, axis: Any = None) -> Any:
+    """Cumulative product along ``axis`` (None: over the flattened array). Its derivative divides by
+    the input, so it is defined for inputs without zeros only (a zero raises NotImplementedError)."""
+    x, ax = _scan_axis(x, axis, "cumprod")
+    return _cumprod_p(x, axis=ax)
+
+
+# --- sorting ------------------------------------------------------------------------
+
+
+def argsort(x: Any, axis: Any = -1, kind: Any = None) -> np.ndarray[Any, Any]:
+    """Indices that sort ``x`` along ``axis`` (a NumPy integer array; not differentiable)."""
+    return np.argsort(array_of(x), axis=axis, kind=kind)
+
+
+def sort(x: Any, axis: Any = -1) -> Any:
+    """Sorted copy along ``axis`` (None: the flattened array), NaNs last. A gather by the stable
+    argsort, so the gradient is scattered back through that permutation."""
+    x, ax = _scan_axis(x, axis, "sort")
+    data = array_of(x)
+    order = np.argsort(data, axis=ax, kind="stable")
+    index = tuple(
+        order if d == ax else np.arange(n).reshape([-1 if k == d else 1 for k in range(data.ndim)])
+        for d, n in enumerate(data.shape)
+    )
+    return getitem(x, index)
+
+
+__all__ = [
+    "amax",
+    "amin",
+    "argsort",
+    "average",
+    "cumprod",
+    "cumsum",
+    "logsumexp",
+    "max",
+    "mean",
+    "min",
+    "prod",
+    "ptp",
+    "sort",
+    "std",
+    "sum",
+    "var",
+]

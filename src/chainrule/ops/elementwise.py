@@ -250,20 +250,21 @@ fabs: Primitive = _unary(
 )
 
 
-def _pick(first: Any, x: Any, y: Any, like: Any, nan_aware: bool) -> Any:
-    """Mask of where x is chosen: where ``first`` holds, half on ties (as PyTorch splits ties);
-    with ``nan_aware`` also where only y is NaN (fmax/fmin ignore NaNs)."""
+def _pick(first: Any, x: Any, y: Any, like: Any, nan_aware: bool, is_x: bool) -> Any:
+    """Mask of where operand ``x`` is chosen: where ``first`` holds, half on ties (as PyTorch
+    splits ties). With ``nan_aware`` (fmax/fmin ignore NaNs) also where the other operand is NaN;
+    when both are, the result is the first operand's NaN, and so is the gradient (as PyTorch)."""
     mask = first + (x == y) * 0.5
     if nan_aware:
-        mask = mask + (y != y) * (x == x)
+        mask = mask + ((y != y) if is_x else (y != y) * (x == x))
     return _float_mask(mask, like)
 
 
 def _extreme(name: str, fn: Any, pick_x: Callable[[Any, Any], Any], nan_aware: bool, doc: str) -> Primitive:
     prim = Primitive(name, fn, save=(0, 1), doc=doc)
     rules = (
-        lambda t, out, x, y: t * _pick(pick_x(x, y), x, y, t, nan_aware),
-        lambda t, out, x, y: t * _pick(pick_x(y, x), y, x, t, nan_aware),
+        lambda t, out, x, y: t * _pick(pick_x(x, y), x, y, t, nan_aware, True),
+        lambda t, out, x, y: t * _pick(pick_x(y, x), y, x, t, nan_aware, False),
     )
     prim.defvjp(*rules)
     prim.defjvp(*rules)

@@ -12,7 +12,7 @@ import numpy as np
 from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Primitive, Tensor
 from chainrule.ops.elementwise import exp, log, sqrt, where
-from chainrule.ops.shape import array_of, broadcast_to, getitem, reshape, stop_gradient
+from chainrule.ops.shape import array_of, broadcast_to, reshape, stop_gradient
 
 
 def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -45,6 +45,19 @@ def _expand(g: Any, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdi
 def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
     """How many elements each reduced slice holds."""
     return int(np.prod([shape[a] for a in axis] if axis is not None else shape, dtype=np.int64))
+
+
+def _check(x: Any, bad: Any, error: type[Exception], message: str) -> Any:
+    if np.any(bad(x)):
+        raise error(message)
+    return x
+
+
+# The identity, raising ``error(message)`` where ``bad(x)`` holds anywhere. A primitive, so the
+# check also runs when a compiled step replays; gradients and tangents pass through unchanged.
+_check_p = Primitive("check", _check)
+_check_p.defvjp(lambda g, out, x, **_: g)
+_check_p.defjvp(lambda t, out, x, **_: t)
 
 
 def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -130,18 +143,31 @@ def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
     Exact with zeros, without dividing by them: with ``rest`` the product of a slice's nonzero
     entries, a nonzero x_i gets (rest / x_i) * (product of the zeros), a zero gets ``rest`` if it
     is the slice's only zero, else 0. Written with primitives, so it differentiates again: the
-    higher derivatives are exact for slices with at most one zero (more raise).
+    higher derivatives are exact for slices with at most one zero; differentiating it at a slice
+    with more raises (the guard's rule).
     """
     zero = x == 0
     n_zero = _sum_p(zero, axis=axis, keepdims=True)
-    if isinstance(x, Tensor) and (array_of(n_zero) > 1).any():
-        raise NotImplementedError(
-            "prod: derivatives of second and higher order at a slice holding two or more zeros are not implemented"
-        )
     rest = _prod_p(where(zero, 1, x), axis=axis, keepdims=True)
     zeros_product = _prod_p(where(zero, x, 1), axis=axis, keepdims=True)  # 0 if the slice has a zero
     at_nonzero = rest / where(zero, 1, x) * zeros_product
-    return where(zero, where(n_zero == 1, rest, 0), at_nonzero)
+    others = where(zero, where(n_zero == 1, rest, 0), at_nonzero)
+    return _few_zeros_p(others, n_zero) if isinstance(x, Tensor) else others
+
+
+def _at_most_one_zero(d: Any, out: Any, others: Any, n_zero: Any) -> Any:
+    if (array_of(n_zero) > 1).any():
+        raise NotImplementedError(
+            "prod: derivatives of second and higher order at a slice holding two or more zeros are not implemented"
+        )
+    return d
+
+
+# Identity on prod's "others", recorded only for higher orders: its rules refuse to go on where
+# a slice holds two or more zeros (there the formula above is exact in value, not in derivative).
+_few_zeros_p = Primitive("prod_guard", lambda others, n_zero: others, save=(1,))
+_few_zeros_p.defvjp(_at_most_one_zero, None)
+_few_zeros_p.defjvp(_at_most_one_zero, None)
 
 
 _prod_p = Primitive("prod", _prod, save=(0,))
@@ -153,7 +179,7 @@ _prod_p.defjvp(
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Product over ``axis``. Gradients are exact with zeros in the input (no division by them);
-    second and higher derivatives are exact where a slice holds at most one zero, and raise otherwise."""
+    higher derivatives are exact where a slice holds at most one zero, and raise otherwise."""
     return _prod_p(x, axis=normalize_axis(axis, array_of(x).ndim, "prod"), keepdims=keepdims)
 
 
@@ -195,6 +221,13 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
+def _is_zero(x: Any) -> Any:
+    return x == 0
+
+
+_ZERO_WEIGHTS = "average: weights sum to zero, cannot be normalized"
+
+
 def average(x: Any, axis: Any = None, weights: Any = None, returned: bool = False, keepdims: bool = False) -> Any:
     """Weighted mean over ``axis``, sum(x * w) / sum(w); differentiable in x and the weights.
 
@@ -216,8 +249,7 @@ def average(x: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
             )
         weights = reshape(weights, tuple(-1 if i == ax[0] else 1 for i in range(data.ndim)))
     wsum = _sum_p(broadcast_to(weights, data.shape), axis=ax, keepdims=keepdims)
-    if (array_of(wsum) == 0).any():
-        raise ZeroDivisionError("average: weights sum to zero, cannot be normalized")
+    wsum = _check_p(wsum, bad=_is_zero, error=ZeroDivisionError, message=_ZERO_WEIGHTS)
     avg = _sum_p(x * weights, axis=ax, keepdims=keepdims) / wsum
     if returned:
         return avg, broadcast_to(wsum, np.shape(array_of(avg)))
@@ -259,9 +291,8 @@ def _cumprod(x: Any, axis: int) -> Any:
 
 
 def _nonzero_input(x: Any) -> Any:
-    if (array_of(x) == 0).any():
-        raise NotImplementedError("cumprod: the derivative at an input holding zeros is not implemented")
-    return x
+    message = "cumprod: the derivative at an input holding zeros is not implemented"
+    return _check_p(x, bad=_is_zero, error=NotImplementedError, message=message)
 
 
 _cumprod_p = Primitive("cumprod", _cumprod, save=(0,), save_output=True)
@@ -294,22 +325,41 @@ def cumprod(x: Any, axis: Any = None) -> Any:
 # --- sorting ------------------------------------------------------------------------
 
 
+def _argsort(x: Any, axis: int) -> Any:
+    return np.argsort(x, axis=axis, kind="stable")
+
+
+def _take_along_axis(x: Any, order: Any, axis: int) -> Any:
+    return np.take_along_axis(x, order, axis=axis)
+
+
+def _untake_along_axis(g: Any, order: Any, axis: int) -> Any:
+    out = np.zeros(g.shape, dtype=g.dtype)
+    np.put_along_axis(out, order, g, axis=axis)
+    return out
+
+
+# sort = gather by the argsort permutation; its transpose scatters back through the same one.
+# All three are primitives, so a compiled step sorts each new batch by its own permutation.
+_argsort_p = Primitive("argsort", _argsort, differentiable=False)
+_permute_p = Primitive("take_along_axis", _take_along_axis, save=(1,))
+_unpermute_p = Primitive("untake_along_axis", _untake_along_axis, save=(1,))
+_permute_p.defvjp(lambda g, out, x, order, axis: _unpermute_p(g, order, axis=axis), None)
+_permute_p.defjvp(lambda t, out, x, order, axis: _permute_p(t, order, axis=axis), None)
+_unpermute_p.defvjp(lambda g, out, x, order, axis: _permute_p(g, order, axis=axis), None)
+_unpermute_p.defjvp(lambda t, out, x, order, axis: _unpermute_p(t, order, axis=axis), None)
+
+
 def argsort(x: Any, axis: Any = -1, kind: Any = None) -> np.ndarray[Any, Any]:
     """Indices that sort ``x`` along ``axis`` (a NumPy integer array; not differentiable)."""
     return np.argsort(array_of(x), axis=axis, kind=kind)
 
 
 def sort(x: Any, axis: Any = -1) -> Any:
-    """Sorted copy along ``axis`` (None: the flattened array), NaNs last. A gather by the stable
-    argsort, so the gradient is scattered back through that permutation."""
+    """Sorted copy along ``axis`` (None: the flattened array), NaNs last. The gradient is scattered
+    back through the (stable) argsort permutation."""
     x, ax = _scan_axis(x, axis, "sort")
-    data = array_of(x)
-    order = np.argsort(data, axis=ax, kind="stable")
-    index = tuple(
-        order if d == ax else np.arange(n).reshape([-1 if k == d else 1 for k in range(data.ndim)])
-        for d, n in enumerate(data.shape)
-    )
-    return getitem(x, index)
+    return _permute_p(x, _argsort_p(x, axis=ax), axis=ax)
 
 
 __all__ = [

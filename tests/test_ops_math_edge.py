@@ -60,6 +60,19 @@ def test_power_integer_exponent_at_zero_base_matches_pytorch():
         np.testing.assert_allclose(d2, 0 if t2 is None else t2.numpy())
 
 
+def test_power_exponent_derivative_is_nan_for_negative_base_like_pytorch():
+    a = np.array([-2.0, 0.0, 0.0, 1.5])
+    b = np.array([3.0, 2.0, 0.0, 0.5])
+    x, y = t64(a), t64(b)
+    with np.errstate(invalid="ignore"):
+        gx, gy = cr.grad(cr.sum(x**y), [x, y])
+    tx, ty = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    tgx, tgy = torch.autograd.grad((tx**ty).sum(), [tx, ty])
+    np.testing.assert_allclose(gx.numpy(), tgx.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(gy.numpy(), tgy.numpy(), rtol=1e-14)  # NaN at -2.0 on both sides
+    assert np.isnan(gy.numpy()[0])
+
+
 # --- log_softmax at large offsets -------------------------------------------------------
 
 

@@ -73,7 +73,9 @@ def _power_dx(x: Any, y: Any) -> Any:
 
 
 def _power_dy(x: Any, out: Any) -> Any:
-    return out * log(where(x > 0, x, 1))  # d/dy x**y = x**y log x, defined where x > 0
+    """d/dy x**y = x**y log x: 0 at x == 0 (for y >= 0), NaN for x < 0, where x**y has no real
+    derivative in y (as PyTorch, JAX and autograd)."""
+    return out * log(where(x == 0, 1, x))
 
 
 power: Primitive = Primitive(

@@ -23,18 +23,32 @@ def _float_mask(mask: Any, like: Any) -> Any:
     return mask.astype(like.dtype)
 
 
+class _Over:
+    """A derivative of the form 1 / ``denominator(x, out)``: the rules divide by it (one operation
+    fewer than multiplying by a reciprocal, and one rounding fewer)."""
+
+    def __init__(self, denominator: Callable[[Any, Any], Any]) -> None:
+        self.denominator = denominator
+
+
 def _unary(
     name: str,
     fn: Callable[..., Any],
-    deriv: Callable[[Any, Any], Any],
+    deriv: Callable[[Any, Any], Any] | _Over,
     doc: str,
     save_input: bool = True,
     save_output: bool = False,
 ) -> Primitive:
     """A unary primitive whose derivative is ``deriv(x, out)``: VJP ``g * f'``, JVP ``t * f'``."""
     prim = Primitive(name, fn, save=(0,) if save_input else (), save_output=save_output, doc=doc)
-    prim.defvjp(lambda g, out, x: g * deriv(x, out))
-    prim.defjvp(lambda t, out, x: t * deriv(x, out))
+    if isinstance(deriv, _Over):
+        den = deriv.denominator
+        prim.defvjp(lambda g, out, x: g / den(x, out))
+        prim.defjvp(lambda t, out, x: t / den(x, out))
+    else:
+        d = deriv
+        prim.defvjp(lambda g, out, x: g * d(x, out))
+        prim.defjvp(lambda t, out, x: t * d(x, out))
     return prim
 
 
@@ -114,15 +128,15 @@ remainder = mod
 exp: Primitive = _unary("exp", np.exp, lambda x, out: out, "e ** x, elementwise.", False, True)
 exp2: Primitive = _unary("exp2", np.exp2, lambda x, out: out * _LN2, "2 ** x, elementwise.", False, True)
 expm1: Primitive = _unary("expm1", np.expm1, lambda x, out: out + 1, "exp(x) - 1, accurate for small x.", False, True)
-log: Primitive = _unary("log", np.log, lambda x, out: 1 / x, "Natural logarithm, elementwise.")
-log2: Primitive = _unary("log2", np.log2, lambda x, out: 1 / (x * _LN2), "Base-2 logarithm, elementwise.")
-log10: Primitive = _unary("log10", np.log10, lambda x, out: 1 / (x * _LN10), "Base-10 logarithm, elementwise.")
-log1p: Primitive = _unary("log1p", np.log1p, lambda x, out: 1 / (x + 1), "log(1 + x), accurate for small x.")
+log: Primitive = _unary("log", np.log, _Over(lambda x, out: x), "Natural logarithm, elementwise.")
+log2: Primitive = _unary("log2", np.log2, _Over(lambda x, out: x * _LN2), "Base-2 logarithm, elementwise.")
+log10: Primitive = _unary("log10", np.log10, _Over(lambda x, out: x * _LN10), "Base-10 logarithm, elementwise.")
+log1p: Primitive = _unary("log1p", np.log1p, _Over(lambda x, out: x + 1), "log(1 + x), accurate for small x.")
 sqrt: Primitive = _unary(
-    "sqrt", np.sqrt, lambda x, out: 1 / (out * 2), "Non-negative square root, elementwise.", False, True
+    "sqrt", np.sqrt, _Over(lambda x, out: out * 2), "Non-negative square root, elementwise.", False, True
 )
 cbrt: Primitive = _unary(
-    "cbrt", np.cbrt, lambda x, out: 1 / (out * out * 3), "Real cube root, elementwise.", False, True
+    "cbrt", np.cbrt, _Over(lambda x, out: out * out * 3), "Real cube root, elementwise.", False, True
 )
 square: Primitive = _unary("square", np.square, lambda x, out: x * 2, "x * x, elementwise.")
 reciprocal: Primitive = _unary(
@@ -153,31 +167,31 @@ sin: Primitive = _unary("sin", np.sin, lambda x, out: cos(x), "Sine (radians), e
 cos: Primitive = _unary("cos", np.cos, lambda x, out: negative(sin(x)), "Cosine (radians), elementwise.")
 tan: Primitive = _unary("tan", np.tan, lambda x, out: out * out + 1, "Tangent (radians), elementwise.", False, True)
 arcsin: Primitive = _unary(
-    "arcsin", np.arcsin, lambda x, out: 1 / sqrt(1 - x * x), "Inverse sine, elementwise; derivative on (-1, 1)."
+    "arcsin", np.arcsin, _Over(lambda x, out: sqrt(1 - x * x)), "Inverse sine, elementwise; derivative on (-1, 1)."
 )
 arccos: Primitive = _unary(
     "arccos",
     np.arccos,
-    lambda x, out: -1 / sqrt(1 - x * x),
+    _Over(lambda x, out: negative(sqrt(1 - x * x))),
     "Inverse cosine, elementwise; derivative on (-1, 1).",
 )
-arctan: Primitive = _unary("arctan", np.arctan, lambda x, out: 1 / (x * x + 1), "Inverse tangent, elementwise.")
+arctan: Primitive = _unary("arctan", np.arctan, _Over(lambda x, out: x * x + 1), "Inverse tangent, elementwise.")
 sinh: Primitive = _unary("sinh", np.sinh, lambda x, out: cosh(x), "Hyperbolic sine, elementwise.")
 cosh: Primitive = _unary("cosh", np.cosh, lambda x, out: sinh(x), "Hyperbolic cosine, elementwise.")
 tanh: Primitive = _unary("tanh", np.tanh, lambda x, out: 1 - out * out, "Hyperbolic tangent, elementwise.", False, True)
 arcsinh: Primitive = _unary(
-    "arcsinh", np.arcsinh, lambda x, out: 1 / sqrt(x * x + 1), "Inverse hyperbolic sine, elementwise."
+    "arcsinh", np.arcsinh, _Over(lambda x, out: sqrt(x * x + 1)), "Inverse hyperbolic sine, elementwise."
 )
 arccosh: Primitive = _unary(
     "arccosh",
     np.arccosh,
-    lambda x, out: 1 / sqrt(x * x - 1),
+    _Over(lambda x, out: sqrt(x * x - 1)),
     "Inverse hyperbolic cosine, elementwise; derivative for x > 1.",
 )
 arctanh: Primitive = _unary(
     "arctanh",
     np.arctanh,
-    lambda x, out: 1 / (1 - x * x),
+    _Over(lambda x, out: 1 - x * x),
     "Inverse hyperbolic tangent, elementwise; derivative on (-1, 1).",
 )
 

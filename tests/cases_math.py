@@ -103,6 +103,7 @@ def cases() -> list[Any]:
         ("fmax", cr.fmax, lambda a, b: a.fmax(b), "any"),
         ("fmin", cr.fmin, lambda a, b: a.fmin(b), "any"),
         ("mod", lambda a, b: cr.mod(a * 3.3, b), lambda a, b: t_mod(a * 3.3, b), "away_from_zero"),
+        ("fmod", lambda a, b: cr.fmod(a * 3.3, b), lambda a, b: _torch().fmod(a * 3.3, b), "away_from_zero"),
         ("remainder", lambda a, b: cr.remainder(a * 3.3, b), lambda a, b: t_mod(a * 3.3, b), "away_from_zero"),
         ("true_divide", cr.true_divide, lambda a, b: a / b, "away_from_zero"),
         ("power_general", lambda a, b: cr.power(a, b * 2), lambda a, b: a ** (b * 2), "positive"),

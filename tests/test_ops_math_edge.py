@@ -280,6 +280,7 @@ def test_values_match_numpy_on_arrays():
     pairs = [
         (cr.mod(x, p), np.mod(x, p)),
         (cr.remainder(-x, p), np.remainder(-x, p)),
+        (cr.fmod(-x, p), np.fmod(-x, p)),
         (cr.sort(x, axis=0), np.sort(x, axis=0)),
         (cr.sort(x, axis=None), np.sort(x, axis=None)),
         (cr.cumprod(x, axis=1), np.cumprod(x, axis=1)),

@@ -123,6 +123,20 @@ mod.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g * _mod_dy(x, y))
 mod.defjvp(lambda t, out, x, y: t, lambda t, out, x, y: t * _mod_dy(x, y))
 remainder = mod
 
+
+def _fmod_dy(x: Any, y: Any) -> Any:
+    return negative(trunc(x / y))
+
+
+fmod: Primitive = Primitive(
+    "fmod",
+    np.fmod,
+    save=(0, 1),
+    doc="C-style remainder of x / y, with the sign of x; gradients g for x and -g * trunc(x / y) for y.",
+)
+fmod.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g * _fmod_dy(x, y))
+fmod.defjvp(lambda t, out, x, y: t, lambda t, out, x, y: t * _fmod_dy(x, y))
+
 # --- exponentials and logarithms -----------------------------------------------------
 
 exp: Primitive = _unary("exp", np.exp, lambda x, out: out, "e ** x, elementwise.", False, True)
@@ -430,6 +444,7 @@ __all__ = [
     "floor",
     "fmax",
     "fmin",
+    "fmod",
     "greater",
     "greater_equal",
     "hypot",

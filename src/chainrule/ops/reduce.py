@@ -239,7 +239,8 @@ def average(x: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
     if weights is None:
         avg = mean(x, axis=ax, keepdims=keepdims)
         if returned:
-            return avg, np.full(np.shape(array_of(avg)), float(_count(data.shape, ax)))
+            result = array_of(avg)
+            return avg, np.full(result.shape, _count(data.shape, ax), dtype=result.dtype)
         return avg
     wshape = array_of(weights).shape
     if wshape != data.shape:

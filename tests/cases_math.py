@@ -39,6 +39,7 @@ UNARY_SHAPES = [(3, 4), (), (1,), (2, 1, 3)]
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,)), ((1,), (2, 2))]
 AXES = [(None, False), (0, False), (1, True), ((0, 2), False), (-1, True)]
 WEIGHTS = np.array([0.5, 2.0, 1.0, 3.0])
+ORDER = np.array([[2, 0, 3, 1], [1, 3, 0, 2]])  # a permutation per row
 
 
 def cases() -> list[Any]:
@@ -197,6 +198,21 @@ def cases() -> list[Any]:
             lambda a, ax=axis: (a.sort(dim=ax) if ax is not None else a.flatten().sort(dim=0)).values,
             (shape,),
         )
+    # helpers that first-order backward runs on plain arrays, called here on tensors
+    reduce = cr.ops.reduce
+    add(
+        "reverse_cumsum",
+        lambda a: reduce._reverse_cumsum_p(a, axis=1),
+        lambda a: a.flip(1).cumsum(1).flip(1),
+        ((3, 4),),
+    )
+    add(
+        "untake_along_axis",
+        lambda a: reduce._unpermute_p(a, ORDER, axis=1),
+        lambda a: _torch().zeros_like(a).scatter(1, _torch().tensor(ORDER), a),
+        ((2, 4),),
+    )
+    add("prod_guard", lambda a: reduce._few_zeros_p(a * a, np.zeros((2, 1), int)), lambda a: a * a, ((2, 3),))
     add("sort_then_scale", lambda a: cr.sort(a) * a, lambda a: a.sort(dim=-1).values * a, ((3, 4),))
     return c
 

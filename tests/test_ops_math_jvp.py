@@ -12,7 +12,7 @@ import pytest
 from tests.op_cases import CASES
 
 import chainrule as cr
-from chainrule.core.node import STATE
+from chainrule.core import node as _node
 from chainrule.nn import functional
 from chainrule.ops import elementwise, reduce
 
@@ -37,12 +37,19 @@ class _Recorder:
 def _record(case: Any) -> list[tuple[cr.Primitive, list[Any], dict[str, Any], Any]]:
     recorder = _Recorder()
     inputs = [cr.tensor(x, dtype="float64", requires_grad=True) for x in case.inputs(seed=11)]
-    previous, STATE.tracer = STATE.tracer, recorder
+    state = _engine_state()
+    previous, state.tracer = state.tracer, recorder
     try:
         case.fn(*inputs)
     finally:
-        STATE.tracer = previous
+        state.tracer = previous
     return recorder.calls
+
+
+def _engine_state() -> Any:
+    """The engine's switches (a module-level object, or per thread in later versions)."""
+    thread = getattr(_node, "THREAD", None)
+    return thread.state if thread is not None else _node.STATE
 
 
 def _is_float(d: Any) -> bool:

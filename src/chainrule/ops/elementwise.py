@@ -93,7 +93,12 @@ def _power_dy(x: Any, out: Any) -> Any:
 
 
 power: Primitive = Primitive(
-    "power", np.power, save=(0, 1), save_output=True, doc="x ** y, elementwise with broadcasting."
+    "power",
+    np.power,
+    save=(0, 1),
+    save_output=True,
+    doc="x ** y, elementwise with broadcasting. The derivative in x is 0 where y == 0 (x == 0 too); the one in "
+    "y is x**y log x: 0 at x == 0, NaN for x < 0 (as in PyTorch).",
 )
 power.defvjp(
     lambda g, out, x, y: g * _power_dx(x, y),
@@ -368,9 +373,10 @@ _nan_to_num_p.defvjp(lambda g, out, x, **_: g * _float_mask(isfinite(x), g))
 _nan_to_num_p.defjvp(lambda t, out, x, **_: t * _float_mask(isfinite(x), t))
 
 
-def nan_to_num(x: Any, nan: float = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
     """Replace NaN by ``nan`` and ±inf by ``posinf``/``neginf`` (default: the dtype's largest
-    finite values). The gradient passes at finite entries and is 0 at replaced ones."""
+    finite values). The gradient passes at finite entries and is 0 at replaced ones. ``copy`` is
+    NumPy's; the result is always a new array."""
     return _nan_to_num_p(x, nan=nan, posinf=posinf, neginf=neginf)
 
 

@@ -356,9 +356,10 @@ def argsort(x: Any, axis: Any = -1, kind: Any = None) -> np.ndarray[Any, Any]:
     return np.argsort(array_of(x), axis=axis, kind=kind)
 
 
-def sort(x: Any, axis: Any = -1) -> Any:
+def sort(x: Any, axis: Any = -1, kind: Any = None) -> Any:
     """Sorted copy along ``axis`` (None: the flattened array), NaNs last. The gradient is scattered
-    back through the (stable) argsort permutation."""
+    back through the argsort permutation; the sort is always stable (any ``kind`` gives the same
+    values, and a stable one sends tied elements' gradients to a fixed place)."""
     x, ax = _scan_axis(x, axis, "sort")
     return _permute_p(x, _argsort_p(x, axis=ax), axis=ax)
 

@@ -395,3 +395,23 @@ def test_compiled_cumprod_still_refuses_zeros_on_replay():
     step(cr.tensor([1.0, 2.0, 3.0], dtype="float64"))
     with pytest.raises(NotImplementedError, match="cumprod"):
         step(cr.tensor([1.0, 0.0, 3.0], dtype="float64"))
+
+
+def test_plain_lists_and_scalars_work_like_numpy():
+    pairs = [
+        (cr.sort([3.0, 1.0, 2.0]), np.sort([3.0, 1.0, 2.0])),
+        (cr.cumsum([1, 2, 3]), np.cumsum([1, 2, 3])),
+        (cr.cumprod([[1, 2], [3, 4]], axis=0), np.cumprod([[1, 2], [3, 4]], axis=0)),
+        (cr.prod([1.0, 2.0, 3.0]), np.prod([1.0, 2.0, 3.0])),
+        (cr.var([1.0, 2.0, 4.0], ddof=1), np.var([1.0, 2.0, 4.0], ddof=1)),
+        (cr.average([1.0, 2.0], weights=[1.0, 3.0]), np.average([1.0, 2.0], weights=[1.0, 3.0])),
+        (cr.ptp([1, 5, 2]), np.ptp([1, 5, 2])),
+        (cr.sinc(0.0), np.sinc(0.0)),
+        (cr.mod(5.5, -2.0), np.mod(5.5, -2.0)),
+        (cr.fmod(-5.5, 2.0), np.fmod(-5.5, 2.0)),
+        (cr.nan_to_num([np.nan, 1.0]), np.nan_to_num([np.nan, 1.0])),
+    ]
+    for ours, expected in pairs:
+        np.testing.assert_array_equal(ours, expected)
+    with pytest.raises(ZeroDivisionError, match="average"):
+        cr.average([1.0, 2.0], weights=[1.0, -1.0])

@@ -48,7 +48,7 @@ def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
 
 
 def _check(x: Any, bad: Any, error: type[Exception], message: str) -> Any:
-    if np.any(bad(x)):
+    if np.any(bad(np.asarray(x))):
         raise error(message)
     return x
 
@@ -221,6 +221,11 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
+def _as_operand(x: Any) -> Any:
+    """Tensors and None as they are; lists and scalars as arrays, so operators act elementwise."""
+    return x if x is None or isinstance(x, Tensor) else np.asarray(x)
+
+
 def _is_zero(x: Any) -> Any:
     return x == 0
 
@@ -234,6 +239,7 @@ def average(x: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
     ``weights`` has x's shape, or is 1-D along an int ``axis``. With ``returned`` also gives the sum
     of the weights, broadcast to the result's shape.
     """
+    x, weights = _as_operand(x), _as_operand(weights)
     data = array_of(x)
     ax = normalize_axis(axis, data.ndim, "average")
     if weights is None:
@@ -331,7 +337,7 @@ def _argsort(x: Any, axis: int) -> Any:
 
 
 def _take_along_axis(x: Any, order: Any, axis: int) -> Any:
-    return np.take_along_axis(x, order, axis=axis)
+    return np.take_along_axis(np.asarray(x), order, axis=axis)
 
 
 def _untake_along_axis(g: Any, order: Any, axis: int) -> Any:

@@ -171,8 +171,19 @@ def test_prod_gradient_with_zeros_along_axes():
         np.testing.assert_allclose(g.numpy(), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("values", [[2.0, 0.0, 3.0, 4.0], [0.0, 1.5, -2.0, 0.5], [2.0, 1.0, 3.0, 4.0]])
-def test_prod_hessian_with_a_single_zero_matches_jax(values):
+HESSIAN_INPUTS = [
+    [2.0, 0.0, 3.0, 4.0],
+    [0.0, 1.5, -2.0, 0.5],
+    [2.0, 1.0, 3.0, 4.0],
+    [2.0, 0.0, 3.0, 0.0],
+    [0.0, 0.0, 0.0, 5.0],
+    [0.0, 0.0, 0.0, 0.0],
+    [1.5, 0.0, -2.0, 3.0, 0.0, 0.5, 2.0],  # not a power of two
+]
+
+
+@pytest.mark.parametrize("values", HESSIAN_INPUTS)
+def test_prod_hessian_with_zeros_matches_jax(values):
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
     expected = np.asarray(jax.hessian(jax.numpy.prod)(np.array(values)))
@@ -180,16 +191,34 @@ def test_prod_hessian_with_a_single_zero_matches_jax(values):
     np.testing.assert_allclose(np.asarray(ours.numpy()), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_prod_higher_order_with_two_zeros_raises_naming_prod():
-    x = t64([2.0, 0.0, 3.0, 0.0])
-    g = cr.grad(cr.prod(x), x, create_graph=True)  # the gradient itself is fine (all zeros)
-    np.testing.assert_array_equal(g.numpy(), [0.0, 0.0, 0.0, 0.0])
-    with pytest.raises(NotImplementedError, match="prod"):
-        cr.grad(cr.sum(g), x)
-    with pytest.raises(NotImplementedError, match="prod"):
-        cr.hessian(lambda a: cr.sum(cr.prod(a, axis=1)))(t64([[1.0, 2.0], [0.0, 0.0]], requires_grad=False))
-    h = cr.hessian(lambda a: cr.sum(cr.prod(a, axis=1)))(t64([[1.0, 2.0], [0.0, 3.0]], requires_grad=False))
-    assert np.isfinite(h.numpy()).all()
+def test_prod_third_derivative_with_three_zeros():
+    # d³/dx0 dx1 dx2 of x0 x1 x2 x3 is x3, whatever the zeros
+    x = t64([0.0, 0.0, 0.0, 5.0])
+    v = np.array([1.0, 1.0, 1.0, 0.0])
+    g = cr.grad(cr.prod(x), x, create_graph=True)
+    h = cr.grad(cr.sum(g * v), x, create_graph=True)  # H v
+    third = cr.grad(cr.sum(h * v), x)  # d/dx (v' H v)
+    np.testing.assert_allclose(third.numpy(), [10.0, 10.0, 10.0, 0.0])
+
+
+def test_prod_hessian_along_axes_with_zeros_matches_jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    x = np.array([[[1.0, 0.0, 2.0], [3.0, 0.0, 0.5]], [[0.0, 0.0, 2.0], [-1.0, 2.0, 3.0]]])
+    w = np.random.default_rng(3).standard_normal((2, 3))
+    for axis in [0, 1, 2, (0, 2)]:
+        keep = axis == 1
+
+        def ours(a, ax=axis, k=keep):
+            out = cr.prod(a, axis=ax, keepdims=k)
+            return cr.sum(out * w.reshape(-1)[: out.size].reshape(out.shape))
+
+        def theirs(a, ax=axis, k=keep):
+            out = jax.numpy.prod(a, axis=ax, keepdims=k)
+            return jax.numpy.sum(out * w.reshape(-1)[: out.size].reshape(out.shape))
+
+        got = cr.hessian(ours)(t64(x, requires_grad=False)).numpy()
+        np.testing.assert_allclose(got, np.asarray(jax.hessian(theirs)(x)), rtol=1e-12, atol=1e-12)
 
 
 def test_cumprod_gradient_at_zero_raises_naming_cumprod():

@@ -12,7 +12,7 @@ import numpy as np
 from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Primitive, Tensor
 from chainrule.ops.elementwise import exp, log, sqrt, where
-from chainrule.ops.shape import array_of, broadcast_to, reshape, stop_gradient
+from chainrule.ops.shape import array_of, broadcast_to, concatenate, getitem, reshape, stop_gradient, transpose
 
 
 def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -140,34 +140,52 @@ def _prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
     """For each element, the product of the other elements of its slice (shaped like x).
 
-    Exact with zeros, without dividing by them: with ``rest`` the product of a slice's nonzero
-    entries, a nonzero x_i gets (rest / x_i) * (product of the zeros), a zero gets ``rest`` if it
-    is the slice's only zero, else 0. Written with primitives, so it differentiates again: the
-    higher derivatives are exact for slices with at most one zero; differentiating it at a slice
-    with more raises (the guard's rule).
+    On arrays (a first-order backward) in a few NumPy passes, exact with zeros and without
+    dividing by them: with ``rest`` the product of a slice's nonzero entries, a nonzero x_i gets
+    (rest / x_i) * (product of the zeros), a zero gets ``rest`` if it is the slice's only zero,
+    else 0. On tensors (the backward is being recorded, for higher orders) as prefix times suffix
+    products built from multiplications only, so every higher derivative is exact too.
     """
+    if isinstance(x, Tensor):
+        return _prod_others_by_scans(x, axis)
     zero = x == 0
     n_zero = _sum_p(zero, axis=axis, keepdims=True)
     rest = _prod_p(where(zero, 1, x), axis=axis, keepdims=True)
     zeros_product = _prod_p(where(zero, x, 1), axis=axis, keepdims=True)  # 0 if the slice has a zero
     at_nonzero = rest / where(zero, 1, x) * zeros_product
-    others = where(zero, where(n_zero == 1, rest, 0), at_nonzero)
-    return _few_zeros_p(others, n_zero) if isinstance(x, Tensor) else others
+    return where(zero, where(n_zero == 1, rest, 0), at_nonzero)
 
 
-def _at_most_one_zero(d: Any, out: Any, others: Any, n_zero: Any) -> Any:
-    if (array_of(n_zero) > 1).any():
-        raise NotImplementedError(
-            "prod: derivatives of second and higher order at a slice holding two or more zeros are not implemented"
-        )
-    return d
+def _exclusive_cumprod(v: Any) -> Any:
+    """Product of the entries before each one along the last axis (1 for the first): a
+    Hillis-Steele scan, log2(n) rounds of shifted multiplications."""
+    n = v.shape[-1]
+    lead = v.shape[:-1]
+
+    def shift(a: Any, k: int) -> Any:  # k ones in front, the last k entries dropped
+        ones = np.ones((*lead, k), dtype=v.dtype)
+        return concatenate([ones, getitem(a, (..., slice(0, n - k)))], axis=-1)
+
+    p, k = shift(v, 1), 1
+    while k < n:
+        p, k = p * shift(p, k), 2 * k
+    return p
 
 
-# Identity on prod's "others", recorded only for higher orders: its rules refuse to go on where
-# a slice holds two or more zeros (there the formula above is exact in value, not in derivative).
-_few_zeros_p = Primitive("prod_guard", lambda others, n_zero: others, save=(1,))
-_few_zeros_p.defvjp(_at_most_one_zero, None)
-_few_zeros_p.defjvp(_at_most_one_zero, None)
+def _prod_others_by_scans(x: Any, axis: tuple[int, ...] | None) -> Any:
+    shape = x.shape
+    reduced = tuple(range(len(shape))) if axis is None else axis
+    kept = tuple(i for i in range(len(shape)) if i not in reduced)
+    order = kept + reduced  # reduced axes last, then flattened into one
+    moved = transpose(x, order)
+    n = _count(shape, reduced)
+    if n <= 1:
+        return np.ones(shape, dtype=x.dtype)  # nothing else in the slice: an empty product
+    flat = reshape(moved, (*moved.shape[: len(kept)], n))
+    before = _exclusive_cumprod(flat)
+    after = getitem(_exclusive_cumprod(getitem(flat, (..., slice(None, None, -1)))), (..., slice(None, None, -1)))
+    others = reshape(before * after, moved.shape)
+    return transpose(others, tuple(int(i) for i in np.argsort(order)))
 
 
 _prod_p = Primitive("prod", _prod, save=(0,))
@@ -178,8 +196,8 @@ _prod_p.defjvp(
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Product over ``axis``. Gradients are exact with zeros in the input (no division by them);
-    higher derivatives are exact where a slice holds at most one zero, and raise otherwise."""
+    """Product over ``axis``. Its derivatives of every order are exact with zeros in the input
+    (nothing is divided by them)."""
     return _prod_p(x, axis=normalize_axis(axis, array_of(x).ndim, "prod"), keepdims=keepdims)
 
 

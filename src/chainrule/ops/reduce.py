@@ -156,20 +156,41 @@ def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
     return where(zero, where(n_zero == 1, rest, 0), at_nonzero)
 
 
-def _exclusive_cumprod(v: Any) -> Any:
-    """Product of the entries before each one along the last axis (1 for the first): a
-    Hillis-Steele scan, log2(n) rounds of shifted multiplications."""
-    n = v.shape[-1]
-    lead = v.shape[:-1]
+# --- division-free scans, for the derivatives of prod and cumprod ---------------------
+# Built from multiplications and additions only: their own derivatives of every order are
+# exact, with zeros anywhere.
 
-    def shift(a: Any, k: int) -> Any:  # k ones in front, the last k entries dropped
-        ones = np.ones((*lead, k), dtype=v.dtype)
-        return concatenate([ones, getitem(a, (..., slice(0, n - k)))], axis=-1)
 
-    p, k = shift(v, 1), 1
-    while k < n:
-        p, k = p * shift(p, k), 2 * k
+def _shift(a: Any, k: int, axis: int, fill: float) -> Any:
+    """``a`` moved k places along ``axis``: k ``fill`` values in front, the last k entries dropped."""
+    pad_shape = list(a.shape)
+    n, pad_shape[axis] = pad_shape[axis], k
+    index = [slice(None)] * len(pad_shape)
+    index[axis] = slice(0, n - k)
+    return concatenate([np.full(pad_shape, fill, dtype=a.dtype), getitem(a, tuple(index))], axis=axis)
+
+
+def _flip(a: Any, axis: int) -> Any:
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(None, None, -1)
+    return getitem(a, tuple(index))
+
+
+def _exclusive_cumprod(v: Any, axis: int) -> Any:
+    """Product of the entries before each one along ``axis`` (1 for the first): a Hillis-Steele
+    scan, log2(n) rounds of shifted multiplications."""
+    p, k = _shift(v, 1, axis, 1.0), 1
+    while k < v.shape[axis]:
+        p, k = p * _shift(p, k, axis, 1.0), 2 * k
     return p
+
+
+def _affine_scan(d: Any, h: Any, axis: int) -> Any:
+    """r with r[m] = d[m] * r[m-1] + h[m] along ``axis`` (r[-1] = 0), in log2(n) rounds."""
+    k = 1
+    while k < h.shape[axis]:
+        h, d, k = h + d * _shift(h, k, axis, 0.0), d * _shift(d, k, axis, 1.0), 2 * k
+    return h
 
 
 def _prod_others_by_scans(x: Any, axis: tuple[int, ...] | None) -> Any:
@@ -182,8 +203,9 @@ def _prod_others_by_scans(x: Any, axis: tuple[int, ...] | None) -> Any:
     if n <= 1:
         return np.ones(shape, dtype=x.dtype)  # nothing else in the slice: an empty product
     flat = reshape(moved, (*moved.shape[: len(kept)], n))
-    before = _exclusive_cumprod(flat)
-    after = getitem(_exclusive_cumprod(getitem(flat, (..., slice(None, None, -1)))), (..., slice(None, None, -1)))
+    last = flat.ndim - 1
+    before = _exclusive_cumprod(flat, last)
+    after = _flip(_exclusive_cumprod(_flip(flat, last), last), last)
     others = reshape(before * after, moved.shape)
     return transpose(others, tuple(int(i) for i in np.argsort(order)))
 
@@ -315,14 +337,30 @@ def _cumprod(x: Any, axis: int) -> Any:
     return np.cumprod(x, axis=axis)
 
 
-def _nonzero_input(x: Any) -> Any:
-    message = "cumprod: the derivative at an input holding zeros is not implemented"
-    return _check_p(x, bad=_is_zero, error=NotImplementedError, message=message)
+def _has_zero(x: Any) -> bool:
+    """Whether the division-free (scan) form is needed: always while recording (so higher
+    derivatives are exact and a compiled step does not depend on this batch), else on zeros."""
+    return isinstance(x, Tensor) or bool((x == 0).any())
+
+
+def _cumprod_vjp(g: Any, out: Any, x: Any, axis: int) -> Any:
+    if not _has_zero(x):
+        return _reverse_cumsum_p(g * out, axis=axis) / x
+    # x̄[i] = (x[0] ... x[i-1]) * s[i], with s[i] = g[i] + x[i+1] * s[i+1]: a reversed affine scan
+    s = _flip(_affine_scan(_shift(_flip(x, axis), 1, axis, 0.0), _flip(g, axis), axis), axis)
+    return _exclusive_cumprod(x, axis) * s
+
+
+def _cumprod_jvp(t: Any, out: Any, x: Any, axis: int) -> Any:
+    if not _has_zero(x):
+        return out * _cumsum_p(t / x, axis=axis)
+    # ṫ[j] = x[j] * ṫ[j-1] + (x[0] ... x[j-1]) * t[j]
+    return _affine_scan(x, t * _exclusive_cumprod(x, axis), axis)
 
 
 _cumprod_p = Primitive("cumprod", _cumprod, save=(0,), save_output=True)
-_cumprod_p.defvjp(lambda g, out, x, axis: _reverse_cumsum_p(g * out, axis=axis) / _nonzero_input(x))
-_cumprod_p.defjvp(lambda t, out, x, axis: out * _cumsum_p(t / _nonzero_input(x), axis=axis))
+_cumprod_p.defvjp(_cumprod_vjp)
+_cumprod_p.defjvp(_cumprod_jvp)
 
 
 def _scan_axis(x: Any, axis: Any, op: str) -> tuple[Any, int]:
@@ -341,8 +379,8 @@ def cumsum(x: Any, axis: Any = None) -> Any:
 
 
 def cumprod(x: Any, axis: Any = None) -> Any:
-    """Cumulative product along ``axis`` (None: over the flattened array). Its derivative divides by
-    the input, so it is defined for inputs without zeros only (a zero raises NotImplementedError)."""
+    """Cumulative product along ``axis`` (None: over the flattened array). Its derivatives of every
+    order are exact with zeros in the input (they are then built from scans, not divisions)."""
     x, ax = _scan_axis(x, axis, "cumprod")
     return _cumprod_p(x, axis=ax)
 

@@ -249,6 +249,15 @@ def test_cumprod_with_zeros_matches_pytorch_first_order_and_jax_second(values):
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (1,)])
+def test_cumprod_and_prod_of_empty_or_single_element_slices(shape):
+    x = t64(np.full(shape, 0.0))
+    for f in (lambda a: cr.sum(cr.cumprod(a, axis=-1)), lambda a: cr.sum(cr.prod(a, axis=-1))):
+        g = cr.grad(f(x), x, create_graph=True)  # the recorded (scan) path
+        assert g.shape == shape
+        np.testing.assert_array_equal(g.numpy(), np.ones(shape))
+
+
 def test_cumprod_with_zeros_along_an_axis():
     x = np.array([[1.5, 0.0, 2.0], [0.0, 0.0, 3.0], [2.0, -1.0, 0.5], [0.0, 4.0, 0.0]])
     cot = np.random.default_rng(4).standard_normal(x.shape)

@@ -164,7 +164,8 @@ def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
 def _shift(a: Any, k: int, axis: int, fill: float) -> Any:
     """``a`` moved k places along ``axis``: k ``fill`` values in front, the last k entries dropped."""
     pad_shape = list(a.shape)
-    n, pad_shape[axis] = pad_shape[axis], k
+    n = pad_shape[axis]
+    k = pad_shape[axis] = builtins.min(k, n)
     index = [slice(None)] * len(pad_shape)
     index[axis] = slice(0, n - k)
     return concatenate([np.full(pad_shape, fill, dtype=a.dtype), getitem(a, tuple(index))], axis=axis)

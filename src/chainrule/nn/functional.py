@@ -10,8 +10,8 @@ import numpy as np
 
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
 from chainrule.core.tensor import Primitive, Tensor
-from chainrule.ops import logsumexp, mean, sum
-from chainrule.ops.shape import array_of
+from chainrule.ops import exp, log, max, mean, sum
+from chainrule.ops.shape import array_of, stop_gradient
 
 
 def _relu(x: Any) -> Any:
@@ -20,9 +20,11 @@ def _relu(x: Any) -> Any:
 
 _relu_p = Primitive("relu", _relu, save_output=True)
 _relu_p.defvjp(lambda g, out, x: g * (out > 0))
+_relu_p.defjvp(lambda t, out, x: t * (out > 0))
 
 
 def relu(x: Any) -> Any:
+    """max(x, 0), elementwise; derivative 0 at x = 0 (as PyTorch)."""
     return _relu_p(x)
 
 
@@ -32,14 +34,20 @@ def _sigmoid(x: Any) -> Any:
 
 _sigmoid_p = Primitive("sigmoid", _sigmoid, save_output=True)
 _sigmoid_p.defvjp(lambda g, out, x: g * out * (1 - out))
+_sigmoid_p.defjvp(lambda t, out, x: t * out * (1 - out))
 
 
 def sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)), elementwise, stable for large |x|."""
     return _sigmoid_p(x)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """log(softmax(x)) along ``axis``, stable at any offset: the max is subtracted before anything
+    else, so (x - max) - log(sum(exp(x - max))) never adds a small number to a large one. The max
+    carries no gradient (it cancels)."""
+    shifted = x - stop_gradient(max(x, axis=axis, keepdims=True))
+    return shifted - log(sum(exp(shifted), axis=axis, keepdims=True))
 
 
 def _softmax(x: Any, axis: int) -> Any:
@@ -52,9 +60,11 @@ def _softmax(x: Any, axis: int) -> Any:
 # instead of eight. Its rule uses only the output: ∂/∂x = out ⊙ (g - Σ g⊙out).
 _softmax_p = Primitive("softmax", _softmax, save_output=True)
 _softmax_p.defvjp(lambda g, out, x, axis: out * (g - sum(g * out, axis=axis, keepdims=True)))
+_softmax_p.defjvp(lambda t, out, x, axis: out * (t - sum(t * out, axis=axis, keepdims=True)))
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
+    """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
     return _softmax_p(x, axis=axis % array_of(x).ndim)
 
 
@@ -106,6 +116,16 @@ def _xent_vjp(g: Any, out: Any, logits: Any, labels: Any, reduction: str) -> Any
     return (probs - onehot) * g.reshape((-1, 1))
 
 
+def _xent_jvp(t: Any, out: Any, logits: Any, labels: Any, reduction: str) -> Any:
+    onehot = one_hot(labels, num_classes=logits.shape[1], dtype=logits.dtype)
+    per_row = sum((_softmax_p(logits, axis=1) - onehot) * t, axis=1)
+    if reduction == "mean":
+        return sum(per_row) / len(labels)
+    if reduction == "sum":
+        return sum(per_row)
+    return per_row
+
+
 def _dropout_mask(x: Any, p: float, rng: np.random.Generator) -> Any:
     keep = rng.random(x.shape, dtype=np.float32) >= p
     return keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
@@ -124,6 +144,7 @@ def dropout(x: Any, p: float, rng: np.random.Generator, training: bool = True) -
 
 _xent_p = Primitive("cross_entropy", _xent, save=(0, 1))
 _xent_p.defvjp(_xent_vjp, None)
+_xent_p.defjvp(_xent_jvp, None)
 
 
 def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
@@ -153,6 +174,7 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
 
 
 def tanh(x: Any) -> Any:
+    """Hyperbolic tangent (``cr.tanh``)."""
     from chainrule.ops import tanh as _tanh
 
     return _tanh(x)

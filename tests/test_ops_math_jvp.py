@@ -95,10 +95,18 @@ def _check_call(prim: cr.Primitive, datas: list[Any], params: dict[str, Any], ou
         moved = [d + sign * eps * tangents[i] if i in tangents else d for i, d in enumerate(datas)]
         return prim.impl(*moved, **params)
 
-    numeric = (at(1.0) - at(-1.0)) / (2 * eps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        numeric = (at(1.0) - at(-1.0)) / (2 * eps)
+    # Where differences are not finite (a cusp, e.g. |x|^(1/3) at 0 inside a norm case) there is
+    # nothing to compare with; the rule's documented choice there is tested in the op's own file.
+    defined = np.isfinite(numeric)
+    assert defined.any(), f"{prim.name}: finite differences undefined everywhere"
+    total, numeric = np.broadcast_to(total, numeric.shape)[defined], numeric[defined]
     scale = 1e-6 * (1.0 + np.abs(numeric))
     assert np.all(np.abs(total - numeric) <= scale), f"{prim.name}{params}: JVP {total} vs finite differences {numeric}"
-    np.testing.assert_allclose(total_on_tensors, total, rtol=1e-12, atol=1e-14, err_msg=prim.name)
+    np.testing.assert_allclose(
+        np.broadcast_to(total_on_tensors, defined.shape)[defined], total, rtol=1e-12, atol=1e-14, err_msg=prim.name
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

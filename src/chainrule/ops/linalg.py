@@ -23,7 +23,7 @@ from chainrule.ops.reduce import max as _max
 from chainrule.ops.reduce import min as _min
 from chainrule.ops.reduce import normalize_axis
 from chainrule.ops.reduce import sum as _sum
-from chainrule.ops.shape import array_of, concatenate, getitem_p, reshape, swapaxes, transpose
+from chainrule.ops.shape import _getitem_p, array_of, concatenate, reshape, swapaxes, transpose
 
 
 def _transposed_layout(a: Any) -> bool:
@@ -231,11 +231,11 @@ def cholesky(a: Any, upper: bool = False) -> Any:
 
 
 def _row(x: Any, i: int) -> Any:
-    return getitem_p(x, index=(Ellipsis, i, slice(None)))
+    return _getitem_p(x, index=(Ellipsis, i, slice(None)))
 
 
 def _rows(x: Any, lo: int, hi: int | None) -> Any:
-    return getitem_p(x, index=(Ellipsis, slice(lo, hi), slice(None)))
+    return _getitem_p(x, index=(Ellipsis, slice(lo, hi), slice(None)))
 
 
 def _negligible(values: Any) -> float:

@@ -1,6 +1,6 @@
 """Array manipulation composed from the shape primitives (no derivative rules of their own).
 
-Everything here is reshape, transpose, broadcast, indexing (``getitem``/``scatter_add``),
+Everything here is reshape, transpose, broadcast, indexing (``getitem``/``_scatter_add_p``),
 joining or ``where``: gradients of every order follow from those primitives. Index
 arithmetic is done once on integer NumPy arrays (e.g. ``roll`` is a gather of rolled
 positions), never on the data.
@@ -17,12 +17,12 @@ from chainrule.ops.elementwise import add, subtract, where
 from chainrule.ops.reduce import normalize_axis
 from chainrule.ops.reduce import sum as _sum
 from chainrule.ops.shape import (
+    _getitem_p,
+    _scatter_add_p,
     array_of,
     broadcast_to,
     concatenate,
-    getitem_p,
     reshape,
-    scatter_add,
     transpose,
 )
 
@@ -49,11 +49,11 @@ def take(a: Any, indices: Any, axis: int | None = None) -> Any:
     if idx.dtype.kind not in "iu":
         raise TypeError(f"take: indices must be integers, got dtype {idx.dtype}")
     if axis is None:
-        return getitem_p(ravel(a), index=idx)
+        return _getitem_p(ravel(a), index=idx)
     ax = _axis(axis, array_of(a).ndim, "take")
     if idx.ndim == 0:
-        return getitem_p(a, index=_along(ax, int(idx)))
-    return getitem_p(a, index=_along(ax, idx))
+        return _getitem_p(a, index=_along(ax, int(idx)))
+    return _getitem_p(a, index=_along(ax, idx))
 
 
 def take_along_axis(arr: Any, indices: Any, axis: int | None) -> Any:
@@ -70,7 +70,7 @@ def take_along_axis(arr: Any, indices: Any, axis: int | None) -> Any:
     for d, n in enumerate(shape):
         if d != ax and idx.shape[d] not in (1, n):
             raise ShapeError(f"take_along_axis: indices shape {idx.shape} does not match array shape {shape}")
-    return getitem_p(arr, index=tuple(grid))
+    return _getitem_p(arr, index=tuple(grid))
 
 
 def moveaxis(a: Any, source: Any, destination: Any) -> Any:
@@ -105,7 +105,7 @@ def flip(m: Any, axis: Any = None) -> Any:
     index = [slice(None)] * ndim
     for ax in axes:
         index[ax] = slice(None, None, -1)
-    return getitem_p(m, index=tuple(index))
+    return _getitem_p(m, index=tuple(index))
 
 
 def fliplr(m: Any) -> Any:
@@ -152,7 +152,7 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
         total[ax] = total.get(ax, 0) + s
     for ax, s in total.items():
         if shape[ax] and s % shape[ax]:
-            a = getitem_p(a, index=_along(ax, (np.arange(shape[ax]) - s) % shape[ax]))
+            a = _getitem_p(a, index=_along(ax, (np.arange(shape[ax]) - s) % shape[ax]))
     return a
 
 
@@ -192,7 +192,7 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", constant_values: Any
     if mode == "constant":
         inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, shape, strict=True))
         padded = tuple(n + lo + hi for (lo, hi), n in zip(widths, shape, strict=True))
-        out = scatter_add(array, index=inner, shape=padded)
+        out = _scatter_add_p(array, index=inner, shape=padded)
         if np.any(np.asarray(constant_values) != 0):
             frame = np.pad(np.zeros(shape, dtype=array_of(array).dtype), widths, constant_values=constant_values)
             out = add(out, frame)
@@ -202,7 +202,7 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", constant_values: Any
     for ax, (lo, hi) in enumerate(widths):
         if lo or hi:
             positions = np.pad(np.arange(shape[ax]), (lo, hi), mode=mode)  # type: ignore[call-overload]
-            array = getitem_p(array, index=_along(ax, positions))
+            array = _getitem_p(array, index=_along(ax, positions))
     return array
 
 
@@ -225,7 +225,7 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
         a = concatenate(parts, axis)
     for _ in range(n):
         a = subtract(
-            getitem_p(a, index=_along(axis, slice(1, None))), getitem_p(a, index=_along(axis, slice(None, -1)))
+            _getitem_p(a, index=_along(axis, slice(1, None))), _getitem_p(a, index=_along(axis, slice(None, -1)))
         )
     return a
 
@@ -242,7 +242,7 @@ def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     cols = rows + offset
     keep = cols < shape[a2]
     rows, cols = rows[keep], cols[keep]
-    return getitem_p(moveaxis(a, (a1, a2), (-2, -1)), index=(Ellipsis, rows, cols))
+    return _getitem_p(moveaxis(a, (a1, a2), (-2, -1)), index=(Ellipsis, rows, cols))
 
 
 def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
@@ -259,7 +259,7 @@ def diag(v: Any, k: int = 0) -> Any:
         raise ValueError(f"diag: input must be 1-D or 2-D, got {len(shape)} dimensions")
     n = shape[0] + abs(k)
     rows = np.arange(shape[0]) + max(0, -k)
-    return scatter_add(v, index=(rows, rows + k), shape=(n, n))
+    return _scatter_add_p(v, index=(rows, rows + k), shape=(n, n))
 
 
 def _triangle(m: Any, k: int, lower: bool, op: str) -> Any:
@@ -353,7 +353,7 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
         bounds = np.cumsum([0] + extra * [size + 1] + (sections - extra) * [size]).tolist()
     else:
         bounds = [0, *(int(i) for i in indices_or_sections), n]
-    return [getitem_p(ary, index=_along(axis, slice(lo, hi))) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [_getitem_p(ary, index=_along(axis, slice(lo, hi))) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _split_even(ary: Any, indices_or_sections: Any, axis: int, op: str) -> list[Any]:

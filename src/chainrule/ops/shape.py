@@ -133,12 +133,12 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     return out
 
 
-getitem_p = Primitive("getitem", _getitem)
-scatter_add = Primitive("scatter_add", _scatter_add)
-getitem_p.defvjp(lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape))
-scatter_add.defvjp(lambda g, out, x, index, shape: getitem_p(g, index=index))
-getitem_p.defjvp(lambda t, out, x, index: getitem_p(t, index=index))
-scatter_add.defjvp(lambda t, out, x, index, shape: scatter_add(t, index=index, shape=shape))
+_getitem_p = Primitive("getitem", _getitem)
+_scatter_add_p = Primitive("scatter_add", _scatter_add)
+_getitem_p.defvjp(lambda g, out, x, index: _scatter_add_p(g, index=index, shape=x.shape))
+_scatter_add_p.defvjp(lambda g, out, x, index, shape: _getitem_p(g, index=index))
+_getitem_p.defjvp(lambda t, out, x, index: _getitem_p(t, index=index))
+_scatter_add_p.defjvp(lambda t, out, x, index, shape: _scatter_add_p(t, index=index, shape=shape))
 
 
 def _clean_index(index: Any) -> Any:
@@ -153,14 +153,14 @@ def _clean_index(index: Any) -> Any:
 
 def getitem(x: Any, index: Any) -> Any:
     """Basic and integer-array indexing (``t[1:, idx]``); repeated indices add up in backward."""
-    return getitem_p(x, index=_clean_index(index))
+    return _getitem_p(x, index=_clean_index(index))
 
 
 def _concatenate(*xs: Any, axis: int, bounds: tuple[int, ...]) -> Any:
     return np.concatenate(xs, axis=axis)
 
 
-concatenate_p = Primitive("concatenate", _concatenate)
+_concatenate_p = Primitive("concatenate", _concatenate)
 
 
 def _piece(ndim: int, axis: int, lo: int, hi: int) -> tuple[slice, ...]:
@@ -171,11 +171,11 @@ def _piece(ndim: int, axis: int, lo: int, hi: int) -> tuple[slice, ...]:
 
 # ``bounds`` (where each input starts along ``axis``, plus the total) is computed once by
 # ``concatenate``, so each input's gradient is one slice of g: linear in the number of inputs.
-concatenate_p.defvjp_argnum(
-    lambda i, g, out, *xs, axis, bounds: getitem_p(g, index=_piece(g.ndim, axis, bounds[i], bounds[i + 1]))
+_concatenate_p.defvjp_argnum(
+    lambda i, g, out, *xs, axis, bounds: _getitem_p(g, index=_piece(g.ndim, axis, bounds[i], bounds[i + 1]))
 )
-concatenate_p.defjvp_argnum(
-    lambda i, t, out, *xs, axis, bounds: scatter_add(
+_concatenate_p.defjvp_argnum(
+    lambda i, t, out, *xs, axis, bounds: _scatter_add_p(
         t, index=_piece(out.ndim, axis, bounds[i], bounds[i + 1]), shape=out.shape
     )
 )
@@ -207,7 +207,7 @@ def concatenate(xs: Any, axis: int | None = 0) -> Any:
     bounds = [0]
     for x in xs:
         bounds.append(bounds[-1] + array_of(x).shape[axis])
-    return concatenate_p(*xs, axis=axis, bounds=tuple(bounds))
+    return _concatenate_p(*xs, axis=axis, bounds=tuple(bounds))
 
 
 def _stack(*xs: Any, axis: int) -> Any:
@@ -218,9 +218,9 @@ def _at(axis: int, i: int) -> tuple[Any, ...]:
     return (slice(None),) * axis + (i,)
 
 
-stack_p = Primitive("stack", _stack)
-stack_p.defvjp_argnum(lambda i, g, out, *xs, axis: getitem_p(g, index=_at(axis, i)))
-stack_p.defjvp_argnum(lambda i, t, out, *xs, axis: scatter_add(t, index=_at(axis, i), shape=out.shape))
+_stack_p = Primitive("stack", _stack)
+_stack_p.defvjp_argnum(lambda i, g, out, *xs, axis: _getitem_p(g, index=_at(axis, i)))
+_stack_p.defjvp_argnum(lambda i, t, out, *xs, axis: _scatter_add_p(t, index=_at(axis, i), shape=out.shape))
 
 
 def _check_axis(axis: int, ndim: int, op: str) -> int:
@@ -239,8 +239,8 @@ def stack(xs: Any, axis: int = 0) -> Any:
         raise ShapeError(f"stack: all inputs must have the same shape, got {sorted(shapes)}")
     axis = _check_axis(axis, array_of(xs[0]).ndim + 1, "stack")
     if len(xs) > _FAN_IN:
-        return concatenate([stack_p(*part, axis=axis) for part in _chunks(xs)], axis)
-    return stack_p(*xs, axis=axis)
+        return concatenate([_stack_p(*part, axis=axis) for part in _chunks(xs)], axis)
+    return _stack_p(*xs, axis=axis)
 
 
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
@@ -257,7 +257,7 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         index = [slice(None)] * array_of(x).ndim
         index[axis] = slice(lo, hi)
-        parts.append(getitem_p(x, index=tuple(index)))
+        parts.append(_getitem_p(x, index=tuple(index)))
     return parts
 
 

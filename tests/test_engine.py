@@ -403,3 +403,11 @@ def test_the_callers_gradient_array_never_becomes_a_grad():
     x.backward(g)  # a leaf as the root
     g[1] = -5.0
     np.testing.assert_allclose(x.grad.numpy(), [100.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("method", ["var", "std", "prod", "cumsum", "cumprod", "ravel", "trace", "diagonal", "flatten"])
+def test_numpy_style_methods_match_numpy_and_differentiate(method):
+    a = np.arange(1.0, 7.0).reshape(2, 3)
+    x = cr.tensor(a, dtype="float64", requires_grad=True)
+    np.testing.assert_allclose(getattr(x, method)().numpy(), getattr(a, method)(), rtol=1e-12)
+    assert cr.check_grad(lambda t: getattr(t, method)(), a, order=1).ok

@@ -522,7 +522,48 @@ class Tensor:
         return _ops.dot(self, other)
 
     def flatten(self) -> Tensor:
+        """A 1-D copy of the values (NumPy's ``flatten``)."""
         return _ops.reshape(self, (-1,))
+
+    def ravel(self) -> Tensor:
+        """The values as one axis (NumPy's ``ravel``)."""
+        return _ops.reshape(self, (-1,))
+
+    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+        """Variance along ``axis`` (NumPy's ``var``; ``ddof=1`` for the unbiased estimate)."""
+        return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+        """Standard deviation along ``axis`` (NumPy's ``std``)."""
+        return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Product along ``axis`` (NumPy's ``prod``; exact derivatives with zeros)."""
+        return _ops.prod(self, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis: Any = None) -> Tensor:
+        """Cumulative sum along ``axis`` (NumPy's ``cumsum``; flattened when ``axis`` is None)."""
+        return _ops.cumsum(self, axis=axis)
+
+    def cumprod(self, axis: Any = None) -> Tensor:
+        """Cumulative product along ``axis`` (NumPy's ``cumprod``)."""
+        return _ops.cumprod(self, axis=axis)
+
+    def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+        """Sum along a diagonal (NumPy's ``trace``)."""
+        return _ops.trace(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+        """A diagonal as a new axis at the end (NumPy's ``diagonal``)."""
+        return _ops.diagonal(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def repeat(self, repeats: Any, axis: Any = None) -> Tensor:
+        """Each element repeated (NumPy's ``repeat``)."""
+        return _ops.repeat(self, repeats, axis=axis)
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        """Two axes exchanged (NumPy's ``swapaxes``)."""
+        return _ops.swapaxes(self, axis1, axis2)
 
     def argmax(self, axis: Any = None) -> np.ndarray[Any, Any]:
         return np.asarray(self.data.argmax(axis=axis))

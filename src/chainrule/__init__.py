@@ -19,6 +19,7 @@ from chainrule.core.errors import (
     DataError,
     DTypeError,
     GraphReleasedError,
+    InPlaceError,
     ShapeError,
 )
 from chainrule.core.node import Meta, Node, detect_anomaly, enable_grad, hook, is_grad_enabled, no_grad
@@ -54,6 +55,7 @@ __all__ = [
     "GradCheckError",
     "GradCheckReport",
     "GraphReleasedError",
+    "InPlaceError",
     "Meta",
     "Node",
     "Primitive",

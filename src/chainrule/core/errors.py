@@ -28,6 +28,10 @@ class AnomalyError(ChainruleError, FloatingPointError):
     """An operation produced NaN or Inf while anomaly detection was on."""
 
 
+class InPlaceError(ChainruleError, RuntimeError):
+    """An in-place update of an array that a recorded node saved for its backward pass."""
+
+
 class DataError(ChainruleError, ValueError):
     """A data file or checkpoint is missing, truncated or corrupt."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -134,6 +135,7 @@ class Node:
         "label",
         "seq",
         "forward",
+        "holds",
         "__weakref__",
     )
 
@@ -165,6 +167,7 @@ class Node:
         # Under forward mode: (the input tensors as given, the output's tangents), so a
         # recorded backward runs its rules on values that still carry their tangents.
         self.forward: tuple[tuple[Any, ...], dict[int, Any]] | None = None
+        self.holds: Any = None  # releases the saved input arrays this node made read-only
 
     @property
     def name(self) -> str:
@@ -190,9 +193,64 @@ class Node:
         self.output = None
         self.forward = None
         self.released = True
+        if self.holds is not None:
+            self.holds()  # the saved arrays become writable again (if no other node holds them)
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} out={self.out_shape} saved={self.saved_nbytes}B>"
+
+
+# --- saved input arrays are read-only while a node needs them ---------------------------------
+# A node's rules read the input arrays it saved; writing into one of them in place (a leaf's
+# data, an as_tensor source, an optimizer step between forward and backward) would make its
+# gradient silently wrong. So a saved array (and the array it is a view of) is made read-only
+# until every node that saved it has been released or garbage collected.
+_HELD: dict[int, list[Any]] = {}  # id(array) -> [array, number of nodes holding it, who]
+
+
+def hold(node: Node, arrays: list[Any]) -> None:
+    """Make ``arrays`` (saved by ``node``) read-only until the node is released or collected.
+
+    A view is protected through the array that owns its memory (a leaf's data behind ``W.T``).
+    """
+    counted: list[Any] = []
+    for array in arrays:
+        a = array
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        entry = _HELD.get(id(a))
+        if entry is not None:
+            entry[1] += 1
+        elif a.flags.writeable:
+            a.flags.writeable = False
+            _HELD[id(a)] = [a, 1, node.prim.name]
+        else:
+            continue  # read-only already, by its owner: nothing to undo later
+        counted.append(a)
+    if counted:
+        node.holds = weakref.finalize(node, _let_go, counted)
+
+
+def _let_go(arrays: list[Any]) -> None:
+    for a in arrays:
+        entry = _HELD.get(id(a))
+        if entry is None or entry[0] is not a:
+            continue
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _HELD[id(a)]
+            a.flags.writeable = True
+
+
+def holder_of(array: Any) -> str | None:
+    """The primitive of a live node that saved ``array`` (or the array it views), if any."""
+    a = array
+    while isinstance(a, np.ndarray):
+        entry = _HELD.get(id(a))
+        if entry is not None and entry[0] is a:
+            return str(entry[2])
+        a = a.base
+    return None
 
 
 SCALAR = Meta((), None)  # what an unsaved Python number is to a rule

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import AnomalyError, DTypeError, ShapeError, user_frame
-from chainrule.core.node import THREAD, Node, enable_grad, meta_of
+from chainrule.core.node import THREAD, Node, enable_grad, hold, meta_of
 
 Rule = Callable[..., Any]
 
@@ -174,6 +174,8 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         for i, d in enumerate(datas):
             kept.append(d if i in save else meta_of(d))
         node = Node(prim, tuple(parents), tuple(kept), out, params)
+        if save:
+            hold(node, [d for d in kept if type(d) is np.ndarray])  # read-only while the node needs them
         if state.anomaly:
             node.origin = user_frame()
     if state.hooks:

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from chainrule.core.errors import InPlaceError
+from chainrule.core.node import holder_of
 from chainrule.core.tensor import Tensor
+
+
+def _check_not_saved(p: Tensor, optimizer: str) -> None:
+    """Refuse to update a parameter that a live graph saved for its backward pass."""
+    op = holder_of(p.data)
+    if op is not None:
+        gc.collect()  # a graph that is only unreachable (a reference cycle) lets go when collected
+        op = holder_of(p.data)
+    if op is not None:
+        name = f"'{p.name}' " if p.name else ""
+        raise InPlaceError(
+            f"{optimizer}.step: parameter {name}of shape {p.shape} is saved by a '{op}' node of a graph that "
+            f"has not been backpropagated yet (or was kept with retain_graph=True); updating it in place "
+            f"would make that graph's gradients wrong. Call backward first, or drop that graph (compute "
+            f"evaluation outputs under cr.no_grad())"
+        )
 
 
 class Optimizer:
@@ -33,6 +52,8 @@ class Optimizer:
                 p.grad.data[...] = 0
 
     def step(self) -> None:
+        for p in self.params:
+            _check_not_saved(p, type(self).__name__)
         self.steps += 1
         for p, state in zip(self.params, self.state, strict=True):
             if p.grad is not None:

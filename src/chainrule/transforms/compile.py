@@ -213,14 +213,7 @@ class Compiled:
         finally:
             engine_state().tracer = None
 
-        def slots_of(obj: Any) -> Any:
-            if isinstance(obj, Tensor) and id(obj.data) in tracer.slots:
-                return tracer.slots[id(obj.data)]
-            if isinstance(obj, tuple | list):
-                return type(obj)(slots_of(o) for o in obj)
-            return _Const(obj)
-
-        out_slots = slots_of(result)
+        out_slots = _slots_of(result, tracer.slots)
         grad_slots: list[tuple[Tensor | int, int]] = []
         for leaf, g in tracer.leaf_grads.values():
             data = g.data if isinstance(g, Tensor) else np.asarray(g)
@@ -233,14 +226,25 @@ class Compiled:
             _add_leaf_grad(leaf if position is None else args[position], data)
         program = _Program(tracer, arg_slots, out_slots, grad_slots)
 
-        def detach(obj: Any) -> Any:
-            if isinstance(obj, Tensor):
-                return Tensor._make(obj.data, None)
-            if isinstance(obj, tuple | list):
-                return type(obj)(detach(o) for o in obj)
-            return obj
+        return _detach(result), program
 
-        return detach(result), program
+
+# Module-level (not closures inside _trace): a recursive closure is a reference cycle that would
+# keep the trace's graph, and the arrays its nodes hold read-only, alive until the next gc.
+def _slots_of(obj: Any, slots: dict[int, int]) -> Any:
+    if isinstance(obj, Tensor) and id(obj.data) in slots:
+        return slots[id(obj.data)]
+    if isinstance(obj, tuple | list):
+        return type(obj)(_slots_of(o, slots) for o in obj)
+    return _Const(obj)
+
+
+def _detach(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return Tensor._make(obj.data, None)
+    if isinstance(obj, tuple | list):
+        return type(obj)(_detach(o) for o in obj)
+    return obj
 
 
 def compile(fn: Callable[..., Any] | None = None, *, max_programs: int = 16) -> Any:

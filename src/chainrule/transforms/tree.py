@@ -51,43 +51,44 @@ class TreeDef:
 def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     """The leaves of ``tree`` in a fixed order, and its structure."""
     leaves: list[Any] = []
+    return leaves, _flatten_into(tree, leaves)
 
-    def build(node: Any) -> TreeDef:
-        # Depth is that of the user's nesting (a handful of levels), so recursion is fine here.
-        if node is None:
-            return TreeDef("none")
-        if isinstance(node, dict):
-            keys = sorted(node)
-            return TreeDef("dict", tuple(keys), tuple(build(node[k]) for k in keys))
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            return TreeDef("namedtuple", type(node), tuple(build(c) for c in node))
-        if isinstance(node, tuple | list):
-            return TreeDef("tuple" if isinstance(node, tuple) else "list", None, tuple(build(c) for c in node))
-        leaves.append(node)
-        return TreeDef("leaf")
 
-    return leaves, build(tree)
+# Module-level recursion (a recursive closure is a reference cycle that would keep the leaves,
+# and the graphs behind them, alive until the next garbage collection).
+def _flatten_into(node: Any, leaves: list[Any]) -> TreeDef:
+    if node is None:
+        return TreeDef("none")
+    if isinstance(node, dict):
+        keys = sorted(node)
+        return TreeDef("dict", tuple(keys), tuple(_flatten_into(node[k], leaves) for k in keys))
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        return TreeDef("namedtuple", type(node), tuple(_flatten_into(c, leaves) for c in node))
+    if isinstance(node, tuple | list):
+        kind = "tuple" if isinstance(node, tuple) else "list"
+        return TreeDef(kind, None, tuple(_flatten_into(c, leaves) for c in node))
+    leaves.append(node)
+    return TreeDef("leaf")
 
 
 def tree_unflatten(treedef: TreeDef, leaves: list[Any]) -> Any:
     """Rebuild a tree of structure ``treedef`` from ``leaves`` (in ``tree_flatten``'s order)."""
     if len(leaves) != treedef.num_leaves:
         raise ValueError(f"tree_unflatten: structure {treedef} has {treedef.num_leaves} leaves, got {len(leaves)}")
-    it = iter(leaves)
+    return _build(treedef, iter(leaves))
 
-    def build(td: TreeDef) -> Any:
-        if td.kind == "leaf":
-            return next(it)
-        if td.kind == "none":
-            return None
-        children = [build(c) for c in td.children]
-        if td.kind == "dict":
-            return dict(zip(td.meta, children, strict=True))
-        if td.kind == "namedtuple":
-            return td.meta(*children)
-        return tuple(children) if td.kind == "tuple" else children
 
-    return build(treedef)
+def _build(td: TreeDef, it: Any) -> Any:
+    if td.kind == "leaf":
+        return next(it)
+    if td.kind == "none":
+        return None
+    children = [_build(c, it) for c in td.children]
+    if td.kind == "dict":
+        return dict(zip(td.meta, children, strict=True))
+    if td.kind == "namedtuple":
+        return td.meta(*children)
+    return tuple(children) if td.kind == "tuple" else children
 
 
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:

@@ -411,3 +411,15 @@ def test_numpy_style_methods_match_numpy_and_differentiate(method):
     x = cr.tensor(a, dtype="float64", requires_grad=True)
     np.testing.assert_allclose(getattr(x, method)().numpy(), getattr(a, method)(), rtol=1e-12)
     assert cr.check_grad(lambda t: getattr(t, method)(), a, order=1).ok
+
+
+def test_integer_operand_that_would_upcast_a_float32_result_raises_naming_the_op():
+    x = cr.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(cr.DTypeError, match=r"multiply: .*int64.*float64.*astype"):
+        x * cr.arange(3)
+    with pytest.raises(cr.DTypeError, match=r"add: .*int64"):
+        x + np.arange(3)
+    assert (x * 2).dtype == np.float32  # Python scalars follow the tensor (NEP 50)
+    assert (x * np.arange(3, dtype=np.int8)).dtype == np.float32  # int8 fits: NumPy keeps float32
+    assert (x * cr.arange(3).astype(np.float32)).dtype == np.float32
+    assert x.astype(np.float64).dtype == np.float64  # an explicit cast is not an upcast

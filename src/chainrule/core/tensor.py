@@ -45,6 +45,7 @@ class Primitive:
         "save",
         "save_output",
         "differentiable",
+        "casts",
         "module",
         "__dict__",  # per-primitive __doc__, so help(cr.exp) describes exp
     )
@@ -57,6 +58,7 @@ class Primitive:
         save_output: bool = False,
         differentiable: bool = True,
         doc: str | None = None,
+        casts: bool = False,
     ) -> None:
         self.name = name
         self.impl = impl
@@ -67,6 +69,7 @@ class Primitive:
         self.save = save
         self.save_output = save_output
         self.differentiable = differentiable
+        self.casts = casts  # its result's dtype is a parameter (astype), not its operands' precision
         self.__doc__ = doc or f"The ``{name}`` primitive (NumPy implementation: ``{getattr(impl, '__name__', impl)}``)."
         self.module: str = sys._getframe(1).f_globals.get("__name__", "?")  # where it was defined
         REGISTRY.setdefault(name, self)
@@ -162,6 +165,8 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         raise kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}") from exc
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    if float_dtype is not None and out.dtype is not float_dtype and out.dtype.kind == "f" and not prim.casts:
+        _upcast_error(prim, datas, float_dtype, out.dtype)
     if state.anomaly and out.dtype.kind in "fc" and not np.isfinite(out).all():
         raise AnomalyError(f"{prim.name} produced NaN/Inf in forward at {user_frame()}")
     if state.tracer is not None:
@@ -182,6 +187,15 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         for h in state.hooks:
             h.forward(node, prim, out)
     return Tensor._make(out, node)
+
+
+def _upcast_error(prim: Primitive, datas: list[Any], float_dtype: Any, out_dtype: Any) -> None:
+    """An integer operand made NumPy promote the floating result (int64 with float32 gives float64)."""
+    raise DTypeError(
+        f"{prim.name}: operands ({_describe(datas)}) give a {out_dtype} result under NumPy's promotion "
+        f"rules, not the {float_dtype} of the floating operands (at {user_frame()}); chainrule does not "
+        f"upcast silently - convert the integer operand with .astype(np.{float_dtype})"
+    )
 
 
 def _bind_sequence(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:

@@ -265,7 +265,7 @@ def _astype(x: Any, dtype: np.dtype[Any]) -> Any:
     return x.astype(dtype)
 
 
-_astype_p = Primitive("astype", _astype)
+_astype_p = Primitive("astype", _astype, casts=True)
 _astype_p.defvjp(lambda g, out, x, dtype: _astype_p(g, dtype=x.dtype))
 _astype_p.defjvp(lambda t, out, x, dtype: _astype_p(t, dtype=dtype))
 

@@ -36,7 +36,7 @@ import numpy as np
 from chainrule.core import backward as _backward_module
 from chainrule.core.node import THREAD, Meta, Node, hook, no_grad
 from chainrule.core.tensor import Tensor
-from chainrule.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of
+from chainrule.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of, ufunc_buffer
 
 DOMAIN = int(np.lib.tracemalloc_domain)
 CATEGORIES = ("parameters", "optimizer", "gradients", "inputs", "activations", "temporaries")
@@ -196,11 +196,12 @@ class _Meter:
         for oid, n in owners.items():
             entry = self.saved.get(oid)
             if entry is None:
-                self.saved[oid] = [1, n]
-                self.saved_total += n
+                static = oid in self._static_seen  # a parameter or input: counted there, not here
+                self.saved[oid] = [1, 0 if static else n]
+                self.saved_total += 0 if static else n
             else:
                 entry[0] += 1
-        own = sum(n for oid, n in owners.items() if oid not in self._claimed_static)
+        own = sum(n for oid, n in owners.items() if oid not in self._static_seen)
         self.saved_by_node.append((node.prim.name + (f" ({node.label})" if node.label else ""), own))
 
     def _untrack(self, key: int) -> None:
@@ -212,24 +213,20 @@ class _Meter:
                 self.saved_total -= entry[1]
                 del self.saved[oid]
 
-    @property
-    def _claimed_static(self) -> set[int]:
-        return self._static_ids
-
     def start(self) -> None:
-        self._static = [(root_of(p.data), p.data) for p in self.params]
-        self._static_ids = {id(o) for o, _ in self._static}
         self._input_owners = [(root_of(a), a) for a in self.inputs]
-        self._static_ids |= {id(o) for o, _ in self._input_owners}
+        self._grad_cache: dict[int, tuple[Any, int, int, bool]] = {}
+        self._refresh_static()
 
-    def attribute(self) -> tuple[dict[str, int], int]:
-        """Bytes per category (each owner once) and the bytes of owners not seen by the allocator count."""
+    def _refresh_static(self) -> None:
+        """Parameters, optimizer state and inputs: fixed during forward and backward, so summed once."""
         cats = dict.fromkeys(CATEGORIES, 0)
         seen: set[int] = set()
         untracked = 0
 
-        def claim(cat: str, owner: Any, array: Any) -> None:
+        def claim(cat: str, array: Any) -> None:
             nonlocal untracked
+            owner = root_of(array)
             if id(owner) in seen:
                 return
             seen.add(id(owner))
@@ -239,25 +236,50 @@ class _Meter:
                 untracked += n
 
         for p in self.params:
-            claim("parameters", root_of(p.data), p.data)
+            claim("parameters", p.data)
         if self.optimizer is not None:
             for st in self.optimizer.state:
                 for v in st.values():
                     if isinstance(v, np.ndarray):
-                        claim("optimizer", root_of(v), v)
+                        claim("optimizer", v)
         for v in self.extra_optimizer:
-            claim("optimizer", root_of(v), v)
+            claim("optimizer", v)
+        for _, a in self._input_owners:
+            claim("inputs", a)
+        self._static_cats, self._static_seen, self._static_untracked = cats, seen, untracked
+
+    def attribute(self) -> tuple[dict[str, int], int]:
+        """Bytes per category (each owner once) and the bytes of owners the allocator count does not see."""
+        if self.phase == "update":
+            self._refresh_static()  # the optimizer may create its state now
+        cats = dict(self._static_cats)
+        seen = self._static_seen
+        untracked = self._static_untracked
+        extra: set[int] = set()
+        cache = self._grad_cache
         for p in self.params:
             g = p.grad
-            if g is not None:
-                claim("gradients", root_of(g.data), g.data)
-        for owner, a in self._input_owners:
-            claim("inputs", owner, a)
+            if g is None:
+                continue
+            hit = cache.get(id(p))
+            if hit is None or hit[0] is not g:
+                owner = root_of(g.data)
+                hit = (g, id(owner), self.size_of(owner, g.data), self.untracked(owner))
+                cache[id(p)] = hit
+            oid = hit[1]
+            if oid in seen or oid in extra:
+                continue
+            extra.add(oid)
+            cats["gradients"] += hit[2]
+            if hit[3]:
+                untracked += hit[2]
         act = self.saved_total
-        for oid in seen:
-            entry = self.saved.get(oid)
-            if entry is not None:
-                act -= entry[1]
+        saved = self.saved
+        if saved:
+            for oid in extra:
+                entry = saved.get(oid)
+                if entry is not None:
+                    act -= entry[1]
         cats["activations"] = act
         return cats, untracked
 
@@ -302,7 +324,6 @@ class _Measured(_Meter):
     """Totals from tracemalloc's NumPy domain; buffers that existed before tracing are added by owner."""
 
     def start(self) -> None:
-        super().start()
         self._before: dict[int, Any] = {}
         for p in self.params:
             self._remember(p.data)
@@ -315,16 +336,21 @@ class _Measured(_Meter):
                         self._remember(v)
         for a in self.inputs:
             self._remember(a)
+        super().start()
         self._py = 0
         self._np = 0
         self.read()  # baselines for the first interval
 
     def _remember(self, a: Any) -> None:
         o = root_of(a)
-        self._before[id(o)] = o  # kept as the user keeps it; checked by identity
+        try:
+            self._before[id(o)] = weakref.ref(o)  # not kept alive by us; checked by identity
+        except TypeError:
+            pass
 
     def untracked(self, owner: Any) -> bool:
-        return self._before.get(id(owner)) is owner
+        ref = self._before.get(id(owner))
+        return ref is not None and ref() is owner
 
     def numpy_now(self) -> int:
         traces = tracemalloc._get_traces()  # type: ignore[attr-defined]
@@ -344,7 +370,7 @@ class _Measured(_Meter):
         self._py = after - np_now
         self._np = np_now
         tracemalloc.reset_peak()
-        interval_peak = max(all_peak - py_before, np_now, np_before)
+        interval_peak = max(all_peak - max(py_before, self._py), np_now, np_before)
         return np_now, interval_peak
 
 
@@ -498,7 +524,9 @@ def update_footprint(optimizer: Any, dtype: Any) -> tuple[float, float]:
     Measured once per optimizer configuration by running its real ``_update`` on a 64k-element
     array under tracemalloc (steady state: the second call); a fixed table if tracing is busy.
     """
-    hyper = tuple(sorted((k, v) for k, v in vars(optimizer).items() if isinstance(v, int | float | bool | tuple)))
+    hyper = tuple(
+        sorted((k, v) for k, v in vars(optimizer).items() if k != "steps" and isinstance(v, int | float | bool | tuple))
+    )
     key = (type(optimizer), np.dtype(dtype).str, hyper)
     if key in _FOOTPRINTS:
         return _FOOTPRINTS[key]
@@ -557,7 +585,10 @@ def _vjp_subtract(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, para
 
 
 def _vjp_multiply(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return mem.new(_b(g, args[1 - i]), g.dtype)
+    other = args[1 - i]
+    r = mem.new(_b(g, other), g.dtype)
+    mem.spike(ufunc_buffer((g, other), r.shape))
+    return r
 
 
 def _vjp_divide(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
@@ -598,6 +629,7 @@ def _vjp_sigmoid(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, param
 def _vjp_relu(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
     mask = mem.new(g.shape, np.bool_)  # out > 0
     r = mem.new(g.shape, g.dtype)
+    mem.spike(ufunc_buffer((g, mask), r.shape))  # the mask is cast to g's dtype through a buffer
     del mask
     return r
 

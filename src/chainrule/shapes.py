@@ -152,12 +152,37 @@ def _shape(x: Any) -> tuple[int, ...]:
     return x.shape if isinstance(x, np.ndarray) else np.shape(x)
 
 
+UFUNC_BUFFER = 8192  # elements: NumPy's default ufunc buffer size (np.getbufsize())
+
+
+def ufunc_buffer(operands: Any, shape: tuple[int, ...]) -> int:
+    """Bytes of the buffers a ufunc allocates while it runs (measured on NumPy 2.x).
+
+    An operand of one or more dimensions that is broadcast (shape differs from the result)
+    or cast (dtype differs from the loop's) is copied through a buffer of
+    ``min(result size, 8192)`` elements of the loop's dtype; 0-d arrays and scalars are not.
+    """
+    arrays = [a for a in operands if isinstance(a, np.ndarray) and a.ndim > 0]
+    if not arrays:
+        return 0
+    loop = np.result_type(*[a.dtype for a in arrays], *[a for a in operands if not isinstance(a, np.ndarray)])
+    count = sum(1 for a in arrays if a.shape != shape or a.dtype != loop)
+    if not count:
+        return 0
+    size = int(np.prod(shape, dtype=np.int64))
+    return count * min(size, UFUNC_BUFFER) * loop.itemsize
+
+
 def _elementwise(impl: Callable[..., Any]) -> ShapeRule:
     def rule(mem: AbstractMemory, *args: Any, **params: Any) -> Any:
         shape = np.broadcast_shapes(*[_shape(a) for a in args])
         with np.errstate(all="ignore"):
             dtype = np.asarray(impl(*[_probe(a) for a in args], **params)).dtype
-        return mem.new(shape, dtype)
+        out = mem.new(shape, dtype)
+        buffers = ufunc_buffer(args, shape)
+        if buffers:
+            mem.spike(buffers)
+        return out
 
     return rule
 

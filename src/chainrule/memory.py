@@ -247,11 +247,16 @@ class _Meter:
         for _, a in self._input_owners:
             claim("inputs", a)
         self._static_cats, self._static_seen, self._static_untracked = cats, seen, untracked
+        self._signature = self._state_signature()
+
+    def _state_signature(self) -> tuple[int, int]:
+        n = sum(len(st) for st in self.optimizer.state) if self.optimizer is not None else 0
+        return n, len(self.extra_optimizer)
 
     def attribute(self) -> tuple[dict[str, int], int]:
         """Bytes per category (each owner once) and the bytes of owners the allocator count does not see."""
-        if self.phase == "update":
-            self._refresh_static()  # the optimizer may create its state now
+        if self.phase == "update" and self._state_signature() != self._signature:
+            self._refresh_static()  # the optimizer created its state
         cats = dict(self._static_cats)
         seen = self._static_seen
         untracked = self._static_untracked

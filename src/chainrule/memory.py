@@ -288,7 +288,14 @@ class _Meter:
         cats["activations"] = act
         return cats, untracked
 
-    def point(self, label: str) -> None:
+    stride = 1  # record every event; >1 samples (in-between peaks still count, through tracemalloc's peak)
+    _events = 0
+
+    def point(self, label: str, force: bool = False) -> None:
+        if self.stride > 1 and not force:
+            self._events += 1
+            if self._events % self.stride:
+                return
         cats, untracked = self.attribute()
         current, peak = self.read()
         total = current + untracked
@@ -401,22 +408,27 @@ def _flat_arrays(args: Sequence[Any]) -> list[Any]:
 
 @contextlib.contextmanager
 def profiling(
-    params: Any = None, optimizer: Any = None, model: Any = None, inputs: Sequence[Any] = ()
+    params: Any = None, optimizer: Any = None, model: Any = None, inputs: Sequence[Any] = (), stride: int = 1
 ) -> Iterator[MemoryProfile]:
-    """Measure what runs inside the block; the yielded profile is filled in when the block ends."""
+    """Measure what runs inside the block; the yielded profile is filled in when the block ends.
+
+    ``stride`` > 1 records one point every ``stride`` events (for long computations: each point
+    reads all of tracemalloc's traces); peaks in between are still caught, categories are sampled.
+    """
     if tracemalloc.is_tracing():
         raise RuntimeError("memory.profiling: tracemalloc is already tracing; nested profiles are not supported")
     meter = _Measured(_params_of(params, optimizer, model), optimizer, _flat_arrays(inputs))
+    meter.stride = stride
     result = MemoryProfile(points=[])
     tracemalloc.start(1)
     t0 = time.perf_counter()
     try:
         meter.start()
-        meter.point("start")
+        meter.point("start", force=True)
         with hook(meter), meter.watching(optimizer):
             yield result
         meter.phase = "update" if meter.phase == "update" else meter.phase
-        meter.point("end")
+        meter.point("end", force=True)
     finally:
         tracemalloc.stop()
     result.points = meter.points
@@ -431,6 +443,7 @@ def profile(
     optimizer: Any = None,
     model: Any = None,
     warmup: int = 0,
+    stride: int = 1,
 ) -> MemoryProfile:
     """Run ``step_fn(*args)`` once (after ``warmup`` unmeasured calls) and measure its memory.
 
@@ -440,7 +453,7 @@ def profile(
     """
     for _ in range(warmup):
         step_fn(*args)
-    with profiling(params, optimizer, model, inputs=args) as result:
+    with profiling(params, optimizer, model, inputs=args, stride=stride) as result:
         step_fn(*args)
     return result
 
@@ -925,14 +938,14 @@ def estimate(
             meter.inputs = real_inputs + [a.data for a in args if isinstance(a, Tensor)]
             meter.start()
             meter.steady_state()
-            meter.point("start")
+            meter.point("start", force=True)
             original = _backward_module.backward
             _backward_module.backward = _simulated_backward(mem, meter)  # type: ignore[assignment]
             try:
                 with hook(meter), meter.watching(optimizer):
                     out = fn(*args)
                     del out
-                meter.point("end")
+                meter.point("end", force=True)
             finally:
                 _backward_module.backward = original
             del args

@@ -51,7 +51,7 @@ def _nbytes(x: Any) -> int:
     dtype = getattr(x, "dtype", None)
     if dtype is None:
         return 0
-    return _size(x) * np.dtype(dtype).itemsize
+    return _size(x) * int(np.dtype(dtype).itemsize)
 
 
 def matmul_flops(a: Any, b: Any) -> int:
@@ -82,12 +82,36 @@ def _vjp_elementwise(k: int) -> VjpFlopRule:
     return lambda i, ins, params, out: k * _size(out)
 
 
-for _name in ("add", "subtract", "negative", "sign", "equal", "not_equal", "less", "less_equal", "greater",
-              "greater_equal", "where", "relu", "clip", "abs", "maximum", "minimum"):
+for _name in (
+    "add",
+    "subtract",
+    "negative",
+    "sign",
+    "equal",
+    "not_equal",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "where",
+    "relu",
+    "clip",
+    "abs",
+    "maximum",
+    "minimum",
+):
     register_flops(_name, _out_size, _vjp_elementwise(1))
 for _name, _fwd, _bwd in (
-    ("multiply", 1, 1), ("divide", 1, 3), ("power", 1, 4), ("exp", 1, 1), ("log", 1, 1), ("sqrt", 1, 2),
-    ("tanh", 1, 3), ("sin", 1, 2), ("cos", 1, 2), ("sigmoid", 4, 3),
+    ("multiply", 1, 1),
+    ("divide", 1, 3),
+    ("power", 1, 4),
+    ("exp", 1, 1),
+    ("log", 1, 1),
+    ("sqrt", 1, 2),
+    ("tanh", 1, 3),
+    ("sin", 1, 2),
+    ("cos", 1, 2),
+    ("sigmoid", 4, 3),
 ):
     register_flops(_name, (lambda k: lambda ins, params, out: k * _size(out))(_fwd), _vjp_elementwise(_bwd))
 register_flops("matmul", lambda ins, params, out: matmul_flops(ins[0], ins[1]), _vjp_matmul)
@@ -189,9 +213,8 @@ class CostReport:
             lines.append(
                 f"| {name} | {d['count']} | {d['forward_flops']:,} | {d['backward_flops']:,} | {d['bytes']:,} |"
             )
-        lines.append(
-            f"| **total** | {len(self.rows)} | {self.forward_flops:,} | {self.backward_flops:,} | {self.bytes_moved:,} |"
-        )
+        total = f"| **total** | {len(self.rows)} | {self.forward_flops:,} | {self.backward_flops:,} |"
+        lines.append(f"{total} {self.bytes_moved:,} |")
         return "\n".join(lines)
 
 
@@ -282,8 +305,9 @@ class TimingReport:
     def key_averages(self) -> list[dict[str, Any]]:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for e in self.events:
-            d = rows.setdefault((e.name, e.phase), {"name": e.name, "phase": e.phase, "count": 0, "seconds": 0.0,
-                                                    "flops": 0})
+            d = rows.setdefault(
+                (e.name, e.phase), {"name": e.name, "phase": e.phase, "count": 0, "seconds": 0.0, "flops": 0}
+            )
             d["count"] += 1
             d["seconds"] += e.seconds
             d["flops"] += e.flops
@@ -325,8 +349,11 @@ class Timer:
         flops = forward_flops(prim.name, ins, node.params if node is not None else {}, out) if ins else _size(out)
         if prim.name == "matmul" and node is None:
             flops = 0  # shapes of unrecorded inputs are unknown here
-        self.events.append(TimedEvent(prim.name, "forward" if self.phase == "forward" else "backward (recorded)",
-                                      now - self.last, flops))
+        self.events.append(
+            TimedEvent(
+                prim.name, "forward" if self.phase == "forward" else "backward (recorded)", now - self.last, flops
+            )
+        )
         self.last = time.perf_counter()
 
     def backward(self, node: Node) -> None:

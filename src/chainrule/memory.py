@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core import backward as _backward_module
-from chainrule.core.node import THREAD, Meta, Node, hook, no_grad
+from chainrule.core.node import THREAD, Node, hook, no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of, ufunc_buffer
 
@@ -92,8 +92,9 @@ class MemoryProfile:
         rows = [f"| category ({kind}, at peak) | bytes | MiB |", "|---|---:|---:|"]
         for c in CATEGORIES:
             rows.append(f"| {c} | {cats[c]:,} | {cats[c] / 2**20:.3f} |")
-        rows.append(f"| **peak** ({self.peak_point.phase}: {self.peak_point.label}) | {self.peak:,} | "
-                    f"{self.peak / 2**20:.3f} |")
+        rows.append(
+            f"| **peak** ({self.peak_point.phase}: {self.peak_point.label}) | {self.peak:,} | {self.peak / 2**20:.3f} |"
+        )
         for ph, v in self.phase_peaks().items():
             rows.append(f"| peak during {ph} | {v:,} | {v / 2**20:.3f} |")
         return "\n".join(rows)
@@ -113,14 +114,16 @@ class MemoryProfile:
         start = 0
         for i in range(1, len(self.points) + 1):
             if i == len(self.points) or self.points[i].phase != self.points[start].phase:
-                ax.axvspan(start, i, alpha=0.06, color={"forward": "C0", "backward": "C3"}.get(
-                    self.points[start].phase, "C2"))
+                ax.axvspan(
+                    start, i, alpha=0.06, color={"forward": "C0", "backward": "C3"}.get(self.points[start].phase, "C2")
+                )
                 ax.text((start + i) / 2, ax.get_ylim()[1] * 0.97, self.points[start].phase, ha="center", va="top")
                 start = i
         ax.set_xlabel("event (op in forward, node in backward, parameter in update)")
         ax.set_ylabel("MiB")
-        ax.set_title(title or f"{'predicted' if self.predicted else 'measured'} memory, peak "
-                     f"{self.peak / 2**20:.2f} MiB")
+        ax.set_title(
+            title or f"{'predicted' if self.predicted else 'measured'} memory, peak {self.peak / 2**20:.2f} MiB"
+        )
         ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
@@ -192,7 +195,7 @@ class _Meter:
                 owners[id(o)] = self.size_of(o, a)
         key = id(node)
         self.node_owners[key] = tuple(owners)
-        self.node_refs[key] = weakref.ref(node, lambda _r, k=key: self._untrack(k))
+        self.node_refs[key] = weakref.ref(node, self._on_node_death(key))
         for oid, n in owners.items():
             entry = self.saved.get(oid)
             if entry is None:
@@ -203,6 +206,12 @@ class _Meter:
                 entry[0] += 1
         own = sum(n for oid, n in owners.items() if oid not in self._static_seen)
         self.saved_by_node.append((node.prim.name + (f" ({node.label})" if node.label else ""), own))
+
+    def _on_node_death(self, key: int) -> Callable[[Any], None]:
+        def callback(_ref: Any) -> None:
+            self._untrack(key)
+
+        return callback
 
     def _untrack(self, key: int) -> None:
         self.node_refs.pop(key, None)
@@ -863,7 +872,7 @@ def _simulated_backward(mem: AbstractMemory, meter: _Estimated) -> Callable[...,
             inputs = node.kept
             args, out = inputs, node.output
             params = node.params
-            model = VJP_MEMORY.get(prim.name, _vjp_new_like_g)
+            model: VjpModel = VJP_MEMORY.get(prim.name, _vjp_new_like_g)
             for i, parent in enumerate(node.parents):
                 if parent is None:
                     continue
@@ -940,7 +949,7 @@ def estimate(
             meter.steady_state()
             meter.point("start", force=True)
             original = _backward_module.backward
-            _backward_module.backward = _simulated_backward(mem, meter)  # type: ignore[assignment]
+            _backward_module.backward = _simulated_backward(mem, meter)
             try:
                 with hook(meter), meter.watching(optimizer):
                     out = fn(*args)

@@ -64,7 +64,7 @@ class ShapeDtype:
 
     @property
     def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
+        return self.size * int(self.dtype.itemsize)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ShapeDtype) and (self.shape, self.dtype) == (other.shape, other.dtype)
@@ -106,6 +106,12 @@ class AbstractMemory:
         self.peak = 0  # highest ``current`` since the last ``mark()``
         self.allocations = 0
 
+    def _freer(self, key: int) -> Callable[[Any], None]:
+        def callback(_ref: Any) -> None:
+            self._free(key)
+
+        return callback
+
     def _free(self, key: int) -> None:
         self._refs.pop(key, None)
         self.current -= self.sizes.pop(key, 0)
@@ -117,7 +123,7 @@ class AbstractMemory:
         key = id(owner)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         self.sizes[key] = nbytes
-        self._refs[key] = weakref.ref(owner, lambda _r, k=key: self._free(k))
+        self._refs[key] = weakref.ref(owner, self._freer(key))
         self.current += nbytes
         self.allocations += 1
         if self.current > self.peak:

@@ -110,6 +110,8 @@ def measure_one(model: Any, optimizer_name: str, batch: int, dtype: Any, measure
     est_pred = memory.estimate(model, ShapeDtype(x.shape, dtype))
     row["predicted_train"], row["predicted_predict"] = est_train.peak, est_pred.peak
     row["predicted_breakdown"] = est_train.peak_categories()
+    row["predicted_working_ratio"] = _working(est_train) / max(_working(est_pred), 1)
+    row["predicted_saved"] = max(p.categories["activations"] for p in est_train.points)
     if measure:
         step = memory.training_step(model, opt)
         prof = memory.profile(step, as_tensor(x), y, optimizer=opt, warmup=1)
@@ -120,10 +122,19 @@ def measure_one(model: Any, optimizer_name: str, batch: int, dtype: Any, measure
         row["error_train"] = (est_train.peak - prof.peak) / prof.peak
         row["error_predict"] = (est_pred.peak - pred.peak) / pred.peak
         row["ratio"] = prof.peak / pred.peak
+        row["working_ratio"] = _working(prof) / max(_working(pred), 1)
+        row["measured_saved"] = max(p.categories["activations"] for p in prof.points)
         row["_profile"] = prof
     else:
         row["ratio"] = est_train.peak / est_pred.peak
+        row["working_ratio"] = row["predicted_working_ratio"]
     return row
+
+
+def _working(prof: Any) -> int:
+    """Peak bytes beyond the parameters and the input batch (what the step itself needs)."""
+    cats = prof.peak_categories()
+    return int(prof.peak - cats["parameters"] - cats["inputs"])
 
 
 def _mib(n: int) -> str:
@@ -132,24 +143,28 @@ def _mib(n: int) -> str:
 
 def _table(rows: list[dict[str, Any]], key: str) -> str:
     measured = "measured_train" in rows[0]
-    head = f"| {key} | params MiB | train MiB predicted |"
-    rule = "|---:|---:|---:|"
+    head = f"| {key} | params MiB | saved activations MiB (predicted) | train MiB predicted |"
+    rule = "|---:|---:|---:|---:|"
     if measured:
-        head += " train MiB measured | error | predict MiB predicted | predict MiB measured | error | train/predict |"
-        rule += "---:|---:|---:|---:|---:|---:|"
+        head += (
+            " train MiB measured | error | predict MiB predicted | predict MiB measured | error | train/predict |"
+            " same, beyond params+input |"
+        )
+        rule += "---:|---:|---:|---:|---:|---:|---:|"
     else:
-        head += " predict MiB predicted | train/predict |"
-        rule += "---:|---:|"
+        head += " predict MiB predicted | train/predict | same, beyond params+input |"
+        rule += "---:|---:|---:|"
     lines = [head, rule]
     for r in rows:
-        line = f"| {r[key]} | {_mib(r['parameters'])} | {_mib(r['predicted_train'])} |"
+        line = f"| {r[key]} | {_mib(r['parameters'])} | {_mib(r['predicted_saved'])} | {_mib(r['predicted_train'])} |"
         if measured:
             line += (
                 f" {_mib(r['measured_train'])} | {100 * r['error_train']:+.2f}% | {_mib(r['predicted_predict'])} |"
                 f" {_mib(r['measured_predict'])} | {100 * r['error_predict']:+.2f}% | {r['ratio']:.2f} |"
+                f" {r['working_ratio']:.1f} |"
             )
         else:
-            line += f" {_mib(r['predicted_predict'])} | {r['ratio']:.2f} |"
+            line += f" {_mib(r['predicted_predict'])} | {r['ratio']:.2f} | {r['working_ratio']:.1f} |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -174,8 +189,11 @@ def _plot(rows: list[dict[str, Any]], key: str, path: Path, title: str) -> None:
     ax.set_ylabel("peak MiB")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    ax2.plot(xs, [r["ratio"] for r in rows], "k-o")
+    ax2.plot(xs, [r["ratio"] for r in rows], "k-o", label="whole peak")
+    ax2.plot(xs, [r["working_ratio"] for r in rows], "C2-s", label="beyond parameters + input batch")
     ax2.set_xscale("log", base=2)
+    ax2.set_yscale("log")
+    ax2.legend(fontsize=8)
     ax2.set_xlabel(key)
     ax2.set_ylabel("peak training / peak prediction")
     ax2.set_title("training / prediction memory")
@@ -250,8 +268,8 @@ def _counting(counter: _Counter) -> Any:
     """Wrap every primitive's impl to add its FLOPs (restored on exit)."""
     import contextlib
 
-    from chainrule.cost import forward_flops
     from chainrule.core.tensor import REGISTRY
+    from chainrule.cost import forward_flops
 
     @contextlib.contextmanager
     def ctx() -> Any:
@@ -281,6 +299,7 @@ def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     from chainrule import memory
     from chainrule.core.node import hook
     from chainrule.models import SectionMLP
+    from chainrule.ops import reshape
 
     d, h, k, n = args.inputs, args.hidden, args.outputs, args.batch
     model = SectionMLP(d, h, k, weight_decay=args.weight_decay, dtype=np.float64, seed=0)
@@ -290,8 +309,8 @@ def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     sizes = [h * d, k * h]
 
     def J(theta: Any) -> Any:  # the section's objective as a function of all parameters, flattened
-        model.W1 = cr.reshape(theta[: sizes[0]], (h, d))  # type: ignore[assignment]
-        model.W2 = cr.reshape(theta[sizes[0] :], (k, h))  # type: ignore[assignment]
+        model.W1 = reshape(theta[: sizes[0]], (h, d))
+        model.W2 = reshape(theta[sizes[0] :], (k, h))
         return model.objective(x, y)["J"]
 
     theta = np.concatenate([rng.standard_normal(s) * 0.3 for s in sizes])
@@ -302,7 +321,7 @@ def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         ("HVP forward-over-reverse", lambda: cr.hvp(J, theta, v)),
         (f"full Hessian ({theta.size}×{theta.size})", lambda: cr.hessian(J)(theta)),
     ]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, job in jobs:
         job()  # warm up
         best = float("inf")

@@ -46,9 +46,24 @@ def main() -> int:
     widths = [int(v) for v in args.widths.split(",")]
     batches = [int(v) for v in args.batches.split(",")]
     rows: list[dict[str, object]] = []
-    fields = ["model", "depth", "width", "batch", "dtype", "optimizer", "parameters", "predicted_train",
-              "measured_train", "error_train", "predicted_predict", "measured_predict", "error_predict", "ratio",
-              "estimate_ms", "measured"]
+    fields = [
+        "model",
+        "depth",
+        "width",
+        "batch",
+        "dtype",
+        "optimizer",
+        "parameters",
+        "predicted_train",
+        "measured_train",
+        "error_train",
+        "predicted_predict",
+        "measured_predict",
+        "error_predict",
+        "ratio",
+        "estimate_ms",
+        "measured",
+    ]
     csv_path = out / "memory_sweep.csv"
     with csv_path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
@@ -61,8 +76,11 @@ def main() -> int:
             err = row.get("error_train")
             print(
                 f"{row['model']} depth {row['depth']} width {row['width']} batch {row['batch']} {row['dtype']}: "
-                + (f"train {100 * float(err):+.2f}% predict {100 * float(row['error_predict']):+.2f}%"  # type: ignore[arg-type]
-                   if err != "" else "predicted only"),
+                + (
+                    f"train {100 * float(err):+.2f}% predict {100 * float(row['error_predict']):+.2f}%"  # type: ignore[arg-type]
+                    if err != ""
+                    else "predicted only"
+                ),
                 file=sys.stderr,
                 flush=True,
             )
@@ -81,8 +99,12 @@ def main() -> int:
                     for b in batches:
                         pred_only = mlp_flops(depth, width, b) > args.max_gflop * 1e9
                         if not pred_only:
-                            est = memory.estimate(model, ShapeDtype((b, 784), dtype), ShapeDtype((b,), np.int64),
-                                                  optimizer=SGD(model.parameters(), 0.01))
+                            est = memory.estimate(
+                                model,
+                                ShapeDtype((b, 784), dtype),
+                                ShapeDtype((b,), np.int64),
+                                optimizer=SGD(model.parameters(), 0.01),
+                            )
                             pred_only = est.peak > args.max_gib * 2**30
                         r = measure_one(model, opt, b, np.dtype(dtype), not pred_only)
                         record(_row("mlp", depth, width, b, dtype, opt, r))
@@ -94,17 +116,7 @@ def main() -> int:
     worst = sorted(measured, key=lambda r: -max(abs(float(r["error_train"])), abs(float(r["error_predict"]))))[:5]  # type: ignore[arg-type]
 
     # speed of the estimate: a 100-layer MLP at batch 4096 (parameters are real arrays; nothing else is)
-    speed = []
-    for width in (256, 1024):
-        model = build_mlp(100, width, np.float32)
-        opt = SGD(model.parameters(), 0.01)
-        specs = (ShapeDtype((4096, 784)), ShapeDtype((4096,), np.int64))
-        memory.estimate(model, *specs, optimizer=opt)
-        best = min(_timed(lambda: memory.estimate(model, *specs, optimizer=opt)) for _ in range(5))
-        best_pred = min(_timed(lambda: memory.estimate(model, specs[0])) for _ in range(5))
-        est = memory.estimate(model, *specs, optimizer=opt)
-        speed.append((width, best, best_pred, est.peak, memory.estimate(model, specs[0]).peak))
-        del model, opt
+    speed = [_speed(width) for width in (256, 1024)]
 
     lines = [
         "# Memory sweep: predicted vs measured peak",
@@ -129,15 +141,35 @@ def main() -> int:
             f"{100 * float(r['error_train']):+.3f}% | {r['measured_predict']:,} | "  # type: ignore[arg-type]
             f"{100 * float(r['error_predict']):+.3f}% |"  # type: ignore[arg-type]
         )
-    lines += ["", "Estimate speed, 100-layer MLP at batch 4096 (best of 5):", "",
-              "| width | training estimate ms | prediction estimate ms | predicted training peak MiB | "
-              "predicted prediction peak MiB |", "|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "Estimate speed, 100-layer MLP at batch 4096 (best of 5):",
+        "",
+        "| width | training estimate ms | prediction estimate ms | predicted training peak MiB | "
+        "predicted prediction peak MiB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for width, t_train, t_pred, peak_t, peak_p in speed:
-        lines.append(f"| {width} | {t_train * 1e3:.1f} | {t_pred * 1e3:.1f} | {peak_t / 2**20:.1f} | {peak_p / 2**20:.1f} |")
+        lines.append(
+            f"| {width} | {t_train * 1e3:.1f} | {t_pred * 1e3:.1f} | {peak_t / 2**20:.1f} | {peak_p / 2**20:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     (out / "memory_sweep.md").write_text(text)
     print(text)
     return 0
+
+
+def _speed(width: int) -> tuple[int, float, float, int, int]:
+    """Best-of-5 time of the training and prediction estimates of a 100-layer MLP at batch 4096."""
+    model = build_mlp(100, width, np.float32)
+    opt = SGD(model.parameters(), 0.01)
+    specs = (ShapeDtype((4096, 784)), ShapeDtype((4096,), np.int64))
+    memory.estimate(model, *specs, optimizer=opt)
+    best = min(_timed(lambda: memory.estimate(model, *specs, optimizer=opt)) for _ in range(5))
+    best_pred = min(_timed(lambda: memory.estimate(model, specs[0])) for _ in range(5))
+    peak_train = memory.estimate(model, *specs, optimizer=opt).peak
+    peak_pred = memory.estimate(model, specs[0]).peak
+    return width, best, best_pred, peak_train, peak_pred
 
 
 def _timed(fn: object) -> float:
@@ -146,15 +178,27 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - t
 
 
-def _row(model: str, depth: int, width: int, batch: int, dtype: str, opt: str, r: dict[str, object]) -> dict[str, object]:
+def _row(
+    model: str, depth: int, width: int, batch: int, dtype: str, opt: str, r: dict[str, object]
+) -> dict[str, object]:
     measured = "measured_train" in r
     return {
-        "model": model, "depth": depth, "width": width, "batch": batch, "dtype": dtype, "optimizer": opt,
-        "parameters": r["parameters"], "predicted_train": r["predicted_train"],
-        "measured_train": r.get("measured_train", ""), "error_train": r.get("error_train", ""),
-        "predicted_predict": r["predicted_predict"], "measured_predict": r.get("measured_predict", ""),
-        "error_predict": r.get("error_predict", ""), "ratio": round(float(r["ratio"]), 4),  # type: ignore[arg-type]
-        "estimate_ms": round(1e3 * float(r["estimate_seconds"]), 2), "measured": measured,  # type: ignore[arg-type]
+        "model": model,
+        "depth": depth,
+        "width": width,
+        "batch": batch,
+        "dtype": dtype,
+        "optimizer": opt,
+        "parameters": r["parameters"],
+        "predicted_train": r["predicted_train"],
+        "measured_train": r.get("measured_train", ""),
+        "error_train": r.get("error_train", ""),
+        "predicted_predict": r["predicted_predict"],
+        "measured_predict": r.get("measured_predict", ""),
+        "error_predict": r.get("error_predict", ""),
+        "ratio": round(float(r["ratio"]), 4),  # type: ignore[arg-type]
+        "estimate_ms": round(1e3 * float(r["estimate_seconds"]), 2),
+        "measured": measured,  # type: ignore[arg-type]
     }
 
 

@@ -323,6 +323,7 @@ class _Meter:
 
         def wrapped_step() -> None:
             self.phase = "update"
+            self.point("update start", force=True)  # splits what the backward's teardown frees from the update
             step()
 
         def wrapped_update(w: Any, g: Any, state: Any) -> None:
@@ -824,7 +825,7 @@ def _sum_to(mem: AbstractMemory, x: Any, shape: tuple[int, ...]) -> Any:
     return x
 
 
-def _simulated_backward(mem: AbstractMemory, meter: _Estimated) -> Callable[..., Any]:
+def _simulated_backward(mem: AbstractMemory, meter: _Estimated, free_early: bool = False) -> Callable[..., Any]:
     """The engine's backward loop (core/backward.py) with each rule replaced by its memory model.
 
     Written with the same local variables in the same order, so that every array lives exactly
@@ -893,6 +894,8 @@ def _simulated_backward(mem: AbstractMemory, meter: _Estimated) -> Callable[...,
                     heapq.heappush(ready, (-parent.seq, parent))
             if not retain_graph:
                 node.release()
+                if free_early:  # what-if: the loop drops its own references to what was just released
+                    inputs = args = out = expected = gi = g = None
             if state.hooks:
                 for h in state.hooks:
                     h.backward(node)
@@ -911,6 +914,7 @@ def estimate(
     optimizer: Any = None,
     params: Any = None,
     train: bool | None = None,
+    free_released_early: bool = False,
 ) -> MemoryProfile:
     """Predict the memory of a step from shapes alone: no arithmetic, no real allocation.
 
@@ -921,6 +925,10 @@ def estimate(
     (arrays and tensors are used as they are). The optimizer's state is predicted as after
     one step (a steady-state step); the parameters are the model's own arrays, untouched:
     their gradients and the optimizer's step count are restored afterwards.
+
+    ``free_released_early`` is a what-if for the engine: the peak if its backward loop let go
+    of a node's saved arrays (and the gradients it just used) as soon as it released them,
+    instead of when its local variables are rebound at the next node.
     """
     from chainrule.nn.modules import Module
 
@@ -949,7 +957,7 @@ def estimate(
             meter.steady_state()
             meter.point("start", force=True)
             original = _backward_module.backward
-            _backward_module.backward = _simulated_backward(mem, meter)
+            _backward_module.backward = _simulated_backward(mem, meter, free_released_early)
             try:
                 with hook(meter), meter.watching(optimizer):
                     out = fn(*args)

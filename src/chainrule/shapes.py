@@ -159,6 +159,7 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 UFUNC_BUFFER = 8192  # elements: NumPy's default ufunc buffer size (np.getbufsize())
+ITERATOR_BYTES = 1040  # the buffered iterator's own allocation while the ufunc runs (measured, 2-D, 3 operands)
 
 
 def ufunc_buffer(operands: Any, shape: tuple[int, ...]) -> int:
@@ -167,6 +168,7 @@ def ufunc_buffer(operands: Any, shape: tuple[int, ...]) -> int:
     An operand of one or more dimensions that is broadcast (shape differs from the result)
     or cast (dtype differs from the loop's) is copied through a buffer of
     ``min(result size, 8192)`` elements of the loop's dtype; 0-d arrays and scalars are not.
+    The buffered iterator itself takes about 1 KiB while it runs.
     """
     arrays = [a for a in operands if isinstance(a, np.ndarray) and a.ndim > 0]
     if not arrays:
@@ -176,7 +178,7 @@ def ufunc_buffer(operands: Any, shape: tuple[int, ...]) -> int:
     if not count:
         return 0
     size = int(np.prod(shape, dtype=np.int64))
-    return count * min(size, UFUNC_BUFFER) * loop.itemsize
+    return count * min(size, UFUNC_BUFFER) * int(loop.itemsize) + ITERATOR_BYTES
 
 
 def _elementwise(impl: Callable[..., Any]) -> ShapeRule:

@@ -174,6 +174,7 @@ def _plot(rows: list[dict[str, Any]], key: str, path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     xs = [r[key] for r in rows]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -183,6 +184,7 @@ def _plot(rows: list[dict[str, Any]], key: str, path: Path, title: str) -> None:
         ax.plot(xs, [r["measured_train"] / 2**20 for r in rows], "C3o", label="training, measured")
         ax.plot(xs, [r["measured_predict"] / 2**20 for r in rows], "C0s", label="prediction, measured")
     ax.plot(xs, [r["parameters"] / 2**20 for r in rows], "k:", label="parameters")
+    ax.plot(xs, [r["predicted_saved"] / 2**20 for r in rows], "C2--", label="saved activations (training)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel(key)
@@ -193,6 +195,8 @@ def _plot(rows: list[dict[str, Any]], key: str, path: Path, title: str) -> None:
     ax2.plot(xs, [r["working_ratio"] for r in rows], "C2-s", label="beyond parameters + input batch")
     ax2.set_xscale("log", base=2)
     ax2.set_yscale("log")
+    ax2.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax2.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax2.legend(fontsize=8)
     ax2.set_xlabel(key)
     ax2.set_ylabel("peak training / peak prediction")

@@ -856,7 +856,7 @@ def _simulated_backward(mem: AbstractMemory, meter: _Estimated, free_early: bool
         owned: set[int] = set()
         for root, gradient in zip(roots, gradients, strict=True):
             if gradient is None:
-                g = mem.new(root.shape, root.dtype)
+                g: Any = mem.new(root.shape, root.dtype)
             else:
                 g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
                 owned.add(id(g))
@@ -870,8 +870,9 @@ def _simulated_backward(mem: AbstractMemory, meter: _Estimated, free_early: bool
             node = heapq.heappop(ready)[1]
             g = grads.pop(node)
             prim = node.prim
-            inputs = node.kept
-            args, out = inputs, node.output
+            inputs: Any = node.kept
+            args: Any = inputs
+            out: Any = node.output
             params = node.params
             model: VjpModel = VJP_MEMORY.get(prim.name, _vjp_new_like_g)
             for i, parent in enumerate(node.parents):

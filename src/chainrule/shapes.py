@@ -276,15 +276,16 @@ def register_shape_rule(name: str, rule: ShapeRule, kind: str = "special") -> No
 
 
 def _install_default_rules() -> None:
-    for name in ELEMENTWISE:
-        if name in REGISTRY:
-            register_shape_rule(name, _elementwise(REGISTRY[name].impl), "elementwise")
-    for name in ("sum", "max", "min"):
-        if name in REGISTRY:
-            register_shape_rule(name, _reduction(REGISTRY[name].impl), "reduction")
-    for name in VIEWS:
-        if name in REGISTRY:
-            register_shape_rule(name, _view(REGISTRY[name].impl), "view")
+    """Rules for the primitives registered so far (called again by ``abstract``: some modules
+    that define primitives, such as ``nn.functional``, may be imported after this one)."""
+    for names, make, kind in (
+        (ELEMENTWISE, _elementwise, "elementwise"),
+        (("sum", "max", "min"), _reduction, "reduction"),
+        (VIEWS, _view, "view"),
+    ):
+        for name in names:
+            if name in REGISTRY and name not in SHAPE_RULES:
+                register_shape_rule(name, make(REGISTRY[name].impl), kind)
     register_shape_rule("matmul", _matmul, "matmul")
     register_shape_rule("getitem", _getitem)
     register_shape_rule("astype", _astype)
@@ -331,6 +332,8 @@ def abstract(mem: AbstractMemory | None = None) -> Iterator[AbstractMemory]:
     """Swap every primitive's impl for its shape rule while the block runs (one thread at a time)."""
     mem = mem if mem is not None else AbstractMemory()
     with _LOCK:
+        if len(RULE_KIND) < len(REGISTRY):
+            _install_default_rules()
         saved = {name: prim.impl for name, prim in REGISTRY.items()}
         try:
             for name, prim in REGISTRY.items():

@@ -46,9 +46,12 @@ def test_mlp_prediction_within_5_percent(depth, width, n, dtype, optimizer) -> N
     assert abs(err_pred) < 0.05, err_pred
 
 
-@pytest.mark.parametrize(("n", "dtype", "wd"), [(1, np.float32, 0.0), (256, np.float32, 1e-3), (64, np.float64, 0.1)])
-def test_section_model_prediction_within_5_percent(n, dtype, wd) -> None:
-    model = SectionMLP(784, 256, 10, weight_decay=wd, dtype=dtype)
+@pytest.mark.parametrize(
+    ("n", "dtype", "wd", "activation"),
+    [(1, np.float32, 0.0, "relu"), (256, np.float32, 1e-3, "tanh"), (64, np.float64, 0.1, "sigmoid")],
+)
+def test_section_model_prediction_within_5_percent(n, dtype, wd, activation) -> None:
+    model = SectionMLP(784, 256, 10, weight_decay=wd, activation=activation, dtype=dtype)
     err_train, err_pred = _compare(model, SGD(model.parameters(), lr=0.1), n, dtype)
     assert abs(err_train) < 0.05, err_train
     assert abs(err_pred) < 0.05, err_pred
@@ -93,6 +96,10 @@ def test_update_footprint_of_sgd_and_adam() -> None:
     w = [cr.tensor(np.zeros(4), requires_grad=True)]
     assert memory.update_footprint(SGD(w, lr=0.1), np.float32) == (0.0, 1.0)
     assert memory.update_footprint(Adam(w), np.float32) == (2.0, 3.0)
+    # g + λw, then buf: below NumPy's 256 KiB elision threshold the sum is a second temporary
+    heavy = SGD(w, lr=0.1, momentum=0.9, weight_decay=0.1)
+    assert memory.update_footprint(heavy, np.float64, nbytes=1000) == (1.0, 2.0)
+    assert memory.update_footprint(heavy, np.float64, nbytes=1 << 22) == (1.0, 1.0)
 
 
 def test_eval_shape_matches_real_shapes() -> None:

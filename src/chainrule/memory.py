@@ -521,8 +521,8 @@ class _Estimated(_Meter):
         return self.mem.current, self.mem.mark()
 
     def update(self, update: Callable[..., Any], w: Any, g: Any, state: Any) -> None:
-        k_state, k_peak = update_footprint(self.optimizer, w.dtype)
         n = w.size * w.dtype.itemsize
+        k_state, k_peak = update_footprint(self.optimizer, w.dtype, n)
         if not state and id(state) not in self._state_made:
             self._state_made.add(id(state))
             if k_state:
@@ -536,7 +536,7 @@ class _Estimated(_Meter):
             return
         for p, st in zip(self.optimizer.params, self.optimizer.state, strict=True):
             if not st:
-                k_state, _ = update_footprint(self.optimizer, p.dtype)
+                k_state, _ = update_footprint(self.optimizer, p.dtype, p.size * p.dtype.itemsize)
                 self._state_made.add(id(st))
                 if k_state:
                     self.extra_optimizer.append(self.mem.new((int(round(k_state * p.size)),), p.dtype))
@@ -546,22 +546,25 @@ _FOOTPRINTS: dict[tuple[Any, ...], tuple[float, float]] = {}
 _STATIC_FOOTPRINT = {"SGD": (0.0, 1.0), "Adam": (2.0, 3.0), "AdamW": (2.0, 3.0)}
 
 
-def update_footprint(optimizer: Any, dtype: Any) -> tuple[float, float]:
+def update_footprint(optimizer: Any, dtype: Any, nbytes: int = 1 << 20) -> tuple[float, float]:
     """(state bytes, peak temporary bytes) of one parameter's update, per byte of the parameter.
 
-    Measured once per optimizer configuration by running its real ``_update`` on a 64k-element
-    array under tracemalloc (steady state: the second call); a fixed table if tracing is busy.
+    Measured once per optimizer configuration by running its real ``_update`` under tracemalloc
+    (steady state: the second call), on a parameter on the same side of NumPy's temporary-elision
+    threshold (256 KiB: larger temporaries of an expression are reused in place) as ``nbytes``;
+    a fixed table if tracemalloc is already busy.
     """
     hyper = tuple(
         sorted((k, v) for k, v in vars(optimizer).items() if k != "steps" and isinstance(v, int | float | bool | tuple))
     )
-    key = (type(optimizer), np.dtype(dtype).str, hyper)
+    dt = np.dtype(dtype)
+    large = nbytes >= ELIDE_BYTES
+    key = (type(optimizer), dt.str, hyper, large)
     if key in _FOOTPRINTS:
         return _FOOTPRINTS[key]
     if tracemalloc.is_tracing():
         return _STATIC_FOOTPRINT.get(type(optimizer).__name__, (2.0, 3.0))
-    n = 1 << 16
-    dt = np.dtype(dtype)
+    n = (4 * ELIDE_BYTES if large else ELIDE_BYTES // 4) // dt.itemsize
     w = np.ones(n, dt)
     g = np.full(n, 0.5, dt)
     state: dict[str, Any] = {}
@@ -580,8 +583,8 @@ def update_footprint(optimizer: Any, dtype: Any) -> tuple[float, float]:
     finally:
         tracemalloc.stop()
         optimizer.steps = steps
-    nbytes = n * dt.itemsize
-    result = (round(after_first / nbytes, 2), round(max(peak - now, 0) / nbytes, 2))
+    size = n * dt.itemsize
+    result = (round(after_first / size, 2), round(max(peak - now, 0) / size, 2))
     _FOOTPRINTS[key] = result
     return result
 
@@ -598,6 +601,17 @@ def _b(*xs: Any) -> tuple[int, ...]:
 # Each allocates (mem.new) what the real rule allocates, in the same order; a temporary is a
 # placeholder that goes out of scope. ``g`` returned as is: the rule passes it through.
 VjpModel = Callable[..., Any]
+
+
+ELIDE_BYTES = 256 * 1024  # NumPy reuses a temporary operand of at least this size for the result
+
+
+def _elide(mem: AbstractMemory, temp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """The result of ``temp (op) other`` with ``temp`` a temporary: NumPy writes into ``temp``
+    when it is large enough and already has the result's shape and dtype (temporary elision)."""
+    if temp.nbytes >= ELIDE_BYTES and temp.shape == tuple(shape) and temp.dtype == np.dtype(dtype):
+        return temp
+    return mem.new(shape, dtype)
 
 
 def _vjp_add(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
@@ -623,11 +637,11 @@ def _vjp_divide(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params
     x, y = args
     if i == 0:
         return mem.new(_b(g, y), g.dtype)
-    a = mem.new(g.shape, g.dtype)
-    b = mem.new(_b(a, x), g.dtype)
+    a = mem.new(g.shape, g.dtype)  # negative(g)
+    b = _elide(mem, a, _b(a, x), g.dtype)  # * x
     del a
-    c = mem.new(_shape_of(y), g.dtype)
-    return mem.new(_b(b, c), g.dtype)
+    c = mem.new(_shape_of(y), g.dtype)  # y * y
+    return _elide(mem, b, _b(b, c), g.dtype)  # / (y * y)
 
 
 def _vjp_chain(n_temps: int) -> VjpModel:
@@ -649,9 +663,31 @@ def _vjp_chain(n_temps: int) -> VjpModel:
 def _vjp_sigmoid(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
     a = mem.new(g.shape, g.dtype)  # g * out
     b = mem.new(g.shape, g.dtype)  # 1 - out
-    r = mem.new(g.shape, g.dtype)
+    r = _elide(mem, a, g.shape, g.dtype)  # a * b
     del a, b
     return r
+
+
+def _vjp_tanh(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    a = mem.new(g.shape, g.dtype)  # g * out
+    b = _elide(mem, a, g.shape, g.dtype)  # * out
+    del a
+    r = mem.new(g.shape, g.dtype)  # g - b: subtract cannot write into its right operand
+    del b
+    return r
+
+
+def _vjp_times_temp(n_left: int) -> VjpModel:
+    """``g * f(x)`` (``n_left`` = 0) or ``negative(g) * f(x)`` (1): the temporary takes the result."""
+
+    def model(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+        left = mem.new(g.shape, g.dtype) if n_left else None
+        f = mem.new(_shape_of(args[0]), g.dtype)
+        r = _elide(mem, left if left is not None else f, g.shape, g.dtype)
+        del left, f
+        return r
+
+    return model
 
 
 def _vjp_relu(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
@@ -713,7 +749,7 @@ def _vjp_cross_entropy(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any,
     del s
     diff = mem.new((n, c), logits.dtype)
     scale = mem.new(g.shape if params.get("reduction") != "none" else (n, 1), g.dtype)
-    r = mem.new((n, c), logits.dtype)
+    r = _elide(mem, diff, (n, c), logits.dtype)
     del diff, scale, probs, onehot
     return r
 
@@ -786,10 +822,10 @@ VJP_MEMORY: dict[str, VjpModel] = {
     "exp": _vjp_new_like_g,
     "log": _vjp_new_like_g,
     "sqrt": _vjp_chain(1),
-    "abs": _vjp_chain(1),
-    "sin": _vjp_chain(1),
-    "cos": _vjp_chain(2),
-    "tanh": _vjp_chain(2),
+    "abs": _vjp_times_temp(0),
+    "sin": _vjp_times_temp(0),
+    "cos": _vjp_times_temp(1),
+    "tanh": _vjp_tanh,
     "power": _vjp_chain(3),
     "clip": _vjp_chain(3),
     "sigmoid": _vjp_sigmoid,

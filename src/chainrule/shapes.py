@@ -304,7 +304,8 @@ _install_default_rules()
 WORKSPACE: dict[str, Callable[..., int]] = {
     "sigmoid": lambda ins, params, out: out.nbytes,  # 0.5*x, tanh(.) alive together, then 1+t and out
     "softmax": lambda ins, params, out: out.nbytes + 2 * out.nbytes // max(out.shape[params["axis"]], 1),
-    "cross_entropy": lambda ins, params, out: 2 * ins[0].nbytes + 4 * ins[0].shape[0] * ins[0].itemsize,
+    # shifted logits and their exp alive together, plus np.arange(n) (int64) to pick the labels
+    "cross_entropy": lambda ins, params, out: 2 * ins[0].nbytes + 8 * ins[0].shape[0],
 }
 
 # --- running a function abstractly ------------------------------------------------------

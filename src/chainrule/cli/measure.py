@@ -137,6 +137,10 @@ def _working(prof: Any) -> int:
     return int(prof.peak - cats["parameters"] - cats["inputs"])
 
 
+def _made_by() -> str:
+    return f"Made by `chainrule {' '.join(sys.argv[1:])}`.\n\n"
+
+
 def _mib(n: int) -> str:
     return f"{n / 2**20:.3f}"
 
@@ -236,14 +240,14 @@ def memory_command(args: argparse.Namespace) -> int:
     )
     print(text)
     if out:
-        (out / "memory_tables.md").write_text(text)
+        (out / "memory_tables.md").write_text(_made_by() + text)
         _plot(batch_rows, "batch", out / "memory_vs_batch.png", f"{args.model} model: peak memory vs batch")
         _plot(depth_rows, "depth", out / "memory_vs_depth.png", f"MLP, batch {args.depth_batch}: peak vs depth")
         for r in batch_rows:
             prof = r.get("_profile")
             if prof is not None and r["batch"] == max(x["batch"] for x in batch_rows):
                 prof.plot(str(out / "memory_timeline.png"), f"{args.model} model, batch {r['batch']}: one step")
-                (out / "memory_timeline.md").write_text(prof.table() + "\n")
+                (out / "memory_timeline.md").write_text(_made_by() + prof.table() + "\n")
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in batch_rows + depth_rows]
         (out / "memory_sweep.json").write_text(json.dumps(clean, indent=1))
         print(f"wrote {out}/memory_tables.md, memory_vs_batch.png, memory_vs_depth.png, memory_timeline.png")
@@ -379,7 +383,7 @@ def cost_command(args: argparse.Namespace) -> int:
         text = "\n".join(lines)
         print(text)
         if out:
-            (out / "cost_second_order.md").write_text(text + "\n")
+            (out / "cost_second_order.md").write_text(_made_by() + text + "\n")
             (out / "cost_second_order.json").write_text(json.dumps(rows, indent=1))
         return 0
     # first order: FLOPs per primitive from shapes, and a timed step of the section's model
@@ -408,7 +412,7 @@ def cost_command(args: argparse.Namespace) -> int:
     )
     print(text)
     if out:
-        (out / "cost_first_order.md").write_text(text + "\n")
+        (out / "cost_first_order.md").write_text(_made_by() + text + "\n")
     return 0
 
 

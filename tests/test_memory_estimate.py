@@ -120,3 +120,30 @@ def test_eval_shape_allocates_nothing_big() -> None:
     out = eval_shape(lambda a, b: cr.sum(F.relu(a @ b) * 2.0), x, w)
     assert out == ShapeDtype((), np.float64)
     assert time.perf_counter() - t < 1.0
+
+
+def test_estimate_of_a_step_function() -> None:
+    model = build_mlp(2, 32, np.float32)
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 784)).astype(np.float32), rng.integers(0, 10, 64)
+    est = memory.estimate(step, ShapeDtype(x.shape), ShapeDtype(y.shape, y.dtype), optimizer=opt)
+    prof = memory.profile(step, cr.as_tensor(x), y, optimizer=opt, warmup=1)
+    assert abs(est.peak - prof.peak) / prof.peak < 0.05
+    assert est.peak_categories()["optimizer"] == prof.peak_categories()["optimizer"] > 0
+
+
+def test_estimate_refuses_a_recorded_backward() -> None:
+    def step(x):
+        (x * x).sum().backward(create_graph=True)
+
+    with pytest.raises(NotImplementedError, match="first-order"):
+        memory.estimate(step, ShapeDtype((3,), requires_grad=True))

@@ -1,0 +1,1025 @@
+"""Memory of a training or prediction step: measured from real allocations, or predicted from shapes.
+
+**Measured** (:func:`profile`, :func:`profiling`): NumPy reports every data buffer it
+allocates and frees to ``tracemalloc`` under its own domain (``np.lib.tracemalloc_domain``).
+At each point of the step (after every operation, after every node of the backward pass,
+after every parameter's update) the engine's hooks sum the live buffers of that domain and
+attribute them: parameters, gradients, optimizer state, inputs, saved activations (what the
+graph's live nodes keep for backward) and temporaries (everything else that is live). Each
+buffer is counted once, by the array that owns its memory, so a view (``W.T``) or an array
+saved by two nodes counts once, under the first category that claims it in that order.
+Peaks between two points (inside an operation) come from ``tracemalloc``'s peak.
+
+**Predicted** (:func:`estimate`): the same step runs on placeholders
+(:mod:`chainrule.shapes`): the forward pass through the real engine with every primitive's
+impl swapped for its shape rule, the backward pass through a replica of the engine's loop
+whose derivative rules are replaced by models of what each rule allocates
+(:data:`VJP_MEMORY`), and the optimizer's update by its per-element footprint measured once
+on a small array. Lifetimes are Python's own: a placeholder's bytes are freed when the last
+reference to it goes, exactly as the real array's would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import threading
+import time
+import tracemalloc
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainrule.core import backward as _backward_module
+from chainrule.core.node import THREAD, Node, hook, no_grad
+from chainrule.core.tensor import Tensor
+from chainrule.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of, ufunc_buffer
+
+DOMAIN = int(np.lib.tracemalloc_domain)
+CATEGORIES = ("parameters", "optimizer", "gradients", "inputs", "activations", "temporaries")
+PHASES = ("forward", "backward", "update")
+
+
+@dataclass
+class Point:
+    """Memory right after one event of the step (``peak``: the highest total since the previous point)."""
+
+    index: int
+    phase: str
+    label: str
+    total: int
+    peak: int
+    categories: dict[str, int]
+
+
+@dataclass
+class MemoryProfile:
+    """Bytes by category at every point of a step, and the peak (measured or predicted)."""
+
+    points: list[Point]
+    saved_by_node: list[tuple[str, int]] = field(default_factory=list)
+    predicted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def peak(self) -> int:
+        return max((p.peak for p in self.points), default=0)
+
+    @property
+    def peak_point(self) -> Point:
+        return max(self.points, key=lambda p: p.peak)
+
+    def peak_categories(self) -> dict[str, int]:
+        """The breakdown at the peak: the point's categories plus its in-operation spike as temporaries."""
+        p = self.peak_point
+        cats = dict(p.categories)
+        cats["temporaries"] += p.peak - p.total
+        return cats
+
+    def phase_peaks(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.points:
+            out[p.phase] = max(out.get(p.phase, 0), p.peak)
+        return out
+
+    def table(self) -> str:
+        """The peak and its breakdown, and the peak of each phase, as a Markdown table."""
+        kind = "predicted" if self.predicted else "measured"
+        cats = self.peak_categories()
+        rows = [f"| category ({kind}, at peak) | bytes | MiB |", "|---|---:|---:|"]
+        for c in CATEGORIES:
+            rows.append(f"| {c} | {cats[c]:,} | {cats[c] / 2**20:.3f} |")
+        rows.append(
+            f"| **peak** ({self.peak_point.phase}: {self.peak_point.label}) | {self.peak:,} | {self.peak / 2**20:.3f} |"
+        )
+        for ph, v in self.phase_peaks().items():
+            rows.append(f"| peak during {ph} | {v:,} | {v / 2**20:.3f} |")
+        return "\n".join(rows)
+
+    def plot(self, path: str, title: str | None = None) -> None:
+        """Bytes over the sequence of events, stacked by category, phases marked (PNG, matplotlib Agg)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x = np.arange(len(self.points))
+        ys = [np.array([p.categories[c] for p in self.points]) / 2**20 for c in CATEGORIES]
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        ax.stackplot(x, *ys, labels=CATEGORIES, step="post", alpha=0.85)
+        ax.plot(x, np.array([p.peak for p in self.points]) / 2**20, "k:", lw=1, label="peak inside op")
+        start = 0
+        for i in range(1, len(self.points) + 1):
+            if i == len(self.points) or self.points[i].phase != self.points[start].phase:
+                ax.axvspan(
+                    start, i, alpha=0.06, color={"forward": "C0", "backward": "C3"}.get(self.points[start].phase, "C2")
+                )
+                ax.text((start + i) / 2, ax.get_ylim()[1] * 0.97, self.points[start].phase, ha="center", va="top")
+                start = i
+        ax.set_xlabel("event (op in forward, node in backward, parameter in update)")
+        ax.set_ylabel("MiB")
+        ax.set_title(
+            title or f"{'predicted' if self.predicted else 'measured'} memory, peak {self.peak / 2**20:.2f} MiB"
+        )
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "predicted": self.predicted,
+            "peak": self.peak,
+            "peak_categories": self.peak_categories(),
+            "phase_peaks": self.phase_peaks(),
+            "points": len(self.points),
+            "seconds": self.seconds,
+        }
+
+
+# --- the meter: a graph hook that attributes live buffers ------------------------------
+
+
+class _Meter:
+    """Records a :class:`Point` after every engine event; subclasses say how the total is read."""
+
+    predicted = False
+
+    def __init__(self, params: Sequence[Tensor], optimizer: Any, inputs: Sequence[Any]) -> None:
+        self.params = list(params)
+        self.optimizer = optimizer
+        self.inputs = [a for a in inputs if isinstance(a, np.ndarray)]
+        self.points: list[Point] = []
+        self.phase = "forward"
+        # saved activations: owner id -> [count, bytes]; per node: the owner ids it holds
+        self.saved: dict[int, list[int]] = {}
+        self.saved_total = 0
+        self.node_owners: dict[int, tuple[int, ...]] = {}
+        self.node_refs: dict[int, Any] = {}
+        self.saved_by_node: list[tuple[str, int]] = []
+        self.extra_optimizer: list[np.ndarray[Any, Any]] = []  # predicted state (estimate only)
+        self.lock = threading.Lock()
+
+    # sizes and totals (overridden)
+    def size_of(self, owner: Any, array: Any) -> int:
+        return int(owner.nbytes) if isinstance(owner, np.ndarray) else int(array.nbytes)
+
+    def read(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def untracked(self, owner: Any) -> bool:
+        return False
+
+    # graph hook protocol
+    def forward(self, node: Node | None, prim: Any, out: Any) -> None:
+        if node is not None:
+            self._track(node)
+        self.point(prim.name if node is None or node.label is None else f"{prim.name} ({node.label})")
+
+    def backward(self, node: Node) -> None:
+        if self.phase == "forward":
+            self.phase = "backward"
+        if node.released:
+            self._untrack(id(node))
+        self.point(f"d {node.prim.name}" + (f" ({node.label})" if node.label else ""))
+
+    # saved activations, incrementally
+    def _track(self, node: Node) -> None:
+        owners: dict[int, int] = {}
+        for a in node.saved_arrays():
+            o = root_of(a)
+            if id(o) not in owners:
+                owners[id(o)] = self.size_of(o, a)
+        key = id(node)
+        self.node_owners[key] = tuple(owners)
+        self.node_refs[key] = weakref.ref(node, self._on_node_death(key))
+        for oid, n in owners.items():
+            entry = self.saved.get(oid)
+            if entry is None:
+                static = oid in self._static_seen  # a parameter or input: counted there, not here
+                self.saved[oid] = [1, 0 if static else n]
+                self.saved_total += 0 if static else n
+            else:
+                entry[0] += 1
+        own = sum(n for oid, n in owners.items() if oid not in self._static_seen)
+        self.saved_by_node.append((node.prim.name + (f" ({node.label})" if node.label else ""), own))
+
+    def _on_node_death(self, key: int) -> Callable[[Any], None]:
+        def callback(_ref: Any) -> None:
+            self._untrack(key)
+
+        return callback
+
+    def _untrack(self, key: int) -> None:
+        self.node_refs.pop(key, None)
+        for oid in self.node_owners.pop(key, ()):
+            entry = self.saved[oid]
+            entry[0] -= 1
+            if entry[0] == 0:
+                self.saved_total -= entry[1]
+                del self.saved[oid]
+
+    def start(self) -> None:
+        self._input_owners = [(root_of(a), a) for a in self.inputs]
+        self._grad_cache: dict[int, tuple[Any, int, int, bool]] = {}
+        self._refresh_static()
+
+    def _refresh_static(self) -> None:
+        """Parameters, optimizer state and inputs: fixed during forward and backward, so summed once."""
+        cats = dict.fromkeys(CATEGORIES, 0)
+        seen: set[int] = set()
+        untracked = 0
+
+        def claim(cat: str, array: Any) -> None:
+            nonlocal untracked
+            owner = root_of(array)
+            if id(owner) in seen:
+                return
+            seen.add(id(owner))
+            n = self.size_of(owner, array)
+            cats[cat] += n
+            if self.untracked(owner):
+                untracked += n
+
+        for p in self.params:
+            claim("parameters", p.data)
+        if self.optimizer is not None:
+            for st in self.optimizer.state:
+                for v in st.values():
+                    if isinstance(v, np.ndarray):
+                        claim("optimizer", v)
+        for v in self.extra_optimizer:
+            claim("optimizer", v)
+        for _, a in self._input_owners:
+            claim("inputs", a)
+        self._static_cats, self._static_seen, self._static_untracked = cats, seen, untracked
+        self._signature = self._state_signature()
+
+    def _state_signature(self) -> tuple[int, int]:
+        n = sum(len(st) for st in self.optimizer.state) if self.optimizer is not None else 0
+        return n, len(self.extra_optimizer)
+
+    def attribute(self) -> tuple[dict[str, int], int]:
+        """Bytes per category (each owner once) and the bytes of owners the allocator count does not see."""
+        if self.phase == "update" and self._state_signature() != self._signature:
+            self._refresh_static()  # the optimizer created its state
+        cats = dict(self._static_cats)
+        seen = self._static_seen
+        untracked = self._static_untracked
+        extra: set[int] = set()
+        cache = self._grad_cache
+        for p in self.params:
+            g = p.grad
+            if g is None:
+                continue
+            hit = cache.get(id(p))
+            if hit is None or hit[0] is not g:
+                owner = root_of(g.data)
+                hit = (g, id(owner), self.size_of(owner, g.data), self.untracked(owner))
+                cache[id(p)] = hit
+            oid = hit[1]
+            if oid in seen or oid in extra:
+                continue
+            extra.add(oid)
+            cats["gradients"] += hit[2]
+            if hit[3]:
+                untracked += hit[2]
+        act = self.saved_total
+        saved = self.saved
+        if saved:
+            for oid in extra:
+                entry = saved.get(oid)
+                if entry is not None:
+                    act -= entry[1]
+        cats["activations"] = act
+        return cats, untracked
+
+    stride = 1  # record every event; >1 samples (in-between peaks still count, through tracemalloc's peak)
+    _events = 0
+
+    def point(self, label: str, force: bool = False) -> None:
+        if self.stride > 1 and not force:
+            self._events += 1
+            if self._events % self.stride:
+                return
+        cats, untracked = self.attribute()
+        current, peak = self.read()
+        total = current + untracked
+        cats["temporaries"] = total - sum(cats[c] for c in CATEGORIES if c != "temporaries")
+        peak = max(peak + untracked, total)
+        self.points.append(Point(len(self.points), self.phase, label, total, peak, cats))
+
+    # optimizer: one point after each parameter's update
+    @contextlib.contextmanager
+    def watching(self, optimizer: Any) -> Iterator[None]:
+        if optimizer is None:
+            yield
+            return
+        step, update = optimizer.step, optimizer._update
+        counter = iter(range(1 << 30))
+
+        def wrapped_step() -> None:
+            self.phase = "update"
+            self.point("update start", force=True)  # splits what the backward's teardown frees from the update
+            step()
+
+        def wrapped_update(w: Any, g: Any, state: Any) -> None:
+            self.update(update, w, g, state)
+            self.point(f"update param {next(counter)}")
+
+        optimizer.step = wrapped_step
+        optimizer._update = wrapped_update
+        try:
+            yield
+        finally:
+            del optimizer.step
+            del optimizer._update
+
+    def update(self, update: Callable[..., Any], w: Any, g: Any, state: Any) -> None:
+        update(w, g, state)
+
+
+class _Measured(_Meter):
+    """Totals from tracemalloc's NumPy domain; buffers that existed before tracing are added by owner."""
+
+    def start(self) -> None:
+        self._before: dict[int, Any] = {}
+        for p in self.params:
+            self._remember(p.data)
+            if p.grad is not None:
+                self._remember(p.grad.data)
+        if self.optimizer is not None:
+            for st in self.optimizer.state:
+                for v in st.values():
+                    if isinstance(v, np.ndarray):
+                        self._remember(v)
+        for a in self.inputs:
+            self._remember(a)
+        super().start()
+        self._py = 0
+        self._np = 0
+        self.read()  # baselines for the first interval
+
+    def _remember(self, a: Any) -> None:
+        o = root_of(a)
+        try:
+            self._before[id(o)] = weakref.ref(o)  # not kept alive by us; checked by identity
+        except TypeError:
+            pass
+
+    def untracked(self, owner: Any) -> bool:
+        ref = self._before.get(id(owner))
+        return ref is not None and ref() is owner
+
+    def numpy_now(self) -> int:
+        traces = tracemalloc._get_traces()  # type: ignore[attr-defined]
+        total = 0
+        for t in traces:
+            if t[0] == DOMAIN:
+                total += t[1]
+        del traces
+        return total
+
+    def read(self) -> tuple[int, int]:
+        all_now, all_peak = tracemalloc.get_traced_memory()
+        np_now = self.numpy_now()
+        after, _ = tracemalloc.get_traced_memory()
+        py_before = self._py
+        np_before = self._np
+        self._py = after - np_now
+        self._np = np_now
+        tracemalloc.reset_peak()
+        interval_peak = max(all_peak - max(py_before, self._py), np_now, np_before)
+        return np_now, interval_peak
+
+
+def _params_of(params: Any, optimizer: Any, model: Any) -> list[Tensor]:
+    if params is not None:
+        return list(params)
+    if optimizer is not None:
+        return list(optimizer.params)
+    if model is not None:
+        return list(model.parameters())
+    return []
+
+
+def _flat_arrays(args: Sequence[Any]) -> list[Any]:
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            out.append(a.data)
+        elif isinstance(a, np.ndarray):
+            out.append(a)
+    return out
+
+
+@contextlib.contextmanager
+def profiling(
+    params: Any = None, optimizer: Any = None, model: Any = None, inputs: Sequence[Any] = (), stride: int = 1
+) -> Iterator[MemoryProfile]:
+    """Measure what runs inside the block; the yielded profile is filled in when the block ends.
+
+    ``stride`` > 1 records one point every ``stride`` events (for long computations: each point
+    reads all of tracemalloc's traces); peaks in between are still caught, categories are sampled.
+    """
+    if tracemalloc.is_tracing():
+        raise RuntimeError("memory.profiling: tracemalloc is already tracing; nested profiles are not supported")
+    meter = _Measured(_params_of(params, optimizer, model), optimizer, _flat_arrays(inputs))
+    meter.stride = stride
+    result = MemoryProfile(points=[])
+    tracemalloc.start(1)
+    t0 = time.perf_counter()
+    try:
+        meter.start()
+        meter.point("start", force=True)
+        with hook(meter), meter.watching(optimizer):
+            yield result
+        meter.phase = "update" if meter.phase == "update" else meter.phase
+        meter.point("end", force=True)
+    finally:
+        tracemalloc.stop()
+    result.points = meter.points
+    result.saved_by_node = meter.saved_by_node
+    result.seconds = time.perf_counter() - t0
+
+
+def profile(
+    step_fn: Callable[..., Any],
+    *args: Any,
+    params: Any = None,
+    optimizer: Any = None,
+    model: Any = None,
+    warmup: int = 0,
+    stride: int = 1,
+) -> MemoryProfile:
+    """Run ``step_fn(*args)`` once (after ``warmup`` unmeasured calls) and measure its memory.
+
+    ``params``/``optimizer``/``model`` say which arrays are parameters and optimizer state
+    (and, if the optimizer is given, its updates are points of the timeline). Arguments that
+    are arrays or tensors are the step's inputs.
+    """
+    for _ in range(warmup):
+        step_fn(*args)
+    with profiling(params, optimizer, model, inputs=args, stride=stride) as result:
+        step_fn(*args)
+    return result
+
+
+# --- steps for a model --------------------------------------------------------------------
+
+
+def _loss(model: Any, x: Any, y: Any) -> Any:
+    from chainrule.training import objective
+
+    return objective(model, x, y)[0]
+
+
+def training_step(model: Any, optimizer: Any) -> Callable[[Any, Any], Any]:
+    """``zero_grad``, the objective, ``backward``, ``step``: the step both measured and predicted."""
+
+    def step(x: Any, y: Any) -> Any:
+        optimizer.zero_grad()
+        loss = _loss(model, x, y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def prediction_step(model: Any) -> Callable[[Any], Any]:
+    """The model's output under ``no_grad`` (nothing is kept for backward)."""
+
+    def predict(x: Any) -> Any:
+        with no_grad():
+            return model(x)
+
+    return predict
+
+
+# --- prediction from shapes ------------------------------------------------------------------
+
+
+class _Estimated(_Meter):
+    predicted = True
+
+    def __init__(self, mem: AbstractMemory, *args: Any) -> None:
+        super().__init__(*args)
+        self.mem = mem
+
+    def size_of(self, owner: Any, array: Any) -> int:
+        n = self.mem.nbytes_of(owner)
+        return super().size_of(owner, array) if n is None else n
+
+    def untracked(self, owner: Any) -> bool:
+        return self.mem.nbytes_of(owner) is None  # a real array (a parameter): not in the pretend allocator
+
+    def read(self) -> tuple[int, int]:
+        return self.mem.current, self.mem.mark()
+
+    def update(self, update: Callable[..., Any], w: Any, g: Any, state: Any) -> None:
+        n = w.size * w.dtype.itemsize
+        k_state, k_peak = update_footprint(self.optimizer, w.dtype, n)
+        if not state and id(state) not in self._state_made:
+            self._state_made.add(id(state))
+            if k_state:
+                self.extra_optimizer.append(self.mem.new((int(round(k_state * w.size)),), w.dtype))
+        self.mem.spike(int(k_peak * n))
+
+    def steady_state(self) -> None:
+        """Optimizer state as after one step (so the prediction is of a steady-state step)."""
+        self._state_made: set[int] = set()
+        if self.optimizer is None:
+            return
+        for p, st in zip(self.optimizer.params, self.optimizer.state, strict=True):
+            if not st:
+                k_state, _ = update_footprint(self.optimizer, p.dtype, p.size * p.dtype.itemsize)
+                self._state_made.add(id(st))
+                if k_state:
+                    self.extra_optimizer.append(self.mem.new((int(round(k_state * p.size)),), p.dtype))
+
+
+_FOOTPRINTS: dict[tuple[Any, ...], tuple[float, float]] = {}
+_STATIC_FOOTPRINT = {"SGD": (0.0, 1.0), "Adam": (2.0, 3.0), "AdamW": (2.0, 3.0)}
+
+
+def update_footprint(optimizer: Any, dtype: Any, nbytes: int = 1 << 20) -> tuple[float, float]:
+    """(state bytes, peak temporary bytes) of one parameter's update, per byte of the parameter.
+
+    Measured once per optimizer configuration by running its real ``_update`` under tracemalloc
+    (steady state: the second call), on a parameter on the same side of NumPy's temporary-elision
+    threshold (256 KiB: larger temporaries of an expression are reused in place) as ``nbytes``;
+    a fixed table if tracemalloc is already busy.
+    """
+    hyper = tuple(
+        sorted((k, v) for k, v in vars(optimizer).items() if k != "steps" and isinstance(v, int | float | bool | tuple))
+    )
+    dt = np.dtype(dtype)
+    large = nbytes >= ELIDE_BYTES
+    key = (type(optimizer), dt.str, hyper, large)
+    if key in _FOOTPRINTS:
+        return _FOOTPRINTS[key]
+    if tracemalloc.is_tracing():
+        return _STATIC_FOOTPRINT.get(type(optimizer).__name__, (2.0, 3.0))
+    n = (4 * ELIDE_BYTES if large else ELIDE_BYTES // 4) // dt.itemsize
+    w = np.ones(n, dt)
+    g = np.full(n, 0.5, dt)
+    state: dict[str, Any] = {}
+    steps = optimizer.steps
+    optimizer.steps = max(steps, 1)
+    meter = _Measured([], None, [])
+    tracemalloc.start(1)
+    try:
+        meter.start()
+        meter.read()
+        type(optimizer)._update(optimizer, w, g, state)
+        after_first, _ = meter.read()
+        meter.read()
+        type(optimizer)._update(optimizer, w, g, state)
+        now, peak = meter.read()
+    finally:
+        tracemalloc.stop()
+        optimizer.steps = steps
+    size = n * dt.itemsize
+    result = (round(after_first / size, 2), round(max(peak - now, 0) / size, 2))
+    _FOOTPRINTS[key] = result
+    return result
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def _b(*xs: Any) -> tuple[int, ...]:
+    return tuple(np.broadcast_shapes(*[_shape_of(x) for x in xs]))
+
+
+# VJP memory models: fn(mem, i, g, out, args, params) -> the gradient placeholder for input i.
+# Each allocates (mem.new) what the real rule allocates, in the same order; a temporary is a
+# placeholder that goes out of scope. ``g`` returned as is: the rule passes it through.
+VjpModel = Callable[..., Any]
+
+
+ELIDE_BYTES = 256 * 1024  # NumPy reuses a temporary operand of at least this size for the result
+
+
+def _elide(mem: AbstractMemory, temp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """The result of ``temp (op) other`` with ``temp`` a temporary: NumPy writes into ``temp``
+    when it is large enough and already has the result's shape and dtype (temporary elision)."""
+    if temp.nbytes >= ELIDE_BYTES and temp.shape == tuple(shape) and temp.dtype == np.dtype(dtype):
+        return temp
+    return mem.new(shape, dtype)
+
+
+def _vjp_add(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return g
+
+
+def _vjp_new_like_g(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return mem.new(g.shape, g.dtype)
+
+
+def _vjp_subtract(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return g if i == 0 else mem.new(g.shape, g.dtype)
+
+
+def _vjp_multiply(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    other = args[1 - i]
+    r = mem.new(_b(g, other), g.dtype)
+    mem.spike(ufunc_buffer((g, other), r.shape))
+    return r
+
+
+def _vjp_divide(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    x, y = args
+    if i == 0:
+        return mem.new(_b(g, y), g.dtype)
+    a = mem.new(g.shape, g.dtype)  # negative(g)
+    b = _elide(mem, a, _b(a, x), g.dtype)  # * x
+    del a
+    c = mem.new(_shape_of(y), g.dtype)  # y * y
+    return _elide(mem, b, _b(b, c), g.dtype)  # / (y * y)
+
+
+def _vjp_chain(n_temps: int) -> VjpModel:
+    """A rule that builds ``n_temps`` g-shaped temporaries, each alive with the next, then the result."""
+
+    def model(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+        prev = None
+        for _ in range(n_temps):
+            cur = mem.new(g.shape, g.dtype)
+            del prev
+            prev = cur
+        r = mem.new(g.shape, g.dtype)
+        del prev
+        return r
+
+    return model
+
+
+def _vjp_sigmoid(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    a = mem.new(g.shape, g.dtype)  # g * out
+    b = mem.new(g.shape, g.dtype)  # 1 - out
+    r = _elide(mem, a, g.shape, g.dtype)  # a * b
+    del a, b
+    return r
+
+
+def _vjp_tanh(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    a = mem.new(g.shape, g.dtype)  # g * out
+    b = _elide(mem, a, g.shape, g.dtype)  # * out
+    del a
+    r = mem.new(g.shape, g.dtype)  # g - b: subtract cannot write into its right operand
+    del b
+    return r
+
+
+def _vjp_times_temp(n_left: int) -> VjpModel:
+    """``g * f(x)`` (``n_left`` = 0) or ``negative(g) * f(x)`` (1): the temporary takes the result."""
+
+    def model(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+        left = mem.new(g.shape, g.dtype) if n_left else None
+        f = mem.new(_shape_of(args[0]), g.dtype)
+        r = _elide(mem, left if left is not None else f, g.shape, g.dtype)
+        del left, f
+        return r
+
+    return model
+
+
+def _vjp_relu(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    mask = mem.new(g.shape, np.bool_)  # out > 0
+    r = mem.new(g.shape, g.dtype)
+    mem.spike(ufunc_buffer((g, mask), r.shape))  # the mask is cast to g's dtype through a buffer
+    del mask
+    return r
+
+
+def _vjp_compare_mask(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    # maximum/minimum: (x > y) + (x == y) * 0.5 in float64, cast to g's dtype, times g
+    shape = _b(*args)
+    gt = mem.new(shape, np.bool_)
+    eq = mem.new(shape, np.bool_)
+    half = mem.new(shape, np.float64)
+    del eq
+    s = mem.new(shape, np.float64)
+    del gt, half
+    m = mem.new(shape, g.dtype)
+    del s
+    r = mem.new(_b(g, m), g.dtype)
+    del m
+    return r
+
+
+def _vjp_where(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    if i == 0:
+        return None
+    z = mem.new(g.shape, g.dtype)
+    r = mem.new(_b(args[0], g), g.dtype)
+    del z
+    return r
+
+
+def _vjp_softmax(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    axis = params["axis"]
+    a = mem.new(g.shape, g.dtype)
+    s = mem.new(tuple(1 if k == axis else n for k, n in enumerate(g.shape)), g.dtype)
+    del a
+    d = mem.new(g.shape, g.dtype)
+    r = mem.new(g.shape, g.dtype)
+    del d, s
+    return r
+
+
+def _vjp_cross_entropy(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    if i != 0:
+        return None
+    logits = args[0]
+    n, c = logits.shape
+    onehot = mem.new((n, c), logits.dtype)
+    mx = mem.new((n, 1), logits.dtype)  # softmax: x - max, exp, / sum
+    d = mem.new((n, c), logits.dtype)
+    del mx
+    probs = mem.new((n, c), logits.dtype)
+    del d
+    s = mem.new((n, 1), logits.dtype)
+    del s
+    diff = mem.new((n, c), logits.dtype)
+    scale = mem.new(g.shape if params.get("reduction") != "none" else (n, 1), g.dtype)
+    r = _elide(mem, diff, (n, c), logits.dtype)
+    del diff, scale, probs, onehot
+    return r
+
+
+def _vjp_matmul(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return mem.new(_shape_of(args[i]), g.dtype)
+
+
+def _keep_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if k in axis else n for k, n in enumerate(shape))
+
+
+def _vjp_sum(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    shape = _shape_of(args[0])
+    gg = g if params.get("keepdims") else g.reshape(_keep_shape(shape, params.get("axis")))
+    return np.broadcast_to(gg, shape)  # a read-only view of g: nothing allocated
+
+
+def _vjp_extremum(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    shape = _shape_of(args[0])
+    eq = mem.new(shape, np.bool_)
+    hit = mem.new(shape, g.dtype)
+    del eq
+    count = mem.new(_keep_shape(shape, params.get("axis")), g.dtype)
+    q = mem.new(shape, g.dtype)
+    r = mem.new(shape, g.dtype)
+    del hit, count, q
+    return r
+
+
+def _vjp_reshape(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return g.reshape(_shape_of(args[0]))
+
+
+def _vjp_transpose(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    axes = params.get("axes")
+    inv = None if axes is None else tuple(int(k) for k in np.argsort(axes))
+    return np.transpose(g, inv)
+
+
+def _vjp_broadcast(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return _sum_to(mem, g, _shape_of(args[0]))
+
+
+def _vjp_astype(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return mem.new(g.shape, args[0].dtype)
+
+
+def _vjp_getitem(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    return mem.new(_shape_of(args[0]), g.dtype)
+
+
+def _vjp_concat(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
+    axis = params["axis"]
+    start = sum(_shape_of(x)[axis] for x in args[:i])
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(start, start + _shape_of(args[i])[axis])
+    return g[tuple(index)]
+
+
+VJP_MEMORY: dict[str, VjpModel] = {
+    "add": _vjp_add,
+    "watch": _vjp_add,
+    "subtract": _vjp_subtract,
+    "multiply": _vjp_multiply,
+    "divide": _vjp_divide,
+    "negative": _vjp_new_like_g,
+    "exp": _vjp_new_like_g,
+    "log": _vjp_new_like_g,
+    "sqrt": _vjp_chain(1),
+    "abs": _vjp_times_temp(0),
+    "sin": _vjp_times_temp(0),
+    "cos": _vjp_times_temp(1),
+    "tanh": _vjp_tanh,
+    "power": _vjp_chain(3),
+    "clip": _vjp_chain(3),
+    "sigmoid": _vjp_sigmoid,
+    "relu": _vjp_relu,
+    "maximum": _vjp_compare_mask,
+    "minimum": _vjp_compare_mask,
+    "where": _vjp_where,
+    "softmax": _vjp_softmax,
+    "cross_entropy": _vjp_cross_entropy,
+    "matmul": _vjp_matmul,
+    "sum": _vjp_sum,
+    "max": _vjp_extremum,
+    "min": _vjp_extremum,
+    "reshape": _vjp_reshape,
+    "transpose": _vjp_transpose,
+    "broadcast_to": _vjp_broadcast,
+    "astype": _vjp_astype,
+    "getitem": _vjp_getitem,
+    "scatter_add": lambda mem, i, g, out, args, params: mem.new(_shape_of(out), g.dtype),
+    "concatenate": _vjp_concat,
+}
+
+
+def _sum_to(mem: AbstractMemory, x: Any, shape: tuple[int, ...]) -> Any:
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(k + lead for k, n in enumerate(shape) if n == 1 and x.shape[k + lead] != 1)
+    if axes:
+        x = mem.new(tuple(1 if k in axes else n for k, n in enumerate(x.shape)), x.dtype)
+    if x.shape != shape:
+        x = x.reshape(shape)
+    return x
+
+
+def _simulated_backward(mem: AbstractMemory, meter: _Estimated, free_early: bool = False) -> Callable[..., Any]:
+    """The engine's backward loop (core/backward.py) with each rule replaced by its memory model.
+
+    Written with the same local variables in the same order, so that every array lives exactly
+    as long as it does in the real loop (a local keeps the previous node's arrays until rebound).
+    """
+
+    def to_leaf(leaf: Tensor, g: Any, owned: set[int]) -> None:
+        if leaf.grad is None:
+            if not g.flags.writeable or id(g) in owned:
+                g = mem.new(g.shape, g.dtype)
+            owned.add(id(g))
+            leaf.grad = Tensor._make(g, None)
+        else:
+            leaf.grad = Tensor._make(mem.new(leaf.grad.shape, leaf.grad.dtype), None)
+
+    def backward(
+        roots: Sequence[Tensor],
+        gradients: Sequence[Any],
+        retain_graph: bool = False,
+        create_graph: bool = False,
+        targets: Any = None,
+    ) -> None:
+        if create_graph or targets is not None:
+            raise NotImplementedError("memory.estimate: only a first-order backward() is modelled")
+        state = THREAD.state
+        grads: dict[Node, Any] = {}
+        ready: list[tuple[int, Node]] = []
+        owned: set[int] = set()
+        for root, gradient in zip(roots, gradients, strict=True):
+            if gradient is None:
+                g: Any = mem.new(root.shape, root.dtype)
+            else:
+                g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
+                owned.add(id(g))
+            node = root.node
+            if node is None:
+                to_leaf(root, g, owned)
+            else:
+                grads[node] = g
+                heapq.heappush(ready, (-node.seq, node))
+        while ready:
+            node = heapq.heappop(ready)[1]
+            g = grads.pop(node)
+            prim = node.prim
+            inputs: Any = node.kept
+            args: Any = inputs
+            out: Any = node.output
+            params = node.params
+            model: VjpModel = VJP_MEMORY.get(prim.name, _vjp_new_like_g)
+            for i, parent in enumerate(node.parents):
+                if parent is None:
+                    continue
+                gi = model(mem, i, g, out, args, params)
+                if gi is None:
+                    continue
+                expected = inputs[i]
+                if gi.shape != expected.shape:
+                    gi = _sum_to(mem, gi, expected.shape)
+                if expected.dtype is not None and gi.dtype != expected.dtype:
+                    gi = mem.new(gi.shape, expected.dtype)
+                if type(parent) is not Node:
+                    to_leaf(parent, gi, owned)  # type: ignore[arg-type]
+                elif parent in grads:
+                    grads[parent] = mem.new(gi.shape, gi.dtype)
+                else:
+                    grads[parent] = gi
+                    heapq.heappush(ready, (-parent.seq, parent))
+            if not retain_graph:
+                node.release()
+                if free_early:  # what-if: the loop drops its own references to what was just released
+                    inputs = args = out = expected = gi = g = None
+            if state.hooks:
+                for h in state.hooks:
+                    h.backward(node)
+        return None
+
+    return backward
+
+
+def _as_spec(x: Any) -> Any:
+    return x
+
+
+def estimate(
+    fn: Any,
+    *specs: Any,
+    optimizer: Any = None,
+    params: Any = None,
+    train: bool | None = None,
+    free_released_early: bool = False,
+) -> MemoryProfile:
+    """Predict the memory of a step from shapes alone: no arithmetic, no real allocation.
+
+    ``fn`` is a step function (called on placeholders for ``specs``; it may call
+    ``loss.backward()`` and ``optimizer.step()``) or a model: with ``train`` (the default when
+    an optimizer is given) the step is :func:`training_step` (``specs`` = inputs and labels),
+    else :func:`prediction_step` (``specs`` = inputs). ``specs`` are :class:`ShapeDtype`
+    (arrays and tensors are used as they are). The optimizer's state is predicted as after
+    one step (a steady-state step); the parameters are the model's own arrays, untouched:
+    their gradients and the optimizer's step count are restored afterwards.
+
+    ``free_released_early`` is a what-if for the engine: the peak if its backward loop let go
+    of a node's saved arrays (and the gradients it just used) as soon as it released them,
+    instead of when its local variables are rebound at the next node.
+    """
+    from chainrule.nn.modules import Module
+
+    t0 = time.perf_counter()
+    model = fn if isinstance(fn, Module) else None
+    if model is not None:
+        if train is None:
+            train = optimizer is not None
+        if train:
+            if optimizer is None:
+                raise ValueError("memory.estimate: a training step needs the optimizer")
+            fn = training_step(model, optimizer)
+        else:
+            fn = prediction_step(model)
+    plist = _params_of(params, optimizer, model)
+    saved_grads = [p.grad for p in plist]
+    steps = optimizer.steps if optimizer is not None else 0
+    mem = AbstractMemory()
+    real_inputs = _flat_arrays(specs)
+    meter = _Estimated(mem, plist, optimizer, real_inputs)
+    try:
+        with abstract(mem):
+            args = [placeholder(s, mem) if isinstance(s, ShapeDtype) else s for s in specs]
+            meter.inputs = real_inputs + [a.data for a in args if isinstance(a, Tensor)]
+            meter.start()
+            meter.steady_state()
+            meter.point("start", force=True)
+            original = _backward_module.backward
+            _backward_module.backward = _simulated_backward(mem, meter, free_released_early)
+            try:
+                with hook(meter), meter.watching(optimizer):
+                    out = fn(*args)
+                    del out
+                meter.point("end", force=True)
+            finally:
+                _backward_module.backward = original
+            del args
+    finally:
+        for p, g in zip(plist, saved_grads, strict=True):
+            p.grad = g
+        if optimizer is not None:
+            optimizer.steps = steps
+    return MemoryProfile(meter.points, meter.saved_by_node, predicted=True, seconds=time.perf_counter() - t0)
+
+
+__all__ = [
+    "CATEGORIES",
+    "MemoryProfile",
+    "Point",
+    "VJP_MEMORY",
+    "estimate",
+    "prediction_step",
+    "profile",
+    "profiling",
+    "training_step",
+    "update_footprint",
+]

@@ -1,6 +1,14 @@
-"""chainrule: automatic differentiation on NumPy with the computational graph as a first-class object."""
+"""chainrule: automatic differentiation on NumPy with the computational graph as a first-class object.
 
-from chainrule import linalg, nn, ops, viz
+The subpackages ``nn``, ``optim``, ``data``, ``viz``, ``linalg``, ``models`` and ``cli`` are
+imported on first use (``cr.optim.SGD`` works after a plain ``import chainrule``), so importing
+chainrule loads only the engine and its operations.
+"""
+
+import importlib
+from typing import Any
+
+from chainrule import ops
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -46,6 +54,22 @@ float64 = "float64"
 
 __version__ = "0.1.0"
 
+# Subpackages loaded on first attribute access (PEP 562), so ``import chainrule`` stays fast.
+_LAZY_SUBMODULES = ("cli", "data", "linalg", "models", "nn", "optim", "viz")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"chainrule.{name}")
+        globals()[name] = module  # later lookups skip this function
+        return module
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "AnomalyError",
     "ChainruleError",
@@ -63,6 +87,7 @@ __all__ = [
     "as_tensor",
     "check_grad",
     "compile",
+    "data",
     "detect_anomaly",
     "empty",
     "enable_grad",
@@ -86,6 +111,7 @@ __all__ = [
     "ones",
     "ones_like",
     "ops",
+    "optim",
     "randn",
     "tensor",
     "value_and_grad",

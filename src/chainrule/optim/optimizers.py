@@ -12,13 +12,37 @@ from chainrule.core.tensor import Tensor
 
 
 class Optimizer:
+    """Base class: holds the parameters, a learning rate ``lr`` and per-parameter state.
+
+    ``params``: ``nn.Parameter``s (``model.parameters()``) or tensors that require grad; a
+    NumPy array or a tensor that does not require grad is refused with a ``TypeError`` or
+    ``ValueError`` naming the optimizer. ``step()`` updates each parameter's data in place from
+    its ``.grad``; ``zero_grad()`` clears the gradients.
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> opt = SGD([w], lr=0.5)
+    >>> (w * w).sum().backward()
+    >>> opt.step()
+    >>> w
+    tensor([0., 0.], requires_grad=True)
+    """
+
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        name = f"optim.{type(self).__name__}"
+        if isinstance(params, Tensor | np.ndarray):
+            raise TypeError(f"{name}: expected an iterable of Parameters (model.parameters()), got a single {type(params).__name__}")
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        for p in self.params:
+            raise ValueError(f"{name}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"{name}: expected Parameters or tensors that require grad (e.g. model.parameters() or "
+                    f"cr.tensor(a, requires_grad=True)), got {type(p).__name__} at position {i}"
+                )
             if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does not require grad")
+                raise ValueError(f"{name}: a parameter of shape {p.shape} does not require grad")
         if lr <= 0:
             raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
         self.lr = lr

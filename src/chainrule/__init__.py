@@ -6,9 +6,12 @@ chainrule loads only the engine and its operations.
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chainrule import ops
+
+if TYPE_CHECKING:  # for type checkers and linters; at run time these load on first use (below)
+    from chainrule import cli, data, linalg, models, nn, optim, viz  # noqa: F401
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,

@@ -80,14 +80,22 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     t.add_argument("--lr", type=float, help=f"default {d.lr}")
     t.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    t.add_argument("--weight-decay", type=float, help=f"λ of the section's penalty s = λ/2(‖W1‖² + ‖W2‖²) (default {d.weight_decay})")
+    t.add_argument(
+        "--weight-decay",
+        type=float,
+        help=f"λ of the section's penalty s = λ/2(‖W1‖² + ‖W2‖²) (default {d.weight_decay})",
+    )
     t.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "adamw"], help=f"default {d.optimizer}")
     t.add_argument("--schedule", choices=["none", "cosine", "step"], help=f"default {d.schedule}")
-    t.add_argument("--dropout", type=float, help=f"dropout after the hidden layer (--model mlp only; default {d.dropout})")
+    t.add_argument(
+        "--dropout", type=float, help=f"dropout after the hidden layer (--model mlp only; default {d.dropout})"
+    )
     t.add_argument("--init", choices=["normal", "xavier", "he", "he_uniform"], help=f"default {d.init}")
     t.add_argument("--standardize", action="store_true", default=None, help="standardize with training mean/std")
     t.add_argument("--seed", type=int, help=f"default {d.seed}")
-    t.add_argument("--limit-train", type=int, help=f"use only the first N training images (0 = all; default {d.limit_train})")
+    t.add_argument(
+        "--limit-train", type=int, help=f"use only the first N training images (0 = all; default {d.limit_train})"
+    )
     t.add_argument("--limit-test", type=int, help=f"use only the first N test images (0 = all; default {d.limit_test})")
     t.add_argument("--data-dir", help=_DATA_HELP)
     t.add_argument("--out", help="run folder (default runs/<timestamp>, made unique)")

@@ -6,12 +6,13 @@
 - ``DataLoader(*arrays, batch_size=256, shuffle=False, seed=0)``: minibatches of equally long
   arrays, each epoch's order reproducible from ``(seed, epoch)``.
 
->>> import numpy as np
->>> x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
->>> [yb.tolist() for _, yb in DataLoader(x, y, batch_size=2)]
-[[0, 1], [2, 3], [4]]
->>> as_float_inputs(np.full((1, 2, 2), 255, np.uint8))
-array([[1., 1., 1., 1.]], dtype=float32)
+Examples:
+    >>> import numpy as np
+    >>> x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
+    >>> [yb.tolist() for _, yb in DataLoader(x, y, batch_size=2)]
+    [[0, 1], [2, 3], [4]]
+    >>> as_float_inputs(np.full((1, 2, 2), 255, np.uint8))
+    array([[1., 1., 1., 1.]], dtype=float32)
 """
 
 from chainrule.data.fashion_mnist import CLASSES, FashionMNIST, load_fashion_mnist, read_idx

@@ -7,11 +7,12 @@ list holding tensors is stacked differentiably; a NumPy array, a plain (nested) 
 is computed on with NumPy and gives a NumPy array, as ``cr.exp`` does. Integer or boolean
 inputs to a loss or an activation are read as float32.
 
->>> import chainrule as cr, chainrule.nn.functional as F
->>> F.relu([1.0, -2.0])
-array([1., 0.])
->>> F.relu(cr.tensor([1.0, -2.0]))
-tensor([1., 0.])
+Examples:
+    >>> import chainrule as cr, chainrule.nn.functional as F
+    >>> F.relu([1.0, -2.0])
+    array([1., 0.])
+    >>> F.relu(cr.tensor([1.0, -2.0]))
+    tensor([1., 0.])
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ def relu(x: Any) -> Any:
 
     Any shape and float dtype; the result has the shape and dtype of ``x``.
 
-    >>> import chainrule as cr
-    >>> x = cr.tensor([-1.0, 0.5], requires_grad=True)
-    >>> relu(x).sum().backward()
-    >>> x.grad
-    tensor([0., 1.])
+    Examples:
+        >>> import chainrule as cr
+        >>> x = cr.tensor([-1.0, 0.5], requires_grad=True)
+        >>> relu(x).sum().backward()
+        >>> x.grad
+        tensor([0., 1.])
     """
     return _relu_p(_operand(x))
 
@@ -73,8 +75,9 @@ def sigmoid(x: Any) -> Any:
 
     Any shape and float dtype; the result has the shape and dtype of ``x``.
 
-    >>> sigmoid([0.0, 100.0])
-    array([0.5, 1. ])
+    Examples:
+        >>> sigmoid([0.0, 100.0])
+        array([0.5, 1. ])
     """
     return _sigmoid_p(_operand(x))
 
@@ -86,9 +89,10 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
     Any shape and float dtype; the result has the shape and dtype of ``x``.
 
-    >>> import numpy as np
-    >>> np.round(log_softmax([1.0, 1.0]), 4)
-    array([-0.6931, -0.6931])
+    Examples:
+        >>> import numpy as np
+        >>> np.round(log_softmax([1.0, 1.0]), 4)
+        array([-0.6931, -0.6931])
     """
     x = _operand(x)
     shifted = x - stop_gradient(max(x, axis=axis, keepdims=True))
@@ -113,9 +117,10 @@ def softmax(x: Any, axis: int = -1) -> Any:
 
     Any shape and float dtype; the result has the shape and dtype of ``x`` and sums to 1 along ``axis``.
 
-    >>> softmax([[0.0, 0.0], [1000.0, 1000.0]])
-    array([[0.5, 0.5],
-           [0.5, 0.5]])
+    Examples:
+        >>> softmax([[0.0, 0.0], [1000.0, 1000.0]])
+        array([[0.5, 0.5],
+               [0.5, 0.5]])
     """
     x = _operand(x)
     return _softmax_p(x, axis=axis % array_of(x).ndim)
@@ -194,9 +199,10 @@ def dropout(x: Any, p: float, rng: np.random.Generator, training: bool = True) -
     Any shape and float dtype; ``rng`` is a ``numpy.random.Generator``. The identity when not
     ``training`` or when ``p`` is 0.
 
-    >>> import numpy as np
-    >>> dropout(np.ones(4, np.float32), 0.5, np.random.default_rng(0))
-    array([2., 2., 2., 0.], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> dropout(np.ones(4, np.float32), 0.5, np.random.default_rng(0))
+        array([2., 2., 2., 0.], dtype=float32)
     """
     x = _operand(x)
     if not training or p == 0:
@@ -216,14 +222,15 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
     (a list or array). ``reduction``: "mean" (a scalar, the section's L), "sum", or "none"
     (shape (batch,)). The result has the dtype of ``logits``.
 
-    >>> import numpy as np
-    >>> round(float(cross_entropy([[0.0, 0.0], [0.0, 0.0]], [0, 1])), 4)
-    0.6931
-    >>> import chainrule as cr
-    >>> logits = cr.tensor([[2.0, 0.0]], requires_grad=True)
-    >>> cross_entropy(logits, [0]).backward()
-    >>> np.round(logits.grad.numpy(), 4)
-    array([[-0.1192,  0.1192]], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> round(float(cross_entropy([[0.0, 0.0], [0.0, 0.0]], [0, 1])), 4)
+        0.6931
+        >>> import chainrule as cr
+        >>> logits = cr.tensor([[2.0, 0.0]], requires_grad=True)
+        >>> cross_entropy(logits, [0]).backward()
+        >>> np.round(logits.grad.numpy(), 4)
+        array([[-0.1192,  0.1192]], dtype=float32)
     """
     logits = _operand(logits)
     if reduction not in ("mean", "sum", "none"):
@@ -238,8 +245,9 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
     Any shape and float dtype; ``reduction`` "mean" and "sum" give a scalar, "none" the
     elementwise squares.
 
-    >>> float(mse_loss([1.0, 2.0], [1.0, 4.0]))
-    2.0
+    Examples:
+        >>> float(mse_loss([1.0, 2.0], [1.0, 4.0]))
+        2.0
     """
     prediction, target = _operand(prediction), _operand(target)
     ps, ts = array_of(prediction).shape, array_of(target).shape
@@ -261,8 +269,9 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
 def tanh(x: Any) -> Any:
     """Hyperbolic tangent (``cr.tanh``). Any shape and float dtype.
 
-    >>> tanh([0.0])
-    array([0.])
+    Examples:
+        >>> tanh([0.0])
+        array([0.])
     """
     from chainrule.ops import tanh as _tanh
 

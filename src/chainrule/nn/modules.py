@@ -20,9 +20,10 @@ class Parameter(Tensor):
     ``data``: an array, list or tensor of any shape; float data keep their dtype, integer data
     become float32. ``requires_grad`` is True unless given.
 
-    >>> w = Parameter([[1.0, 2.0]])
-    >>> w.shape, w.dtype, w.requires_grad
-    ((1, 2), dtype('float64'), True)
+    Examples:
+        >>> w = Parameter([[1.0, 2.0]])
+        >>> w.shape, w.dtype, w.requires_grad
+        ((1, 2), dtype('float64'), True)
     """
 
     __slots__ = ()
@@ -41,15 +42,16 @@ class Module:
     ``parameters()`` lists them for an optimizer, ``named_parameters()`` with PyTorch-style names,
     ``train()``/``eval()`` switch dropout, ``state_dict()``/``load_state_dict()`` copy the arrays.
 
-    >>> import numpy as np
-    >>> class Affine(Module):
-    ...     def __init__(self):
-    ...         self.w = Parameter(np.ones(3, np.float32))
-    ...     def forward(self, x):
-    ...         return x * self.w
-    >>> m = Affine()
-    >>> [name for name, _ in m.named_parameters()], m.num_parameters()
-    (['w'], 3)
+    Examples:
+        >>> import numpy as np
+        >>> class Affine(Module):
+        ...     def __init__(self):
+        ...         self.w = Parameter(np.ones(3, np.float32))
+        ...     def forward(self, x):
+        ...         return x * self.w
+        >>> m = Affine()
+        >>> [name for name, _ in m.named_parameters()], m.num_parameters()
+        (['w'], 3)
     """
 
     training: bool = True
@@ -136,12 +138,13 @@ class Linear(Module):
     initializer of ``chainrule.nn.init`` ("normal", "xavier", "he", "he_uniform") or is a
     function ``(shape, rng) -> array``.
 
-    >>> import numpy as np, chainrule as cr
-    >>> layer = Linear(784, 256, rng=np.random.default_rng(0))
-    >>> layer.weight.shape, layer.bias.shape, layer.weight.dtype
-    ((256, 784), (256,), dtype('float32'))
-    >>> layer(cr.tensor(np.zeros((32, 784)))).shape
-    (32, 256)
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> layer = Linear(784, 256, rng=np.random.default_rng(0))
+        >>> layer.weight.shape, layer.bias.shape, layer.weight.dtype
+        ((256, 784), (256,), dtype('float32'))
+        >>> layer(cr.tensor(np.zeros((32, 784)))).shape
+        (32, 256)
     """
 
     def __init__(
@@ -168,13 +171,14 @@ class Linear(Module):
 class Sequential(Module):
     """Layers applied one after another; parameters are named "0.weight", "2.bias", ... as in PyTorch.
 
-    >>> import numpy as np, chainrule as cr
-    >>> rng = np.random.default_rng(0)
-    >>> net = Sequential(Linear(4, 8, rng=rng), ReLU(), Linear(8, 3, rng=rng))
-    >>> [name for name, _ in net.named_parameters()]
-    ['0.weight', '0.bias', '2.weight', '2.bias']
-    >>> net(cr.tensor(np.ones((5, 4)))).shape
-    (5, 3)
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> rng = np.random.default_rng(0)
+        >>> net = Sequential(Linear(4, 8, rng=rng), ReLU(), Linear(8, 3, rng=rng))
+        >>> [name for name, _ in net.named_parameters()]
+        ['0.weight', '0.bias', '2.weight', '2.bias']
+        >>> net(cr.tensor(np.ones((5, 4)))).shape
+        (5, 3)
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -200,9 +204,10 @@ class Sequential(Module):
 class ReLU(Module):
     """``F.relu`` as a layer: max(x, 0), any shape, dtype kept.
 
-    >>> import chainrule as cr
-    >>> ReLU()(cr.tensor([-1.0, 2.0]))
-    tensor([0., 2.])
+    Examples:
+        >>> import chainrule as cr
+        >>> ReLU()(cr.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
     """
 
     def forward(self, x: Any) -> Any:
@@ -212,9 +217,10 @@ class ReLU(Module):
 class Tanh(Module):
     """``F.tanh`` as a layer: any shape, dtype kept.
 
-    >>> import chainrule as cr
-    >>> Tanh()(cr.tensor([0.0]))
-    tensor([0.])
+    Examples:
+        >>> import chainrule as cr
+        >>> Tanh()(cr.tensor([0.0]))
+        tensor([0.])
     """
 
     def forward(self, x: Any) -> Any:
@@ -224,9 +230,10 @@ class Tanh(Module):
 class Sigmoid(Module):
     """``F.sigmoid`` as a layer: 1 / (1 + exp(-x)), any shape, dtype kept.
 
-    >>> import chainrule as cr
-    >>> Sigmoid()(cr.tensor([0.0]))
-    tensor([0.5])
+    Examples:
+        >>> import chainrule as cr
+        >>> Sigmoid()(cr.tensor([0.0]))
+        tensor([0.5])
     """
 
     def forward(self, x: Any) -> Any:
@@ -236,9 +243,10 @@ class Sigmoid(Module):
 class Flatten(Module):
     """Reshape (batch, d1, d2, ...) to (batch, d1·d2·...); dtype kept.
 
-    >>> import numpy as np, chainrule as cr
-    >>> Flatten()(cr.tensor(np.zeros((2, 28, 28)))).shape
-    (2, 784)
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> Flatten()(cr.tensor(np.zeros((2, 28, 28)))).shape
+        (2, 784)
     """
 
     def forward(self, x: Any) -> Any:
@@ -250,12 +258,13 @@ class Dropout(Module):
 
     Any shape, dtype kept; the identity after ``model.eval()``. ``seed`` seeds its own generator.
 
-    >>> import numpy as np, chainrule as cr
-    >>> drop = Dropout(0.5, seed=0)
-    >>> drop(cr.tensor(np.ones(4)))
-    tensor([2., 2., 2., 0.])
-    >>> drop.eval()(cr.tensor(np.ones(4)))
-    tensor([1., 1., 1., 1.])
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> drop = Dropout(0.5, seed=0)
+        >>> drop(cr.tensor(np.ones(4)))
+        tensor([2., 2., 2., 0.])
+        >>> drop.eval()(cr.tensor(np.ones(4)))
+        tensor([1., 1., 1., 1.])
     """
 
     def __init__(self, p: float = 0.5, seed: int | None = None) -> None:

@@ -19,13 +19,14 @@ class Optimizer:
     ``ValueError`` naming the optimizer. ``step()`` updates each parameter's data in place from
     its ``.grad``; ``zero_grad()`` clears the gradients.
 
-    >>> import chainrule as cr
-    >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
-    >>> opt = SGD([w], lr=0.5)
-    >>> (w * w).sum().backward()
-    >>> opt.step()
-    >>> w
-    tensor([0., 0.], requires_grad=True)
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+        >>> opt = SGD([w], lr=0.5)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w
+        tensor([0., 0.], requires_grad=True)
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
@@ -92,13 +93,14 @@ class SGD(Optimizer):
     ``params``: Parameters or tensors that require grad (any shapes, float32 or float64);
     updates are in place and keep each parameter's dtype.
 
-    >>> import chainrule as cr
-    >>> w = cr.tensor([1.0], requires_grad=True)
-    >>> opt = SGD([w], lr=0.1, weight_decay=1.0)
-    >>> (w * 2).sum().backward()
-    >>> opt.step()           # w - 0.1 * (2 + 1.0 * w)
-    >>> w
-    tensor([0.7], requires_grad=True)
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0], requires_grad=True)
+        >>> opt = SGD([w], lr=0.1, weight_decay=1.0)
+        >>> (w * 2).sum().backward()
+        >>> opt.step()           # w - 0.1 * (2 + 1.0 * w)
+        >>> w
+        tensor([0.7], requires_grad=True)
     """
 
     def __init__(
@@ -138,13 +140,14 @@ class Adam(Optimizer):
 
     Parameters of any shape and float dtype, updated in place; ``betas`` and ``eps`` as in PyTorch.
 
-    >>> import chainrule as cr
-    >>> w = cr.tensor([1.0], requires_grad=True)
-    >>> opt = Adam([w], lr=0.1)
-    >>> (w * w).sum().backward()
-    >>> opt.step()           # the first Adam step moves each weight by about lr
-    >>> w
-    tensor([0.9], requires_grad=True)
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0], requires_grad=True)
+        >>> opt = Adam([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()           # the first Adam step moves each weight by about lr
+        >>> w
+        tensor([0.9], requires_grad=True)
     """
 
     decoupled = False
@@ -185,13 +188,14 @@ class AdamW(Adam):
 
     Parameters of any shape and float dtype, updated in place.
 
-    >>> import chainrule as cr
-    >>> w = cr.tensor([1.0], requires_grad=True)
-    >>> opt = AdamW([w], lr=0.1, weight_decay=0.5)
-    >>> (w * 0).sum().backward()   # a zero gradient: only the decay acts
-    >>> opt.step()
-    >>> w
-    tensor([0.95], requires_grad=True)
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0], requires_grad=True)
+        >>> opt = AdamW([w], lr=0.1, weight_decay=0.5)
+        >>> (w * 0).sum().backward()   # a zero gradient: only the decay acts
+        >>> opt.step()
+        >>> w
+        tensor([0.95], requires_grad=True)
     """
 
     decoupled = True
@@ -210,11 +214,12 @@ class AdamW(Adam):
 class StepLR:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (call ``set_epoch(e)`` per epoch).
 
-    >>> import chainrule as cr
-    >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.1)
-    >>> schedule = StepLR(opt, step_size=2, gamma=0.5)
-    >>> [schedule.lr_at(e) for e in range(5)]
-    [0.1, 0.1, 0.05, 0.05, 0.025]
+    Examples:
+        >>> import chainrule as cr
+        >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.1)
+        >>> schedule = StepLR(opt, step_size=2, gamma=0.5)
+        >>> [schedule.lr_at(e) for e in range(5)]
+        [0.1, 0.1, 0.05, 0.05, 0.025]
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
@@ -231,12 +236,13 @@ class StepLR:
 class CosineAnnealingLR:
     """Cosine decay from the base learning rate to ``eta_min`` over ``t_max`` epochs (call ``set_epoch(e)``).
 
-    >>> import chainrule as cr
-    >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.1)
-    >>> schedule = CosineAnnealingLR(opt, t_max=4)
-    >>> schedule.set_epoch(2)
-    >>> round(opt.lr, 6)
-    0.05
+    Examples:
+        >>> import chainrule as cr
+        >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.1)
+        >>> schedule = CosineAnnealingLR(opt, t_max=4)
+        >>> schedule.set_epoch(2)
+        >>> round(opt.lr, 6)
+        0.05
     """
 
     def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:

@@ -3,6 +3,15 @@
 The subpackages ``nn``, ``optim``, ``data``, ``viz``, ``linalg``, ``models`` and ``cli`` are
 imported on first use (``cr.optim.SGD`` works after a plain ``import chainrule``), so importing
 chainrule loads only the engine and its operations.
+
+Examples:
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([2., 4.])
+    >>> cr.optim.SGD([x], lr=0.1).lr
+    0.1
 """
 
 import importlib

@@ -101,6 +101,12 @@ def test_lists_and_arrays_are_accepted_wherever_a_tensor_is() -> None:
     for f in (F.relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax):
         assert type(f([1.0, -2.0])) is type(cr.exp([1.0, -2.0])) is np.ndarray, f.__name__
         assert isinstance(f(cr.tensor([1.0, -2.0])), cr.Tensor), f.__name__
+    # layers take lists and arrays too
+    from chainrule import nn
+
+    layer = nn.Linear(2, 3, rng=np.random.default_rng(0))
+    assert layer([[1.0, 2.0]]).shape == (1, 3) == layer(np.ones((1, 2), np.float32)).shape
+    assert nn.Flatten()([[[1, 2], [3, 4]]]).shape == (1, 4)
     # a list holding tensors is stacked differentiably
     t = cr.tensor([1.0, -2.0], requires_grad=True)
     F.mse_loss([t, t], [[0.0, 0.0], [0.0, 0.0]]).backward()

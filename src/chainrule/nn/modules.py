@@ -162,6 +162,7 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
 
     def forward(self, x: Any) -> Any:
+        x = F._operand(x)  # lists and arrays are accepted as everywhere else
         if x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear: expected input with {self.in_features} features, got shape {x.shape}")
         out = x @ self.weight.T
@@ -250,6 +251,7 @@ class Flatten(Module):
     """
 
     def forward(self, x: Any) -> Any:
+        x = F._operand(x)
         return reshape(x, (x.shape[0], -1))
 
 

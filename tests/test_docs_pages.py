@@ -79,5 +79,6 @@ def test_page_runs_and_outputs_match(page: Path, tmp_path: Path, monkeypatch: py
             except Exception as exc:  # pragma: no cover - the message is the point
                 raise AssertionError(f"{page.name}, block at line {line} raised {exc!r}") from exc
         if expected is not None:
-            assert _norm(buf.getvalue()) == _norm(expected), f"{page.name}, block at line {line}: output differs"
+            got = _norm(buf.getvalue())
+            assert got == _norm(expected), f"{page.name}, block at line {line}: output differs, got:\n{got}"
     assert os.getcwd() == str(tmp_path)

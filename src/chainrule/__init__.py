@@ -1,6 +1,26 @@
-"""chainrule: automatic differentiation on NumPy with the computational graph as a first-class object."""
+"""chainrule: automatic differentiation on NumPy with the computational graph as a first-class object.
 
-from chainrule import linalg, nn, ops, viz
+The subpackages ``nn``, ``optim``, ``data``, ``viz``, ``linalg``, ``models`` and ``cli`` are
+imported on first use (``cr.optim.SGD`` works after a plain ``import chainrule``), so importing
+chainrule loads only the engine and its operations.
+
+Examples:
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([2., 4.])
+    >>> cr.optim.SGD([x], lr=0.1).lr
+    0.1
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from chainrule import ops
+
+if TYPE_CHECKING:  # for type checkers and linters; at run time these load on first use (below)
+    from chainrule import cli, data, linalg, models, nn, optim, viz  # noqa: F401
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -47,6 +67,22 @@ float64 = "float64"
 
 __version__ = "0.1.0"
 
+# Subpackages loaded on first attribute access (PEP 562), so ``import chainrule`` stays fast.
+_LAZY_SUBMODULES = ("cli", "data", "linalg", "models", "nn", "optim", "viz")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"chainrule.{name}")
+        globals()[name] = module  # later lookups skip this function
+        return module
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "AnomalyError",
     "ChainruleError",
@@ -65,6 +101,7 @@ __all__ = [
     "as_tensor",
     "check_grad",
     "compile",
+    "data",
     "detect_anomaly",
     "empty",
     "enable_grad",
@@ -88,6 +125,7 @@ __all__ = [
     "ones",
     "ones_like",
     "ops",
+    "optim",
     "randn",
     "tensor",
     "value_and_grad",

@@ -56,7 +56,7 @@ class Config:
     epochs: int = 10
     lr: float = 0.1
     batch_size: int = 256
-    weight_decay: float = 0.0
+    weight_decay: float = 1e-4  # λ of J = L + s; chosen by benchmarks/LAMBDA.md
     optimizer: str = "sgd"  # sgd | momentum | adam | adamw
     schedule: str = "none"  # none | cosine | step
     dropout: float = 0.0
@@ -77,6 +77,8 @@ class EpochMetrics:
     test_accuracy: float
     seconds: float
     lr: float
+    test_loss: float = math.nan  # L on the test set at the end of the epoch
+    penalty: float = 0.0  # s = λ/2 (‖W1‖F² + ‖W2‖F²) at the end of the epoch
 
 
 @dataclass
@@ -305,6 +307,28 @@ def objective(model: Module, x: Tensor, y: Any) -> tuple[Tensor, Tensor]:
         return nodes["J"], nodes["o"]
     logits = model(x)
     return F.cross_entropy(logits, y), logits
+
+
+def penalty(model: Module, lam: float) -> float:
+    """s = λ/2 Σ‖W‖F² over the penalized weights (W1 and W2 for the section's model, all parameters otherwise)."""
+    params = [model.W1, model.W2] if isinstance(model, SectionMLP) else model.parameters()
+    return float(lam / 2 * sum(float(np.sum(np.square(p.data, dtype=np.float64))) for p in params))
+
+
+def loss_and_accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy L (without the penalty) and accuracy of ``model`` on (x, y), in prediction mode."""
+    was_training = model.training
+    model.eval()
+    total, correct = 0.0, 0
+    with no_grad():
+        for i in range(0, len(x), batch_size):
+            logits = model(as_tensor(x[i : i + batch_size]))
+            yb = y[i : i + batch_size]
+            total += float(F.cross_entropy(logits, yb, reduction="sum").item())
+            correct += int((logits.numpy().argmax(axis=1) == yb).sum())
+    model.train(was_training)
+    n = max(len(x), 1)
+    return total / n, correct / n
 
 
 def accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
@@ -564,13 +588,16 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self._check_finite()  # each loss checks the update before it; this checks the epoch's last
+        test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
         m = EpochMetrics(
             epoch=st.epoch + 1,
             train_loss=st.loss_sum / max(st.seen, 1),
             train_accuracy=st.correct / max(st.seen, 1),
-            test_accuracy=accuracy(self.model, self.x_test, self.y_test),
+            test_accuracy=test_accuracy,
             seconds=st.seconds,
             lr=self.optimizer.lr,
+            test_loss=test_loss,
+            penalty=penalty(self.model, self.cfg.weight_decay),
         )
         self._critical += 1
         try:
@@ -597,7 +624,7 @@ class Trainer:
         report = {"config": asdict(self.cfg), "data_source": str(self.data_source), "epochs": history}
         atomic_write(self.out / "metrics.json", json.dumps(report, indent=2).encode())
         png = io.BytesIO()
-        plot_curves(history, png)
+        plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
 
 
@@ -611,23 +638,49 @@ def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
     return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", disable=None)
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO) -> None:
+def recipe(cfg: Config) -> str:
+    """A one-line name of the training recipe, e.g. for a plot's title."""
+    model = {"section": "section MLP", "section-bias": "section MLP + bias", "mlp": "MLP"}.get(cfg.model, cfg.model)
+    parts = [
+        f"{model} 784-{cfg.hidden}-10 {cfg.activation}",
+        f"{cfg.optimizer} lr {cfg.lr:g}",
+        f"batch {cfg.batch_size}",
+        f"λ {cfg.weight_decay:g}",
+        f"{cfg.epochs} epochs",
+    ]
+    if cfg.schedule != "none":
+        parts.append(f"{cfg.schedule} schedule")
+    if cfg.dropout:
+        parts.append(f"dropout {cfg.dropout:g}")
+    return ", ".join(parts)
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO, title: str | None = None) -> None:
+    """Three panels per epoch: the losses (train J = L + s averaged over the epoch's minibatches,
+    test L at the epoch's end), the penalty s, and train/test accuracy; ``title`` names the recipe."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train J = L + s (epoch mean)")
+    ax1.plot(epochs, [h.get("test_loss", math.nan) for h in history], "s-", label="test L")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend()
-    ax2.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train accuracy")
-    ax2.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test accuracy")
+    ax2.plot(epochs, [h.get("penalty", 0.0) for h in history], "o-", color="tab:green", label="s = λ/2(‖W1‖² + ‖W2‖²)")
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy")
+    ax2.set_ylabel("penalty s")
     ax2.legend()
+    ax3.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train accuracy")
+    ax3.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test accuracy")
+    ax3.set_xlabel("epoch")
+    ax3.set_ylabel("accuracy")
+    ax3.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)

@@ -18,24 +18,59 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from chainrule import __version__
 from chainrule.cli import graph as graph_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.io import OutputError
 from chainrule.rundir import RunDir, claim_new_run, claim_resume
 from chainrule.training import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
 
+_DATA_HELP = (
+    "folder with the Fashion-MNIST IDX files, then the only place looked at (default: $CHAINRULE_DATA, "
+    "/usr/share/datasets/fashion-mnist, then the user cache, downloading there if missing)"
+)
+
 # flags that may accompany --resume; the rest of a run's configuration is fixed at its start
 _RESUME_FLAGS = {"epochs", "data_dir", "quiet"}
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (written out where the parser's default is None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text.lower():
+            return text
+        if action.nargs == 0:  # store_true flags
+            return f"{text} (default: off)".strip()
+        if action.default is None:
+            return f"{text} (default: none)".strip()
+        return f"{text} (default: %(default)s)".strip()
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.help is None and action.option_strings:  # an option without help still shows its default
+            action.help = "(default: off)" if action.nargs == 0 else "(default: %(default)s)"
+        return action
+
     def error(self, message: str) -> NoReturn:  # one line, not the whole usage text
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="chainrule", description="Train and evaluate the section's MLP.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(
+        prog="chainrule",
+        description="Train and evaluate the section's MLP (D2L §5.3), and draw or explain its computational graph.",
+        epilog="Run 'chainrule COMMAND --help' for a command's options and their defaults.",
+    )
+    p.add_argument("--version", action="version", version=f"chainrule {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     graph_cli.add_parsers(sub)
     d = Config()
     t = sub.add_parser("train", help="train on Fashion-MNIST (defaults: the book's recipe)")
@@ -45,24 +80,32 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     t.add_argument("--lr", type=float, help=f"default {d.lr}")
     t.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    t.add_argument("--weight-decay", type=float, help="λ of the section's penalty (default 0)")
+    t.add_argument(
+        "--weight-decay",
+        type=float,
+        help=f"λ of the section's penalty s = λ/2(‖W1‖² + ‖W2‖²) (default {d.weight_decay})",
+    )
     t.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "adamw"], help=f"default {d.optimizer}")
     t.add_argument("--schedule", choices=["none", "cosine", "step"], help=f"default {d.schedule}")
-    t.add_argument("--dropout", type=float, help="dropout after the hidden layer (--model mlp only)")
+    t.add_argument(
+        "--dropout", type=float, help=f"dropout after the hidden layer (--model mlp only; default {d.dropout})"
+    )
     t.add_argument("--init", choices=["normal", "xavier", "he", "he_uniform"], help=f"default {d.init}")
     t.add_argument("--standardize", action="store_true", default=None, help="standardize with training mean/std")
     t.add_argument("--seed", type=int, help=f"default {d.seed}")
-    t.add_argument("--limit-train", type=int, help="use only the first N training images (0 = all)")
-    t.add_argument("--limit-test", type=int, help="use only the first N test images (0 = all)")
-    t.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (the only place looked at)")
+    t.add_argument(
+        "--limit-train", type=int, help=f"use only the first N training images (0 = all; default {d.limit_train})"
+    )
+    t.add_argument("--limit-test", type=int, help=f"use only the first N test images (0 = all; default {d.limit_test})")
+    t.add_argument("--data-dir", help=_DATA_HELP)
     t.add_argument("--out", help="run folder (default runs/<timestamp>, made unique)")
     t.add_argument("--overwrite", action="store_true", default=None, help="replace the run already in --out")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
     t.add_argument("--no-compile", action="store_true", default=None, help="run every step eagerly")
     e = sub.add_parser("evaluate", help="test accuracy of a saved run")
-    e.add_argument("run")
-    e.add_argument("--data-dir", default=None)
+    e.add_argument("run", help="the run folder")
+    e.add_argument("--data-dir", default=None, help=_DATA_HELP)
     return p
 
 
@@ -125,7 +168,11 @@ def _on_term_before_run(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `chainrule`: say what there is to run
+        parser.print_help()
+        return 0
     _tune_allocator()
     previous_term = None
     if args.command == "train":

@@ -1,4 +1,19 @@
-"""Datasets and minibatching."""
+"""Datasets and minibatching.
+
+- ``load_fashion_mnist(data_dir=None)``: uint8 images (N, 28, 28) and uint8 labels (N,) for the
+  train and test splits; an explicit ``data_dir`` is the only place looked at.
+- ``as_float_inputs(images)``: float32 rows (N, 784) in [0, 1].
+- ``DataLoader(*arrays, batch_size=256, shuffle=False, seed=0)``: minibatches of equally long
+  arrays, each epoch's order reproducible from ``(seed, epoch)``.
+
+Examples:
+    >>> import numpy as np
+    >>> x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
+    >>> [yb.tolist() for _, yb in DataLoader(x, y, batch_size=2)]
+    [[0, 1], [2, 3], [4]]
+    >>> as_float_inputs(np.full((1, 2, 2), 255, np.uint8))
+    array([[1., 1., 1., 1.]], dtype=float32)
+"""
 
 from chainrule.data.fashion_mnist import CLASSES, FashionMNIST, load_fashion_mnist, read_idx
 from chainrule.data.loader import DataLoader, as_float_inputs, load_csv, load_npz

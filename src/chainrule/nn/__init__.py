@@ -1,4 +1,14 @@
-"""Neural-network building blocks."""
+"""Neural-network building blocks: ``Module``, ``Parameter``, layers (``Linear``, ``ReLU``,
+``Tanh``, ``Sigmoid``, ``Dropout``, ``Flatten``, ``Sequential``), ``functional`` (activations and
+losses) and ``init`` (initializers). Batches are rows: (batch, features).
+
+Examples:
+    >>> import numpy as np, chainrule as cr
+    >>> from chainrule import nn
+    >>> model = nn.Sequential(nn.Linear(784, 256, rng=np.random.default_rng(0)), nn.ReLU(), nn.Linear(256, 10))
+    >>> model(cr.tensor(np.zeros((2, 784)))).shape, model.num_parameters()
+    ((2, 10), 203530)
+"""
 
 from chainrule.nn import functional, init
 from chainrule.nn.modules import Dropout, Flatten, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Tanh

@@ -1,6 +1,19 @@
 """Activations and losses. Most are compositions of primitives and are differentiated for free;
 relu and sigmoid are primitives so their rules reuse the forward output, and softmax
-cross-entropy is fused so it is stable and needs only the logits for backward."""
+cross-entropy is fused so it is stable and needs only the logits for backward.
+
+Inputs, as everywhere in chainrule: a tensor gives a tensor (recorded when it requires grad); a
+list holding tensors is stacked differentiably; a NumPy array, a plain (nested) list or a number
+is computed on with NumPy and gives a NumPy array, as ``cr.exp`` does. Integer or boolean
+inputs to a loss or an activation are read as float32.
+
+Examples:
+    >>> import chainrule as cr, chainrule.nn.functional as F
+    >>> F.relu([1.0, -2.0])
+    array([1., 0.])
+    >>> F.relu(cr.tensor([1.0, -2.0]))
+    tensor([1., 0.])
+"""
 
 from __future__ import annotations
 
@@ -9,9 +22,19 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor
-from chainrule.ops import exp, log, max, mean, sum
+from chainrule.core.tensor import Primitive, Tensor, _contains_tensor
+from chainrule.ops import exp, log, max, mean, stack, sum
 from chainrule.ops.shape import array_of, stop_gradient
+
+
+def _operand(x: Any) -> Any:
+    """A tensor as it is; a list holding tensors stacked into one; anything else a float NumPy array."""
+    if isinstance(x, Tensor):
+        return x
+    if type(x) in (list, tuple) and _contains_tensor(x):
+        return stack([_operand(e) if type(e) in (list, tuple) else e for e in x])
+    a = np.asarray(x)
+    return a.astype(np.float32) if a.dtype.kind in "biu" else a
 
 
 def _relu(x: Any) -> Any:
@@ -24,8 +47,18 @@ _relu_p.defjvp(lambda t, out, x: t * (out > 0))
 
 
 def relu(x: Any) -> Any:
-    """max(x, 0), elementwise; derivative 0 at x = 0 (as PyTorch)."""
-    return _relu_p(x)
+    """max(x, 0), elementwise; derivative 0 at x = 0 (as PyTorch).
+
+    Any shape and float dtype; the result has the shape and dtype of ``x``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> x = cr.tensor([-1.0, 0.5], requires_grad=True)
+        >>> relu(x).sum().backward()
+        >>> x.grad
+        tensor([0., 1.])
+    """
+    return _relu_p(_operand(x))
 
 
 def _sigmoid(x: Any) -> Any:
@@ -38,14 +71,30 @@ _sigmoid_p.defjvp(lambda t, out, x: t * out * (1 - out))
 
 
 def sigmoid(x: Any) -> Any:
-    """1 / (1 + exp(-x)), elementwise, stable for large |x|."""
-    return _sigmoid_p(x)
+    """1 / (1 + exp(-x)), elementwise, stable for large |x|.
+
+    Any shape and float dtype; the result has the shape and dtype of ``x``.
+
+    Examples:
+        >>> sigmoid([0.0, 100.0])
+        array([0.5, 1. ])
+    """
+    return _sigmoid_p(_operand(x))
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """log(softmax(x)) along ``axis``, stable at any offset: the max is subtracted before anything
     else, so (x - max) - log(sum(exp(x - max))) never adds a small number to a large one. The max
-    carries no gradient (it cancels)."""
+    carries no gradient (it cancels).
+
+    Any shape and float dtype; the result has the shape and dtype of ``x``.
+
+    Examples:
+        >>> import numpy as np
+        >>> np.round(log_softmax([1.0, 1.0]), 4)
+        array([-0.6931, -0.6931])
+    """
+    x = _operand(x)
     shifted = x - stop_gradient(max(x, axis=axis, keepdims=True))
     return shifted - log(sum(exp(shifted), axis=axis, keepdims=True))
 
@@ -64,7 +113,16 @@ _softmax_p.defjvp(lambda t, out, x, axis: out * (t - sum(t * out, axis=axis, kee
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
-    """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
+    """exp(x) / sum(exp(x)) along ``axis``, computed stably.
+
+    Any shape and float dtype; the result has the shape and dtype of ``x`` and sums to 1 along ``axis``.
+
+    Examples:
+        >>> softmax([[0.0, 0.0], [1000.0, 1000.0]])
+        array([[0.5, 0.5],
+               [0.5, 0.5]])
+    """
+    x = _operand(x)
     return _softmax_p(x, axis=axis % array_of(x).ndim)
 
 
@@ -136,7 +194,17 @@ dropout_mask = Primitive("dropout_mask", _dropout_mask, differentiable=False)
 
 
 def dropout(x: Any, p: float, rng: np.random.Generator, training: bool = True) -> Any:
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p)."""
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    Any shape and float dtype; ``rng`` is a ``numpy.random.Generator``. The identity when not
+    ``training`` or when ``p`` is 0.
+
+    Examples:
+        >>> import numpy as np
+        >>> dropout(np.ones(4, np.float32), 0.5, np.random.default_rng(0))
+        array([2., 2., 2., 0.], dtype=float32)
+    """
+    x = _operand(x)
     if not training or p == 0:
         return x
     return x * dropout_mask(x, p=p, rng=rng)
@@ -148,7 +216,23 @@ _xent_p.defjvp(_xent_jvp, None)
 
 
 def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
-    """Softmax cross-entropy of ``logits`` (batch, classes) against integer ``labels`` (batch,)."""
+    """Softmax cross-entropy of ``logits`` (batch, classes) against integer ``labels`` (batch,).
+
+    ``logits``: float, shape (batch, classes); ``labels``: integers in [0, classes), shape (batch,)
+    (a list or array). ``reduction``: "mean" (a scalar, the section's L), "sum", or "none"
+    (shape (batch,)). The result has the dtype of ``logits``.
+
+    Examples:
+        >>> import numpy as np
+        >>> round(float(cross_entropy([[0.0, 0.0], [0.0, 0.0]], [0, 1])), 4)
+        0.6931
+        >>> import chainrule as cr
+        >>> logits = cr.tensor([[2.0, 0.0]], requires_grad=True)
+        >>> cross_entropy(logits, [0]).backward()
+        >>> np.round(logits.grad.numpy(), 4)
+        array([[-0.1192,  0.1192]], dtype=float32)
+    """
+    logits = _operand(logits)
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     _check_labels(array_of(logits), labels)
@@ -156,7 +240,16 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Any:
 
 
 def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
-    """Mean squared error. Shapes must match exactly: nothing is broadcast silently."""
+    """Mean squared error. Shapes must match exactly: nothing is broadcast silently.
+
+    Any shape and float dtype; ``reduction`` "mean" and "sum" give a scalar, "none" the
+    elementwise squares.
+
+    Examples:
+        >>> float(mse_loss([1.0, 2.0], [1.0, 4.0]))
+        2.0
+    """
+    prediction, target = _operand(prediction), _operand(target)
     ps, ts = array_of(prediction).shape, array_of(target).shape
     if ps != ts:
         raise ShapeError(
@@ -174,10 +267,15 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Any:
 
 
 def tanh(x: Any) -> Any:
-    """Hyperbolic tangent (``cr.tanh``)."""
+    """Hyperbolic tangent (``cr.tanh``). Any shape and float dtype.
+
+    Examples:
+        >>> tanh([0.0])
+        array([0.])
+    """
     from chainrule.ops import tanh as _tanh
 
-    return _tanh(x)
+    return _tanh(_operand(x))
 
 
 __all__ = ["cross_entropy", "log_softmax", "mse_loss", "relu", "sigmoid", "softmax", "tanh", "Tensor"]

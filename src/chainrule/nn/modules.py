@@ -15,7 +15,16 @@ from chainrule.ops import reshape
 
 
 class Parameter(Tensor):
-    """A leaf tensor that a Module registers as trainable."""
+    """A leaf tensor that a Module registers as trainable.
+
+    ``data``: an array, list or tensor of any shape; float data keep their dtype, integer data
+    become float32. ``requires_grad`` is True unless given.
+
+    Examples:
+        >>> w = Parameter([[1.0, 2.0]])
+        >>> w.shape, w.dtype, w.requires_grad
+        ((1, 2), dtype('float64'), True)
+    """
 
     __slots__ = ()
 
@@ -27,7 +36,23 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Parameters and sub-modules are found by looking at the attributes, in assignment order."""
+    """Base class of layers and models: subclass it and define ``forward``.
+
+    Parameters and sub-modules are found by looking at the attributes, in assignment order;
+    ``parameters()`` lists them for an optimizer, ``named_parameters()`` with PyTorch-style names,
+    ``train()``/``eval()`` switch dropout, ``state_dict()``/``load_state_dict()`` copy the arrays.
+
+    Examples:
+        >>> import numpy as np
+        >>> class Affine(Module):
+        ...     def __init__(self):
+        ...         self.w = Parameter(np.ones(3, np.float32))
+        ...     def forward(self, x):
+        ...         return x * self.w
+        >>> m = Affine()
+        >>> [name for name, _ in m.named_parameters()], m.num_parameters()
+        (['w'], 3)
+    """
 
     training: bool = True
 
@@ -107,7 +132,20 @@ class Module:
 
 
 class Linear(Module):
-    """y = x W^T + b with W of shape (out_features, in_features), as in PyTorch."""
+    """y = x Wᵀ + b with W of shape (out_features, in_features), as in PyTorch.
+
+    Input (..., in_features), output (..., out_features), float32 parameters; ``init`` names an
+    initializer of ``chainrule.nn.init`` ("normal", "xavier", "he", "he_uniform") or is a
+    function ``(shape, rng) -> array``.
+
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> layer = Linear(784, 256, rng=np.random.default_rng(0))
+        >>> layer.weight.shape, layer.bias.shape, layer.weight.dtype
+        ((256, 784), (256,), dtype('float32'))
+        >>> layer(cr.tensor(np.zeros((32, 784)))).shape
+        (32, 256)
+    """
 
     def __init__(
         self,
@@ -124,6 +162,7 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
 
     def forward(self, x: Any) -> Any:
+        x = F._operand(x)  # lists and arrays are accepted as everywhere else
         if x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear: expected input with {self.in_features} features, got shape {x.shape}")
         out = x @ self.weight.T
@@ -131,6 +170,18 @@ class Linear(Module):
 
 
 class Sequential(Module):
+    """Layers applied one after another; parameters are named "0.weight", "2.bias", ... as in PyTorch.
+
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> rng = np.random.default_rng(0)
+        >>> net = Sequential(Linear(4, 8, rng=rng), ReLU(), Linear(8, 3, rng=rng))
+        >>> [name for name, _ in net.named_parameters()]
+        ['0.weight', '0.bias', '2.weight', '2.bias']
+        >>> net(cr.tensor(np.ones((5, 4)))).shape
+        (5, 3)
+    """
+
     def __init__(self, *layers: Module) -> None:
         self.layers = list(layers)
 
@@ -152,27 +203,71 @@ class Sequential(Module):
 
 
 class ReLU(Module):
+    """``F.relu`` as a layer: max(x, 0), any shape, dtype kept.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> ReLU()(cr.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
+    """
+
     def forward(self, x: Any) -> Any:
         return F.relu(x)
 
 
 class Tanh(Module):
+    """``F.tanh`` as a layer: any shape, dtype kept.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> Tanh()(cr.tensor([0.0]))
+        tensor([0.])
+    """
+
     def forward(self, x: Any) -> Any:
         return F.tanh(x)
 
 
 class Sigmoid(Module):
+    """``F.sigmoid`` as a layer: 1 / (1 + exp(-x)), any shape, dtype kept.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> Sigmoid()(cr.tensor([0.0]))
+        tensor([0.5])
+    """
+
     def forward(self, x: Any) -> Any:
         return F.sigmoid(x)
 
 
 class Flatten(Module):
+    """Reshape (batch, d1, d2, ...) to (batch, d1·d2·...); dtype kept.
+
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> Flatten()(cr.tensor(np.zeros((2, 28, 28)))).shape
+        (2, 784)
+    """
+
     def forward(self, x: Any) -> Any:
+        x = F._operand(x)
         return reshape(x, (x.shape[0], -1))
 
 
 class Dropout(Module):
-    """Zero each element with probability p in training, scale the rest by 1/(1-p)."""
+    """Zero each element with probability p in training, scale the rest by 1/(1-p).
+
+    Any shape, dtype kept; the identity after ``model.eval()``. ``seed`` seeds its own generator.
+
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> drop = Dropout(0.5, seed=0)
+        >>> drop(cr.tensor(np.ones(4)))
+        tensor([2., 2., 2., 0.])
+        >>> drop.eval()(cr.tensor(np.ones(4)))
+        tensor([1., 1., 1., 1.])
+    """
 
     def __init__(self, p: float = 0.5, seed: int | None = None) -> None:
         if not 0 <= p < 1:

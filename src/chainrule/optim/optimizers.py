@@ -31,13 +31,40 @@ def _check_not_saved(p: Tensor, optimizer: str) -> None:
 
 
 class Optimizer:
+    """Base class: holds the parameters, a learning rate ``lr`` and per-parameter state.
+
+    ``params``: ``nn.Parameter``s (``model.parameters()``) or tensors that require grad; a
+    NumPy array or a tensor that does not require grad is refused with a ``TypeError`` or
+    ``ValueError`` naming the optimizer. ``step()`` updates each parameter's data in place from
+    its ``.grad``; ``zero_grad()`` clears the gradients.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+        >>> opt = SGD([w], lr=0.5)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w
+        tensor([0., 0.], requires_grad=True)
+    """
+
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        name = f"optim.{type(self).__name__}"
+        if isinstance(params, Tensor | np.ndarray):
+            raise TypeError(
+                f"{name}: expected an iterable of Parameters (model.parameters()), got a single {type(params).__name__}"
+            )
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        for p in self.params:
+            raise ValueError(f"{name}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"{name}: expected Parameters or tensors that require grad (e.g. model.parameters() or "
+                    f"cr.tensor(a, requires_grad=True)), got {type(p).__name__} at position {i}"
+                )
             if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does not require grad")
+                raise ValueError(f"{name}: a parameter of shape {p.shape} does not require grad")
         if lr <= 0:
             raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
         self.lr = lr
@@ -82,7 +109,20 @@ class Optimizer:
 
 class SGD(Optimizer):
     """SGD with optional momentum and L2 weight decay (adds ``weight_decay * w`` to the gradient,
-    which is the gradient of the section's penalty (λ/2)‖w‖² with λ = weight_decay)."""
+    which is the gradient of the section's penalty (λ/2)‖w‖² with λ = weight_decay).
+
+    ``params``: Parameters or tensors that require grad (any shapes, float32 or float64);
+    updates are in place and keep each parameter's dtype.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0], requires_grad=True)
+        >>> opt = SGD([w], lr=0.1, weight_decay=1.0)
+        >>> (w * 2).sum().backward()
+        >>> opt.step()           # w - 0.1 * (2 + 1.0 * w)
+        >>> w
+        tensor([0.7], requires_grad=True)
+    """
 
     def __init__(
         self,
@@ -117,7 +157,19 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam; ``weight_decay`` adds L2 to the gradient (PyTorch's Adam), AdamW decouples it."""
+    """Adam; ``weight_decay`` adds L2 to the gradient (PyTorch's Adam), AdamW decouples it.
+
+    Parameters of any shape and float dtype, updated in place; ``betas`` and ``eps`` as in PyTorch.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0], requires_grad=True)
+        >>> opt = Adam([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()           # the first Adam step moves each weight by about lr
+        >>> w
+        tensor([0.9], requires_grad=True)
+    """
 
     decoupled = False
 
@@ -153,6 +205,20 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
+    """Adam with decoupled weight decay: each step first scales w by (1 - lr·weight_decay).
+
+    Parameters of any shape and float dtype, updated in place.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0], requires_grad=True)
+        >>> opt = AdamW([w], lr=0.1, weight_decay=0.5)
+        >>> (w * 0).sum().backward()   # a zero gradient: only the decay acts
+        >>> opt.step()
+        >>> w
+        tensor([0.95], requires_grad=True)
+    """
+
     decoupled = True
 
     def __init__(
@@ -167,7 +233,15 @@ class AdamW(Adam):
 
 
 class StepLR:
-    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (call ``set_epoch(e)`` per epoch).
+
+    Examples:
+        >>> import chainrule as cr
+        >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.1)
+        >>> schedule = StepLR(opt, step_size=2, gamma=0.5)
+        >>> [schedule.lr_at(e) for e in range(5)]
+        [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
@@ -181,7 +255,16 @@ class StepLR:
 
 
 class CosineAnnealingLR:
-    """Cosine decay from the base learning rate to ``eta_min`` over ``t_max`` epochs."""
+    """Cosine decay from the base learning rate to ``eta_min`` over ``t_max`` epochs (call ``set_epoch(e)``).
+
+    Examples:
+        >>> import chainrule as cr
+        >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.1)
+        >>> schedule = CosineAnnealingLR(opt, t_max=4)
+        >>> schedule.set_epoch(2)
+        >>> round(opt.lr, 6)
+        0.05
+    """
 
     def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
         self.optimizer, self.t_max, self.eta_min = optimizer, t_max, eta_min

@@ -79,7 +79,7 @@ def test_node_times_add_up_to_the_step() -> None:
     x, y = rng.random((256, 784)).astype(np.float32), rng.integers(0, 10, 256)
 
     def step(x, y):
-        model.objective(cr.as_tensor(x), y)["J"].backward()
+        model.objective(cr.as_tensor(x, dtype=x.dtype), y)["J"].backward()
 
     for _ in range(2):
         step(x, y)

@@ -22,9 +22,9 @@ def _compare(model, opt, n: int, dtype) -> tuple[float, float]:
     y = rng.integers(0, 10, n)
     est_train = memory.estimate(model, ShapeDtype(x.shape, dtype), ShapeDtype(y.shape, y.dtype), optimizer=opt)
     est_pred = memory.estimate(model, ShapeDtype(x.shape, dtype))
-    prof = memory.profile(memory.training_step(model, opt), cr.as_tensor(x), y, optimizer=opt, warmup=1)
+    prof = memory.profile(memory.training_step(model, opt), cr.as_tensor(x, dtype=x.dtype), y, optimizer=opt, warmup=1)
     model.zero_grad()
-    pred = memory.profile(memory.prediction_step(model), cr.as_tensor(x), model=model)
+    pred = memory.profile(memory.prediction_step(model), cr.as_tensor(x, dtype=x.dtype), model=model)
     return (est_train.peak - prof.peak) / prof.peak, (est_pred.peak - pred.peak) / pred.peak
 
 
@@ -136,7 +136,7 @@ def test_estimate_of_a_step_function() -> None:
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 784)).astype(np.float32), rng.integers(0, 10, 64)
     est = memory.estimate(step, ShapeDtype(x.shape), ShapeDtype(y.shape, y.dtype), optimizer=opt)
-    prof = memory.profile(step, cr.as_tensor(x), y, optimizer=opt, warmup=1)
+    prof = memory.profile(step, cr.as_tensor(x, dtype=x.dtype), y, optimizer=opt, warmup=1)
     assert abs(est.peak - prof.peak) / prof.peak < 0.05
     assert est.peak_categories()["optimizer"] == prof.peak_categories()["optimizer"] > 0
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from chainrule import ops
 
 if TYPE_CHECKING:  # for type checkers and linters; at run time these load on first use (below)
-    from chainrule import cli, data, linalg, models, nn, optim, viz  # noqa: F401
+    from chainrule import cli, data, linalg, memory, models, nn, optim, viz  # noqa: F401
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -44,8 +44,10 @@ from chainrule.core.errors import (
 )
 from chainrule.core.node import Meta, Node, detect_anomaly, enable_grad, hook, is_grad_enabled, no_grad
 from chainrule.core.tensor import Primitive, Tensor, tensor
+from chainrule.cost import cost
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
+from chainrule.shapes import ShapeDtype, eval_shape
 from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
 from chainrule.transforms.compile import compile
 from chainrule.transforms.functional import (
@@ -68,7 +70,7 @@ float64 = "float64"
 __version__ = "0.1.0"
 
 # Subpackages loaded on first attribute access (PEP 562), so ``import chainrule`` stays fast.
-_LAZY_SUBMODULES = ("cli", "data", "linalg", "models", "nn", "optim", "viz")
+_LAZY_SUBMODULES = ("cli", "data", "linalg", "memory", "models", "nn", "optim", "viz")
 
 
 def __getattr__(name: str) -> Any:
@@ -95,16 +97,19 @@ __all__ = [
     "Meta",
     "Node",
     "Primitive",
+    "ShapeDtype",
     "ShapeError",
     "Tensor",
     "arange",
     "as_tensor",
     "check_grad",
     "compile",
+    "cost",
     "data",
     "detect_anomaly",
     "empty",
     "enable_grad",
+    "eval_shape",
     "full",
     "grad",
     "gradients",
@@ -120,6 +125,7 @@ __all__ = [
     "tree_unflatten",
     "jvp",
     "linalg",
+    "memory",
     "nn",
     "no_grad",
     "ones",

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from chainrule import __version__
 from chainrule.cli import graph as graph_cli
+from chainrule.cli import measure
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.io import OutputError
 from chainrule.rundir import RunDir, claim_new_run, claim_resume
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     graph_cli.add_parsers(sub)
+    measure.add_parsers(sub)
     d = Config()
     t = sub.add_parser("train", help="train on Fashion-MNIST (defaults: the book's recipe)")
     t.add_argument("--model", choices=["section", "section-bias", "mlp"], help=f"default {d.model}")
@@ -173,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # plain `chainrule`: say what there is to run
         parser.print_help()
         return 0
+    if args.command in ("memory", "cost"):
+        return measure.run(args)
     _tune_allocator()
     previous_term = None
     if args.command == "train":

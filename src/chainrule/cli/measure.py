@@ -114,9 +114,9 @@ def measure_one(model: Any, optimizer_name: str, batch: int, dtype: Any, measure
     row["predicted_saved"] = max(p.categories["activations"] for p in est_train.points)
     if measure:
         step = memory.training_step(model, opt)
-        prof = memory.profile(step, as_tensor(x), y, optimizer=opt, warmup=1)
+        prof = memory.profile(step, as_tensor(x, dtype=x.dtype), y, optimizer=opt, warmup=1)
         model.zero_grad()
-        pred = memory.profile(memory.prediction_step(model), as_tensor(x), model=model)
+        pred = memory.profile(memory.prediction_step(model), as_tensor(x, dtype=x.dtype), model=model)
         row["measured_train"], row["measured_predict"] = prof.peak, pred.peak
         row["measured_breakdown"] = prof.peak_categories()
         row["error_train"] = (est_train.peak - prof.peak) / prof.peak
@@ -312,7 +312,7 @@ def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     d, h, k, n = args.inputs, args.hidden, args.outputs, args.batch
     model = SectionMLP(d, h, k, weight_decay=args.weight_decay, dtype=np.float64, seed=0)
     rng = np.random.default_rng(0)
-    x = cr.as_tensor(rng.standard_normal((n, d)))
+    x = cr.as_tensor(rng.standard_normal((n, d)), dtype=np.float64)
     y = rng.integers(0, k, n)
     sizes = [h * d, k * h]
 
@@ -399,7 +399,7 @@ def cost_command(args: argparse.Namespace) -> int:
     xs, ys = rng.random((n, 784)).astype(np.float32), rng.integers(0, 10, n)
 
     def step(x: Any, y: Any) -> None:
-        model.objective(cr.as_tensor(x), y)["J"].backward()
+        model.objective(cr.as_tensor(x, dtype=x.dtype), y)["J"].backward()
 
     for _ in range(3):
         step(xs, ys)

@@ -87,10 +87,10 @@ def backward(
     nodes that some gradient actually reaches are touched.
     """
     state = THREAD.state
-    if state.tracer is not None or state.forward:
-        # cr.compile captures the backward pass as primitives; under forward mode the
-        # rules must run on tensors that carry their tangents.
-        create_graph = True
+    # cr.compile captures the backward pass as primitives, so it is recorded. Under forward
+    # mode the rules must run on tensors that carry their tangents, recorded or not.
+    record = create_graph or state.tracer is not None
+    create_graph = record or bool(state.forward)  # from here: the rules run on tensors
     grads: dict[Node, Any] = {}  # gradient flowing into each pending node's output
     ready: list[tuple[int, Node]] = []  # heap of (-seq, node)
     owned: set[int] = set()  # ids of arrays that must be copied before becoming a leaf's .grad
@@ -118,7 +118,7 @@ def backward(
         leads = _leading(list(grads), wanted)
 
     previous_mode = state.grad_enabled
-    state.grad_enabled = create_graph  # record the backward pass only when asked to
+    state.grad_enabled = record  # record the backward pass only when asked to
     try:
         while ready:
             node = heapq.heappop(ready)[1]

@@ -93,9 +93,14 @@ def level(kind: str, grad_enabled: bool | None = None) -> Iterator[Level]:
         state.levels.remove(lvl)
 
 
-def watched() -> bool:
-    """Whether an enclosing transformation differentiates what runs now (so it must be recorded)."""
-    return any(lvl.kind in ("grad", "jvp", "compile") for lvl in THREAD.state.levels)
+def watched(reverse_only: bool = False) -> bool:
+    """Whether an enclosing transformation differentiates what runs now.
+
+    Any enclosing ``grad``/``jvp``/``compile`` level needs results that keep their tangents;
+    only a reverse one (``grad``, ``compile``: ``reverse_only=True``) needs them recorded.
+    """
+    kinds = ("grad", "compile") if reverse_only else ("grad", "jvp", "compile")
+    return any(lvl.kind in kinds for lvl in THREAD.state.levels)
 
 
 class Meta:

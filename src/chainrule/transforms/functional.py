@@ -149,14 +149,16 @@ def value_and_grad(
     nums, single = _argnums(argnums)
 
     def wrapped(*args: Any) -> tuple[Any, Any]:
-        keep = watched()  # decided before this level opens: is an enclosing transform watching?
+        # Decided before this level opens: does an enclosing transform differentiate the result
+        # (keep its tangents), and is one of them reverse mode (record the backward pass)?
+        keep, record = watched(), watched(reverse_only=True)
         with level("grad", grad_enabled=True):
             args_list, wrt, defs = _watch_args(args, nums, "grad")
             result = fun(*args_list)
             out, aux = result if has_aux else (result, None)
             out = _scalar_output(out, "grad")
             if out.requires_grad:
-                gs = backward([out], [None], retain_graph=keep, create_graph=keep, targets=wrt)
+                gs = backward([out], [None], retain_graph=record, create_graph=record, targets=wrt)
                 assert gs is not None
             else:
                 gs = [Tensor._make(np.zeros(t.shape, t.dtype), None) for t in wrt]

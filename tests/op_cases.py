@@ -42,6 +42,11 @@ REPEATED = np.array([0, 2, 2, 1, 0])
 LABELS = np.array([1, 0, 2, 2])
 
 
+def _partition_summary(p: Any) -> Any:
+    """Per row: the value at k = 2, the sum of the values before it and the sum of those after."""
+    return p[:, 2] * 3.0 + p[:, :2].sum(axis=1) * 5.0 + p[:, 3:].sum(axis=1) * 7.0
+
+
 def _cases() -> list[Case]:
     c: list[Case] = []
     binary_shapes = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,)), ((1,), (2, 2))]
@@ -151,6 +156,40 @@ def _cases() -> list[Case]:
         ((2, 1, 3, 4), (5, 4, 2)),
     ]:
         c.append(Case("matmul", cr.matmul, lambda a, b: a @ b, (sa, sb)))
+    # NumPy's numerical helpers (compositions): linspace in start/stop, gradient, partition.
+    c.append(
+        Case(
+            "linspace",
+            lambda a, b: cr.linspace(a, b, 5),
+            lambda a, b: a + (b - a) * __import__("torch").linspace(0, 1, 5, dtype=a.dtype).reshape(5, 1, 1),
+            ((2, 3), (2, 3)),
+        )
+    )
+    c.append(
+        Case(
+            "linspace_axis1_open",
+            lambda a, b: cr.linspace(a, b, 4, endpoint=False, axis=1),
+            lambda a, b: (a + (b - a) * __import__("torch").arange(4, dtype=a.dtype).reshape(4, 1) / 4).permute(1, 0),
+            ((3,), ()),
+        )
+    )
+    c.append(Case("gradient_1d", lambda a: cr.gradient(a), lambda a: __import__("torch").gradient(a)[0], ((6,),)))
+    c.append(
+        Case(
+            "gradient_2d_spacing",
+            lambda a: cr.stack(cr.gradient(a, 0.5)),
+            lambda a: __import__("torch").stack(__import__("torch").gradient(a, spacing=0.5)),
+            ((3, 4),),
+        )
+    )
+    c.append(
+        Case(  # what partition defines: the k-th value in place, the smaller and larger groups around it
+            "partition",
+            lambda a: _partition_summary(cr.partition(a, 2, axis=1)),
+            lambda a: _partition_summary(a.sort(dim=1).values),
+            ((3, 5),),
+        )
+    )
     c.append(Case("repeated_use", lambda a: a * a + cr.tanh(a) * a, lambda a: a * a + a.tanh() * a, ((3, 3),)))
     c.append(Case("softmax", lambda a: F.softmax(a, axis=1), lambda a: a.softmax(dim=1), ((4, 3),)))
     c.append(Case("log_softmax", lambda a: F.log_softmax(a), lambda a: a.log_softmax(dim=-1), ((4, 3),)))

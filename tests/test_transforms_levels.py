@@ -310,3 +310,14 @@ def test_astype_gradients_in_both_modes():
     _, t = cr.jvp(lambda x: cr.astype(x, np.float32) ** 2, (x0,), (np.ones(3),))
     assert t.dtype == np.float32
     np.testing.assert_allclose(t.numpy(), 2 * x0, rtol=1e-6)
+
+
+def test_tensor_dot_is_numpys_dot_not_matmul():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 2, 3)), rng.standard_normal((2, 3, 4))
+    ta = cr.tensor(a, dtype="float64", requires_grad=True)
+    out = ta.dot(b)
+    assert out.shape == np.dot(a, b).shape == (2, 2, 2, 4)
+    np.testing.assert_allclose(out.numpy(), np.dot(a, b), rtol=1e-12)
+    out.sum().backward()
+    np.testing.assert_allclose(ta.grad.numpy(), np.broadcast_to(b.sum(axis=(0, 2)), (2, 2, 3)), rtol=1e-12)

@@ -4,10 +4,11 @@
 import sys
 
 from chainrule.core.tensor import install_ops
-from chainrule.ops import elementwise, linalg, manip, numpy_dispatch, products, reduce, shape
+from chainrule.ops import elementwise, linalg, manip, numeric, numpy_dispatch, products, reduce, shape
 from chainrule.ops.elementwise import *  # noqa: F403
 from chainrule.ops.linalg import *  # noqa: F403
 from chainrule.ops.manip import *  # noqa: F403
+from chainrule.ops.numeric import *  # noqa: F403
 from chainrule.ops.products import *  # noqa: F403
 from chainrule.ops.reduce import *  # noqa: F403
 from chainrule.ops.shape import *  # noqa: F403
@@ -17,6 +18,7 @@ __all__ = [
     *elementwise.__all__,
     *linalg.__all__,
     *manip.__all__,
+    *numeric.__all__,
     *products.__all__,
     *reduce.__all__,
     *shape.__all__,

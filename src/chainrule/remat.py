@@ -101,25 +101,34 @@ def _vjp(i: int, g: Any, out: Any, *inputs: Any, box: _Box, needs: tuple[bool, .
 
 
 def _recompute(box: _Box, g: Any, inputs: Sequence[Any], needs: tuple[bool, ...]) -> list[Any]:
-    """Run ``fn`` again with recording on and backpropagate ``g`` to its inputs."""
+    """Run ``fn`` again with recording on and backpropagate ``g`` to its inputs.
+
+    The captured tensors are made leaves for the duration (their node, flag and ``.grad`` put
+    aside and restored), so the recomputed graph stops at them and their gradients land in
+    ``.grad``. (A backward with ``targets`` would keep every node's incoming gradient alive to
+    the end; accumulating into leaves frees each one as it goes, so the peak is one segment.)
+    """
     n = box.n_args
     fresh: list[Tensor] = []
     for k in range(n):
         t = Tensor._make(np.asarray(inputs[k]), None)
         t.requires_grad = needs[k]
         fresh.append(t)
-    with enable_grad():
-        result = _call(box, fresh)
-    if not result.requires_grad:
-        return [None] * len(inputs)
-    targets = [t for t, need in zip(fresh, needs[:n], strict=True) if need]
-    targets += [c for c, need in zip(box.captured, needs[n:], strict=True) if need]
-    grads = _backward.backward([result], [g], targets=targets) or []
-    it = iter(grads)
-    full: list[Any] = []
-    for need in needs:
-        full.append(next(it).data if need else None)
-    return full
+    aside = [(c, c.node, c.requires_grad, c.grad) for c in box.captured]
+    try:
+        for c, need in zip(box.captured, needs[n:], strict=True):
+            c.node, c.requires_grad, c.grad = None, need, None
+        with enable_grad():
+            result = _call(box, fresh)
+        if not result.requires_grad:
+            return [None] * len(inputs)
+        _backward.backward([result], [g])
+        del result
+        leaves = fresh + box.captured
+        return [leaf.grad.data if need and leaf.grad is not None else None for leaf, need in zip(leaves, needs)]
+    finally:
+        for c, node, flag, grad in aside:
+            c.node, c.requires_grad, c.grad = node, flag, grad
 
 
 class _Every(tuple):  # type: ignore[type-arg]

@@ -125,7 +125,8 @@ def _recompute(box: _Box, g: Any, inputs: Sequence[Any], needs: tuple[bool, ...]
         _backward.backward([result], [g])
         del result
         leaves = fresh + box.captured
-        return [leaf.grad.data if need and leaf.grad is not None else None for leaf, need in zip(leaves, needs, strict=True)]
+        pairs = zip(leaves, needs, strict=True)
+        return [leaf.grad.data if need and leaf.grad is not None else None for leaf, need in pairs]
     finally:
         for c, node, flag, grad in aside:
             c.node, c.requires_grad, c.grad = node, flag, grad

@@ -181,6 +181,8 @@ def failing_together(comm: Comm, linger: float = 1.0, abort: bool = True) -> Ite
     """
     try:
         yield
+    except KeyboardInterrupt:  # a signal (SIGINT/SIGTERM reach every rank): the caller saves and exits
+        raise
     except BaseException as exc:
         text = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, PeerFailed):

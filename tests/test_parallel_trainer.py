@@ -61,6 +61,21 @@ def test_options_are_validated() -> None:
         validate_config(small(parallel="tensor"), check_memory=False)
 
 
+def test_cli_options_parse_into_the_config() -> None:
+    import argparse
+
+    from chainrule.cli.parallel import add_train_options, is_worker
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    add_train_options(parser)
+    args = parser.parse_args(["train", "--microbatches", "4", "--parallel", "pipeline", "--pipeline-schedule", "gpipe"])
+    assert (args.microbatches, args.parallel, args.pipeline_schedule) == (4, "pipeline", "gpipe")
+    assert not is_worker(parser.parse_args(["train"]))  # no --parallel: never touches MPI
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--parallel", "tensor"])
+
+
 @needs_mpi
 @pytest.mark.parametrize("mode", ["data", "pipeline"])
 def test_trainer_parallel_equals_single_process(tmp_path: Path, mode: str) -> None:

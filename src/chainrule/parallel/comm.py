@@ -74,21 +74,32 @@ class Comm:
             message = self.comm.recv(source=status.Get_source(), tag=ABORT_TAG)
             raise PeerFailed(f"rank {self.rank}: stopping because rank {status.Get_source()} failed: {message}")
 
-    def _poll(self, done: Callable[[], bool], what: str) -> None:
-        """Drive MPI progress until ``done()``; abort notices and the deadline are checked meanwhile."""
-        deadline = time.monotonic() + self.timeout
-        pause = 0.0
+    def _poll(self, done: Callable[[], bool], what: str, budget: float | None = None) -> bool:
+        """Drive MPI progress until ``done()``; abort notices and the deadline are checked meanwhile.
+
+        MPI moves a large message only while both ends are inside MPI calls, so the first
+        millisecond is a tight loop, then the thread yields, and only a long wait sleeps (0.2 ms
+        steps). With ``budget`` (seconds), give up quietly after that long and return False.
+        """
+        start = time.monotonic()
+        deadline = start + self.timeout
         while not done():
             self._check_abort()
             self._progress_sends()
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if budget is not None and now - start > budget:
+                return False
+            if now > deadline:
                 raise PeerTimeout(
                     f"rank {self.rank}: {what} did not complete within {self.timeout:g} s: a peer died, hung, "
                     f"or is not running the same step (set CHAINRULE_MPI_TIMEOUT to wait longer)"
                 )
-            if pause:
-                time.sleep(pause)
-            pause = min(pause * 2 or 1e-5, 2e-3)
+            waited = now - start
+            if waited > 0.02:
+                time.sleep(2e-4)
+            elif waited > 0.001:
+                os.sched_yield()
+        return True
 
     def wait(self, request: Any, what: str) -> None:
         self._poll(request.Test, what)
@@ -111,8 +122,19 @@ class Comm:
         header = (array.shape, array.dtype.str, what)
         self.comm.send(header, dest=dest, tag=tag)  # small: sent eagerly
         request = self.comm.Isend(array, dest=dest, tag=tag)
-        self._pending.append((request, array, f"sending {what} to rank {dest}"))
         self.sent_bytes += array.nbytes
+        # Help the transfer along while the receiver is (probably) waiting for it. Stop as soon as
+        # the receiver is itself sending to us (then it must first receive ours: 1F1B does this
+        # every step) or after a short budget, so that two ranks can never wait on each other.
+        done = [False]
+
+        def sent_or_peer_sending() -> bool:
+            done[0] = bool(request.Test())
+            return done[0] or bool(self.comm.Iprobe(source=dest, tag=self.MPI.ANY_TAG))
+
+        self._poll(sent_or_peer_sending, f"sending {what} to rank {dest}", budget=0.05)
+        if not done[0]:
+            self._pending.append((request, array, f"sending {what} to rank {dest}"))
 
     def recv(
         self, source: int, tag: int, what: str = "message", shape: tuple[int, ...] | None = None

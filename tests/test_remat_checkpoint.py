@@ -144,3 +144,24 @@ def test_checkpoint_every_k_cuts_saved_and_peak_memory() -> None:
         # peak: the saved inputs, one recomputed segment, the parameters' gradients, a few temporaries
         assert peak <= (n_seg + k + 4) * act + params
     assert peak_backward(deep_mlp(depth, width, every=8), x)[1] < 0.75 * peak0  # √16 = 4 layers a segment
+
+
+def test_dropout_inside_a_segment_draws_the_same_mask_when_recomputed() -> None:
+    def make(every: int) -> nn.Sequential:
+        rng = np.random.default_rng(5)
+        return nn.Sequential(
+            nn.Linear(8, 16, rng=rng), nn.ReLU(), nn.Dropout(0.5, seed=3), nn.Linear(16, 4, rng=rng),
+            checkpoint_every=every,
+        )  # fmt: skip
+
+    x = np.random.default_rng(6).standard_normal((10, 8)).astype(np.float32)
+    got = []
+    for every in (0, 2, 4):
+        model = make(every)
+        for _ in range(2):  # the second step must continue the same random stream
+            model.zero_grad()
+            (model(cr.tensor(x)) ** 2).sum().backward()
+        got.append([p.grad.data.copy() for p in model.parameters()])
+    for other in got[1:]:
+        for a, b in zip(got[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -14,8 +14,8 @@ Not supported (each raises ``NotImplementedError`` naming ``checkpoint``): a bac
 itself recorded (``create_graph=True``, ``cr.hessian`` / nested ``cr.grad``) through the
 checkpoint node. Under ``cr.jvp`` and ``cr.compile``, ``checkpoint`` simply calls ``fn`` (same
 values and gradients, no memory saving). ``fn`` must return one tensor and be deterministic
-(a dropout layer inside must draw the same mask twice: pass its randomness in, or keep dropout
-outside the checkpointed segment).
+(``nn.Sequential(checkpoint_every=k)`` replays its Dropout layers' generators; a hand-written
+``fn`` that draws random numbers must do the same, or keep the randomness outside).
 """
 
 from __future__ import annotations
@@ -191,16 +191,45 @@ def segment_bounds(n_layers: int, every: int) -> list[tuple[int, int]]:
     return [(s, min(s + every, n_layers)) for s in range(0, n_layers, every)]
 
 
+class _Replay:
+    """A run of layers whose random draws (a Dropout layer's ``rng``) repeat when it is recomputed.
+
+    The first call notes the state of every ``np.random.Generator`` found as a layer's ``rng``;
+    a later call (the recomputation in backward) starts from those states and puts the
+    generators back where they were afterwards, so the recomputed masks are the forward's.
+    """
+
+    def __init__(self, block: list[Callable[[Any], Any]], name: str) -> None:
+        self.block = block
+        self.__name__ = name
+        self.rngs = [g for g in (getattr(m, "rng", None) for m in block) if isinstance(g, np.random.Generator)]
+        self.states: list[Any] | None = None
+
+    def __call__(self, h: Any) -> Any:
+        if self.states is None:
+            self.states = [g.bit_generator.state for g in self.rngs]
+            return self._run(h)
+        now = [g.bit_generator.state for g in self.rngs]
+        for g, st in zip(self.rngs, self.states, strict=True):
+            g.bit_generator.state = st
+        try:
+            return self._run(h)
+        finally:
+            for g, st in zip(self.rngs, now, strict=True):
+                g.bit_generator.state = st
+
+    def _run(self, h: Any) -> Any:
+        for layer in self.block:
+            h = layer(h)
+        return h
+
+
 def checkpoint_sequential(layers: Sequence[Callable[[Any], Any]], x: Any, every: int) -> Any:
-    """Apply ``layers`` in order, checkpointing each run of ``every`` consecutive layers."""
+    """Apply ``layers`` in order, checkpointing each run of ``every`` consecutive layers.
+
+    A layer with a ``np.random.Generator`` as ``.rng`` (``nn.Dropout``) draws the same mask
+    again when its segment is recomputed.
+    """
     for start, stop in segment_bounds(len(layers), every):
-        block = list(layers[start:stop])
-
-        def run(h: Any, block: list[Callable[[Any], Any]] = block) -> Any:
-            for layer in block:
-                h = layer(h)
-            return h
-
-        run.__name__ = f"layers[{start}:{stop}]"
-        x = checkpoint(run, x)
+        x = checkpoint(_Replay(list(layers[start:stop]), f"layers[{start}:{stop}]"), x)
     return x

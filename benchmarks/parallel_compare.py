@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # this checkout's chainrule, also in the driver process
 MiB = 2**20
 
 
@@ -318,6 +319,8 @@ def main() -> None:
     loads.append(load())
     part_c = remat_table()
     print(part_c, file=sys.stderr)
+    raw = {"A": part_a, "B": part_b, "C": part_c, "base": base, "loads": loads, "steps_a": steps_a}
+    Path(args.out).with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
     write_report(Path(args.out), part_a, part_b, base, loads, steps_a, part_c)
 
 

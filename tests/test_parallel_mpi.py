@@ -132,14 +132,22 @@ def run(mode: str, tmp_path: Path, timeout: float = 120, env_extra: dict[str, st
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **(env_extra or {})}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     start = time.monotonic()
-    proc = subprocess.run(
-        [MPIEXEC, "-n", "2", sys.executable, str(HERE), mode, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), mode, str(out)], env, timeout)
     return proc, out, time.monotonic() - start
+
+
+def launch(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run an mpiexec job in its own process group; on timeout the whole group is killed (no orphans)."""
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    ) as p:
+        try:
+            stdout, stderr = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr)
 
 
 def assert_same(got: Any, want: dict[str, np.ndarray]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +17,7 @@ from chainrule.training import Config, Trainer, UsageError, validate_config
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
-from test_parallel_mpi import MPIEXEC, SRC, needs_mpi  # noqa: E402
+from test_parallel_mpi import MPIEXEC, SRC, launch, needs_mpi  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
 
@@ -84,13 +83,7 @@ def test_trainer_parallel_equals_single_process(tmp_path: Path, mode: str) -> No
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CHAINRULE_MPI_TIMEOUT": "60"}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     out = tmp_path / mode
-    proc = subprocess.run(
-        [MPIEXEC, "-n", "2", sys.executable, str(HERE), mode, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-    )
+    proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), mode, str(out)], env, 240)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert_close(params_of(out), params_of(tmp_path / "one"))

@@ -84,3 +84,14 @@ def test_plan_validates() -> None:
     for bad in ({"microbatches": 0}, {"checkpoint_every": -1}, {"parallel": "tensor"}):
         with pytest.raises(ValueError):
             Plan(**bad)
+
+
+def test_plan_applies_to_config_and_model() -> None:
+    from chainrule.training import Config
+
+    plan = Plan(microbatches=3, checkpoint_every=2, parallel="data", schedule="gpipe")
+    cfg = Config(model="mlp", **plan.config_fields())  # type: ignore[arg-type]
+    assert (cfg.microbatches, cfg.parallel, cfg.pipeline_schedule) == (3, "data", "gpipe")
+    model = _mlp()
+    plan.apply_to(model)
+    assert model.checkpoint_every == 2

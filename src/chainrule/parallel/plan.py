@@ -27,3 +27,16 @@ class Plan:
             raise ValueError(f"plan: checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
         if self.parallel not in MODES:
             raise ValueError(f"plan: parallel must be one of {', '.join(MODES)}, got {self.parallel!r}")
+
+    def config_fields(self) -> dict[str, object]:
+        """The :class:`chainrule.training.Config` fields this plan sets: ``Config(**{..., **plan.config_fields()})``."""
+        return {"microbatches": self.microbatches, "parallel": self.parallel, "pipeline_schedule": self.schedule}
+
+    def apply_to(self, model: object) -> None:
+        """Set ``checkpoint_every`` on every ``nn.Sequential`` in ``model`` (itself included)."""
+        from chainrule.nn.modules import Module, Sequential
+
+        if isinstance(model, Module):
+            for m in model.modules():
+                if isinstance(m, Sequential):
+                    m.checkpoint_every = self.checkpoint_every

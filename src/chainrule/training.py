@@ -432,9 +432,10 @@ class Trainer:
             return loss, int(self.comm.allreduce_scalar(correct, "accuracy allreduce"))
         if self.dp is not None:
             part = shard(len(xb), self.comm.rank, self.comm.size)
-            loss, logits = accumulate(grads, self.optimizer.params, xb[part], yb[part], cfg.microbatches, len(xb))
-            self.dp.allreduce_gradients(1.0)
-            stats = np.array([loss, float((logits.argmax(axis=1) == yb[part]).sum())])
+            loss, logits = accumulate(grads, self.optimizer.params, xb[part], yb[part], cfg.microbatches)
+            weight = (part.stop - part.start) / len(xb)  # this shard's share of the batch mean
+            self.dp.allreduce_gradients(weight)
+            stats = np.array([weight * loss, float((logits.argmax(axis=1) == yb[part]).sum())])
             self.comm.allreduce_(stats, "loss allreduce")
             return float(stats[0]), int(stats[1])
         loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)

@@ -58,35 +58,44 @@ class DataParallel:
         for group in self.groups:
             flat = np.concatenate([self.params[i].data.ravel() for i in group])
             self.comm.bcast_(flat, root, what="broadcasting parameters")
-            self._unpack(flat, group, grads=False)
+            self._unpack(flat, group)
 
     def allreduce_gradients(self, weight: float) -> None:
         """``p.grad ← Σ_ranks weight_r · p.grad_r`` for every parameter (``weight`` = n_r / N here).
 
+        Each bucket is packed once (the scaling fused into the copy), reduced in place, and the
+        parameters' ``.grad`` become views into it: one pass over the gradients besides MPI's.
         A parameter without a gradient on this rank contributes zeros.
         """
         for group in self.groups:
-            parts = []
+            dtype = np.result_type(*[self.params[i].data.dtype for i in group])
+            flat = np.empty(sum(self.params[i].data.size for i in group), dtype)
+            offset = 0
             for i in group:
                 p = self.params[i]
-                g = p.grad.data if p.grad is not None else np.zeros_like(p.data)
-                parts.append((g * np.asarray(weight, g.dtype)).ravel())
-            flat = np.concatenate(parts)
+                piece = flat[offset : offset + p.data.size].reshape(p.data.shape)
+                offset += p.data.size
+                if p.grad is None:
+                    piece[...] = 0
+                elif weight == 1.0:
+                    np.copyto(piece, p.grad.data)
+                else:
+                    np.multiply(p.grad.data, np.asarray(weight, dtype), out=piece)
             self.comm.allreduce_(flat, what=f"gradient allreduce ({flat.nbytes} bytes)")
             self.allreduce_bytes += flat.nbytes
-            self._unpack(flat, group, grads=True)
+            offset = 0
+            for i in group:
+                p = self.params[i]
+                p.grad = Tensor._make(flat[offset : offset + p.data.size].reshape(p.data.shape), None)
+                offset += p.data.size
 
-    def _unpack(self, flat: np.ndarray[Any, Any], group: list[int], grads: bool) -> None:
+    def _unpack(self, flat: np.ndarray[Any, Any], group: list[int]) -> None:
         offset = 0
         for i in group:
             p = self.params[i]
             n = p.data.size
-            piece = flat[offset : offset + n].reshape(p.data.shape)
+            p.data = flat[offset : offset + n].reshape(p.data.shape).astype(p.data.dtype, copy=True)
             offset += n
-            if grads:
-                p.grad = Tensor._make(piece.copy(), None)
-            else:
-                p.data = piece.astype(p.data.dtype, copy=True)
 
     def gradient_bytes(self) -> int:
         """Payload of one step's Allreduce (bytes of all gradients); a ring moves 2(P-1)/P of it per rank."""

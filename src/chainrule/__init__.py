@@ -21,6 +21,7 @@ from chainrule import ops
 
 if TYPE_CHECKING:  # for type checkers and linters; at run time these load on first use (below)
     from chainrule import cli, data, linalg, memory, models, nn, optim, viz  # noqa: F401
+import chainrule.checkpoint as _checkpoint_files  # noqa: F401, E402  (first, so cr.checkpoint stays the function below)
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -47,6 +48,7 @@ from chainrule.core.tensor import Primitive, Tensor, tensor
 from chainrule.cost import cost
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
+from chainrule.remat import checkpoint
 from chainrule.shapes import ShapeDtype, eval_shape
 from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
 from chainrule.transforms.compile import compile
@@ -103,6 +105,7 @@ __all__ = [
     "arange",
     "as_tensor",
     "check_grad",
+    "checkpoint",
     "compile",
     "cost",
     "data",

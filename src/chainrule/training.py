@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -67,6 +68,9 @@ class Config:
     limit_test: int = 0
     compile: bool = True  # capture the step once and replay it (identical results, less overhead)
     data_dir: str | None = None
+    microbatches: int = 1  # accumulate gradients over this many microbatches per step
+    parallel: str = "none"  # none | data | pipeline (under mpiexec -n N)
+    pipeline_schedule: str = "1f1b"  # 1f1b | gpipe
 
 
 @dataclass
@@ -99,6 +103,8 @@ _CHOICES = {
     "optimizer": tuple(_SLOTS),
     "schedule": ("none", "cosine", "step"),
     "init": ("normal", "xavier", "he", "he_uniform"),
+    "parallel": ("none", "data", "pipeline"),
+    "pipeline_schedule": ("1f1b", "gpipe"),
 }
 
 
@@ -159,7 +165,7 @@ def validate_config(cfg: Config, check_memory: bool = True) -> None:
         value = getattr(cfg, name)
         if value not in choices:
             raise bad(name, value, f"must be one of {', '.join(choices)}")
-    for name in ("hidden", "epochs", "batch_size"):
+    for name in ("hidden", "epochs", "batch_size", "microbatches"):
         value = getattr(cfg, name)
         if type(value) is not int or value < 1:
             raise bad(name.replace("_", "-"), value, "must be a positive integer")
@@ -179,6 +185,10 @@ def validate_config(cfg: Config, check_memory: bool = True) -> None:
         raise bad("dropout", cfg.dropout, "must be in [0, 1)")
     if cfg.dropout and cfg.model != "mlp":
         raise bad("dropout", cfg.dropout, f"applies only to --model mlp (the {cfg.model} model has no dropout)")
+    if cfg.microbatches > cfg.batch_size:
+        raise bad("microbatches", cfg.microbatches, f"must be at most --batch-size ({cfg.batch_size})")
+    if cfg.parallel == "pipeline" and cfg.model != "mlp":
+        raise bad("parallel", cfg.parallel, "pipeline needs a sequential model: --model mlp")
     if not isinstance(cfg.standardize, bool) or not isinstance(cfg.compile, bool):
         raise UsageError("standardize and compile must be true or false")
     if cfg.data_dir is not None and not isinstance(cfg.data_dir, str):
@@ -395,6 +405,7 @@ class Trainer:
         elif cfg.schedule == "step":
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
         self.state = RunState()
+        self._parallel_setup(x_train)
         self._stop: int | None = None  # the signal that asked the run to stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
         model = self.model
@@ -405,6 +416,59 @@ class Trainer:
             return J, logits
 
         self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile else loss_and_grads
+
+    # --- microbatches and MPI (chainrule.parallel) -------------------------------------
+    def _parallel_setup(self, x_train: np.ndarray) -> None:
+        """Under ``--parallel``: join the MPI job, make the parameters identical, cut the pipeline."""
+        self.comm: Any = None
+        self.dp: Any = None
+        self.pipeline: Any = None
+        self.rank = 0
+        if self.cfg.parallel == "none":
+            return
+        from chainrule.parallel import Comm, DataParallel, Pipeline
+
+        self.comm = Comm()
+        self.rank = self.comm.rank
+        self.quiet = self.quiet or self.rank != 0  # one rank speaks
+        sync = DataParallel(self.model.parameters(), self.comm)
+        sync.broadcast_parameters()  # same initial parameters on every rank
+        if self.cfg.parallel == "data":
+            self.dp = sync
+        else:
+            if not isinstance(self.model, Sequential):
+                raise UsageError("--parallel pipeline: needs a sequential model (--model mlp)")
+            self.pipeline = Pipeline(self.model, self.comm, sample=x_train[:1], schedule=self.cfg.pipeline_schedule)
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
+        """Gradients of one global batch into ``.grad``; returns (batch loss, correct predictions)."""
+        from chainrule.parallel import accumulate, shard
+
+        cfg = self.cfg
+
+        def grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+            J, logits = self.step_fn(x, y)
+            return J, logits
+
+        if self.pipeline is not None:
+            loss, logits = self.pipeline.step(xb, yb, F.cross_entropy, cfg.microbatches)
+            correct = int((logits.argmax(axis=1) == yb).sum()) if logits is not None else 0
+            return loss, int(self.comm.allreduce_scalar(correct, "accuracy allreduce"))
+        if self.dp is not None:
+            part = shard(len(xb), self.comm.rank, self.comm.size)
+            loss, logits = accumulate(grads, self.optimizer.params, xb[part], yb[part], cfg.microbatches)
+            weight = (part.stop - part.start) / len(xb)  # this shard's share of the batch mean
+            self.dp.allreduce_gradients(weight)
+            stats = np.array([weight * loss, float((logits.argmax(axis=1) == yb[part]).sum())])
+            self.comm.allreduce_(stats, "loss allreduce")
+            return float(stats[0]), int(stats[1])
+        loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)
+        return loss, int((logits.argmax(axis=1) == yb).sum())
+
+    def _sync_stages(self) -> None:
+        """Pipeline: every rank gets every stage's parameters (for evaluation and the checkpoint)."""
+        if self.pipeline is not None:
+            self.pipeline.sync_parameters(self.model.parameters(), self.model)
 
     def say(self, line: str) -> None:
         """A line for the run log and, unless quiet, for stdout."""
@@ -418,6 +482,8 @@ class Trainer:
         return [m for m in self.model.modules() if isinstance(m, Dropout)]
 
     def save(self) -> Path:
+        if self.rank != 0:  # only rank 0 writes files
+            return self.out / CHECKPOINT
         self._critical += 1  # a signal during the write is acted on after it
         try:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -501,9 +567,15 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
+        together: Any = contextlib.nullcontext()
+        if self.comm is not None:
+            from chainrule.parallel import failing_together
+
+            together = failing_together(self.comm)  # an error on one rank stops every rank, clearly
         try:
-            while self.state.epoch < self.cfg.epochs:
-                self._epoch()
+            with together:
+                while self.state.epoch < self.cfg.epochs:
+                    self._epoch()
             self.save()
             self.write_reports()
         except KeyboardInterrupt as exc:
@@ -566,16 +638,15 @@ class Trainer:
             for xb, yb in self.loader.batches(st.epoch, start=st.batch):
                 self._check_stop()
                 self.optimizer.zero_grad()
-                J, logits = self.step_fn(as_tensor(xb), as_tensor(yb))
+                loss, correct = self._step(xb, yb)
                 # from here to the end of the bookkeeping a signal only sets the flag: the step is
                 # applied and counted together, or (raised before this point) not at all
                 self._critical += 1
                 self.optimizer.step()
-                loss = float(J.data)
                 if not math.isfinite(loss):
                     raise self._diverged(f"objective became {loss}", st.batch + 1)
                 st.loss_sum += loss * len(yb)
-                st.correct += int((logits.data.argmax(axis=1) == yb).sum())
+                st.correct += correct
                 st.seen += len(yb)
                 st.batch += 1
                 self._critical -= 1
@@ -588,6 +659,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self._check_finite()  # each loss checks the update before it; this checks the epoch's last
+        self._sync_stages()
         test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
         m = EpochMetrics(
             epoch=st.epoch + 1,
@@ -613,6 +685,8 @@ class Trainer:
         self._check_stop()
 
     def write_reports(self) -> None:
+        if self.rank != 0:
+            return
         history = self.state.history
         self.out.mkdir(parents=True, exist_ok=True)
         names = list(EpochMetrics.__dataclass_fields__)

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from chainrule import __version__
 from chainrule.cli import graph as graph_cli
 from chainrule.cli import measure
+from chainrule.cli import parallel as parallel_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.io import OutputError
 from chainrule.rundir import RunDir, claim_new_run, claim_resume
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
     t.add_argument("--no-compile", action="store_true", default=None, help="run every step eagerly")
+    parallel_cli.add_train_options(t)
     e = sub.add_parser("evaluate", help="test accuracy of a saved run")
     e.add_argument("run", help="the run folder")
     e.add_argument("--data-dir", default=None, help=_DATA_HELP)
@@ -212,6 +214,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         emit(f"test accuracy {evaluate(args.run, args.data_dir):.4f}")
         return 0
+    if parallel_cli.is_worker(args):  # mpiexec rank > 0: trains alongside rank 0, writes nothing
+        return parallel_cli.run_worker(args)
     cfg, run = _preflight(args)
     with run:
         log = RunLog(run.path)

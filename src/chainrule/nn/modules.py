@@ -172,6 +172,10 @@ class Linear(Module):
 class Sequential(Module):
     """Layers applied one after another; parameters are named "0.weight", "2.bias", ... as in PyTorch.
 
+    ``checkpoint_every=k`` (k > 0) runs each run of k layers under ``chainrule.remat.checkpoint``:
+    only every k-th activation is kept, the rest are recomputed in backward (k = ⌈√n⌉ is Chen
+    et al.'s rule, ``chainrule.remat.sqrt_segments``).
+
     Examples:
         >>> import numpy as np, chainrule as cr
         >>> rng = np.random.default_rng(0)
@@ -182,14 +186,21 @@ class Sequential(Module):
         (5, 3)
     """
 
-    def __init__(self, *layers: Module) -> None:
+    def __init__(self, *layers: Module, checkpoint_every: int = 0) -> None:
+        if type(checkpoint_every) is not int or checkpoint_every < 0:
+            raise ValueError(f"Sequential: checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
         self.layers = list(layers)
+        self.checkpoint_every = checkpoint_every
 
     def _children(self) -> Iterator[tuple[str, Parameter | Module]]:
         for i, layer in enumerate(self.layers):  # PyTorch's names: "0.weight", "1.bias", ...
             yield str(i), layer
 
     def forward(self, x: Any) -> Any:
+        if self.checkpoint_every:
+            from chainrule.remat import checkpoint_sequential
+
+            return checkpoint_sequential(self.layers, x, self.checkpoint_every)
         for layer in self.layers:
             x = layer(x)
         return x

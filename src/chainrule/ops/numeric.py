@@ -23,7 +23,7 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, axis: 
 
     Examples:
         >>> import chainrule as cr
-        >>> cr.linspace(0.0, 1.0, 5).numpy().tolist()
+        >>> cr.linspace(cr.tensor(0.0), cr.tensor(1.0), 5).numpy().tolist()
         [0.0, 0.25, 0.5, 0.75, 1.0]
     """
     if int(num) != num or num < 0:

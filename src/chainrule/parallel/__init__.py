@@ -1,0 +1,28 @@
+"""Training that outgrows one memory: microbatching, data parallelism and pipeline parallelism over MPI.
+
+Run with ``mpiexec -n N chainrule train --parallel data|pipeline`` (the ``mpi`` extra installs
+mpi4py and MPICH). See docs/parallel.md.
+"""
+
+from chainrule.parallel.accumulate import accumulate, split
+from chainrule.parallel.comm import Comm, ParallelError, PeerFailed, PeerTimeout, failing_together
+from chainrule.parallel.data import DataParallel, buckets, shard
+from chainrule.parallel.pipeline import Pipeline, balance, layer_costs
+from chainrule.parallel.plan import Plan
+
+__all__ = [
+    "Comm",
+    "DataParallel",
+    "ParallelError",
+    "PeerFailed",
+    "PeerTimeout",
+    "Pipeline",
+    "Plan",
+    "accumulate",
+    "balance",
+    "buckets",
+    "failing_together",
+    "layer_costs",
+    "shard",
+    "split",
+]

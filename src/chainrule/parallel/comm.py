@@ -1,0 +1,221 @@
+"""MPI point-to-point and collectives that never hang: every wait has a deadline.
+
+Every blocking operation is posted non-blocking and completed by polling (``Test``) until a
+deadline. While polling, a rank also watches for an *abort notice* from any other rank (a
+rank that fails sends one to every peer before it exits), so an error on one rank becomes a
+clear error on every rank within the poll interval, and a rank that dies or hangs becomes a
+:class:`PeerTimeout` naming the peer and what was awaited, instead of a hang. (A rank killed
+by a signal is also seen by ``mpiexec`` itself, which then ends the whole job.)
+
+``mpi4py`` is imported only when a :class:`Comm` is made; the rest of chainrule does not need it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.errors import ChainruleError, ShapeError
+
+ABORT_TAG = 32000  # an abort notice: "rank r failed: <message>"
+DEFAULT_TIMEOUT = float(os.environ.get("CHAINRULE_MPI_TIMEOUT", "120"))
+
+
+class ParallelError(ChainruleError, RuntimeError):
+    """A failure of the parallel run (on this rank or reported by a peer)."""
+
+
+class PeerTimeout(ParallelError):
+    """A peer did not send, receive or join a collective within the deadline: it died or hung."""
+
+
+class PeerFailed(ParallelError):
+    """Another rank reported an error and is exiting."""
+
+
+def mpi() -> Any:
+    """The ``mpi4py.MPI`` module, or a clear error if the ``mpi`` extra is not installed."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ParallelError(
+            "parallel training needs mpi4py and an MPI library: pip install 'chainrule[mpi]' "
+            "(mpi4py and mpich), then run under mpiexec -n N"
+        ) from exc
+    return MPI
+
+
+class Comm:
+    """A communicator whose waits time out; counts the bytes this rank sends and receives."""
+
+    def __init__(self, comm: Any = None, timeout: float | None = None) -> None:
+        MPI = mpi()
+        self.MPI = MPI
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank: int = self.comm.Get_rank()
+        self.size: int = self.comm.Get_size()
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        self.sent_bytes = 0  # payload bytes this rank handed to MPI (point-to-point and collectives)
+        self.recv_bytes = 0
+        self._pending: list[tuple[Any, Any, str]] = []  # sends not yet completed (request, buffer, what)
+
+    # --- waiting --------------------------------------------------------------------------
+    def _check_abort(self) -> None:
+        MPI = self.MPI
+        status = MPI.Status()
+        if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=ABORT_TAG, status=status):
+            message = self.comm.recv(source=status.Get_source(), tag=ABORT_TAG)
+            raise PeerFailed(f"rank {self.rank}: stopping because rank {status.Get_source()} failed: {message}")
+
+    def _poll(self, done: Callable[[], bool], what: str, budget: float | None = None) -> bool:
+        """Drive MPI progress until ``done()``; abort notices and the deadline are checked meanwhile.
+
+        MPI moves a large message only while both ends are inside MPI calls, so the first
+        millisecond is a tight loop, then the thread yields, and only a long wait sleeps (0.2 ms
+        steps). With ``budget`` (seconds), give up quietly after that long and return False.
+        """
+        start = time.monotonic()
+        deadline = start + self.timeout
+        while not done():
+            self._check_abort()
+            self._progress_sends()
+            now = time.monotonic()
+            if budget is not None and now - start > budget:
+                return False
+            if now > deadline:
+                raise PeerTimeout(
+                    f"rank {self.rank}: {what} did not complete within {self.timeout:g} s: a peer died, hung, "
+                    f"or is not running the same step (set CHAINRULE_MPI_TIMEOUT to wait longer)"
+                )
+            waited = now - start
+            if waited > 0.02:
+                time.sleep(2e-4)
+            elif waited > 0.001:
+                os.sched_yield()
+        return True
+
+    def wait(self, request: Any, what: str) -> None:
+        self._poll(request.Test, what)
+
+    def _progress_sends(self) -> None:
+        if self._pending:
+            self._pending = [p for p in self._pending if not p[0].Test()]
+
+    def flush(self) -> None:
+        """Complete every send posted so far (before a step ends or a buffer is reused)."""
+        while self._pending:
+            request, _buffer, what = self._pending[0]
+            self.wait(request, what)
+            self._pending.pop(0)
+
+    # --- point to point -------------------------------------------------------------------
+    def send(self, array: np.ndarray[Any, Any], dest: int, tag: int, what: str = "message") -> None:
+        """Send an array (its shape and dtype first); returns at once, completed by later polling."""
+        array = np.ascontiguousarray(array)
+        header = (array.shape, array.dtype.str, what)
+        self.comm.send(header, dest=dest, tag=tag)  # small: sent eagerly
+        request = self.comm.Isend(array, dest=dest, tag=tag)
+        self.sent_bytes += array.nbytes
+        # Help the transfer along while the receiver is (probably) waiting for it. Stop as soon as
+        # the receiver is itself sending to us (then it must first receive ours: 1F1B does this
+        # every step) or after a short budget, so that two ranks can never wait on each other.
+        done = [False]
+
+        def sent_or_peer_sending() -> bool:
+            done[0] = bool(request.Test())
+            return done[0] or bool(self.comm.Iprobe(source=dest, tag=self.MPI.ANY_TAG))
+
+        self._poll(sent_or_peer_sending, f"sending {what} to rank {dest}", budget=0.05)
+        if not done[0]:
+            self._pending.append((request, array, f"sending {what} to rank {dest}"))
+
+    def recv(
+        self, source: int, tag: int, what: str = "message", shape: tuple[int, ...] | None = None
+    ) -> np.ndarray[Any, Any]:
+        """Receive an array sent with :meth:`send`; ``shape``: what this rank expects (checked)."""
+        self._poll(lambda: bool(self.comm.Iprobe(source=source, tag=tag)), f"waiting for {what} from rank {source}")
+        got_shape, dtype, their_what = self.comm.recv(source=source, tag=tag)
+        if shape is not None and tuple(shape) != tuple(got_shape):
+            raise ShapeError(
+                f"rank {self.rank}: expected {what} of shape {tuple(shape)} from rank {source}, "
+                f"it sent {their_what} of shape {tuple(got_shape)}: the stages disagree"
+            )
+        buffer = np.empty(got_shape, dtype=np.dtype(dtype))
+        request = self.comm.Irecv(buffer, source=source, tag=tag)
+        self.wait(request, f"receiving {what} from rank {source}")
+        self.recv_bytes += buffer.nbytes
+        return buffer
+
+    # --- collectives ----------------------------------------------------------------------
+    def allreduce_(self, buffer: np.ndarray[Any, Any], what: str = "allreduce") -> np.ndarray[Any, Any]:
+        """Sum ``buffer`` over all ranks, in place."""
+        request = self.comm.Iallreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        self.wait(request, what)
+        self.sent_bytes += buffer.nbytes
+        self.recv_bytes += buffer.nbytes
+        return buffer
+
+    def bcast_(self, buffer: np.ndarray[Any, Any], root: int = 0, what: str = "broadcast") -> np.ndarray[Any, Any]:
+        request = self.comm.Ibcast(buffer, root=root)
+        self.wait(request, what)
+        if self.rank == root:
+            self.sent_bytes += buffer.nbytes
+        else:
+            self.recv_bytes += buffer.nbytes
+        return buffer
+
+    def barrier(self, what: str = "barrier") -> None:
+        self.wait(self.comm.Ibarrier(), what)
+
+    def allreduce_scalar(self, value: float, what: str = "allreduce") -> float:
+        return float(self.allreduce_(np.array([value], np.float64), what)[0])
+
+    # --- failure --------------------------------------------------------------------------
+    def notify_failure(self, message: str) -> None:
+        """Tell every other rank that this one failed (best effort, never blocks for long)."""
+        requests = []
+        for r in range(self.size):
+            if r != self.rank:
+                try:
+                    requests.append(self.comm.isend(message, dest=r, tag=ABORT_TAG))
+                except Exception:  # noqa: BLE001 - a dead peer must not stop the others being told
+                    pass
+        deadline = time.monotonic() + 2.0
+        while requests and time.monotonic() < deadline:
+            requests = [q for q in requests if not q.Test()]
+            time.sleep(0.01)
+
+
+@contextmanager
+def failing_together(comm: Comm, linger: float = 1.0, abort: bool = True) -> Iterator[None]:
+    """Run a block so that an error on this rank is reported to every rank, and then re-raised.
+
+    After notifying, the rank waits ``linger`` seconds so that the peers can print their own
+    error, then calls ``MPI_Abort``, which ends every rank of the job (a plain exit could wait
+    forever in ``MPI_Finalize`` for a peer that hangs). ``abort=False`` re-raises instead.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:  # a signal (SIGINT/SIGTERM reach every rank): the caller saves and exits
+        raise
+    except BaseException as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, PeerFailed):
+            comm.notify_failure(text)
+        print(f"chainrule: rank {comm.rank} failed: {text}", file=sys.stderr, flush=True)
+        if not isinstance(exc, ChainruleError | KeyboardInterrupt | SystemExit):
+            traceback.print_exc(file=sys.stderr)
+        if isinstance(exc, SystemExit) and not exc.code:
+            raise
+        time.sleep(linger)
+        if abort and comm.size > 1:
+            sys.stderr.flush()
+            comm.comm.Abort(1)
+        raise

@@ -38,33 +38,29 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core.node import Meta
 from chainrule.core.tensor import REGISTRY, Tensor
 from chainrule.transforms.tree import tree_map
 
 ShapeRule = Callable[..., Any]
 
 
-class ShapeDtype:
-    """A shape and dtype standing for an array (``jax.ShapeDtypeStruct``); ``requires_grad`` for inputs."""
+class ShapeDtype(Meta):
+    """A shape and dtype standing for an array (``jax.ShapeDtypeStruct``); ``requires_grad`` for inputs.
 
-    __slots__ = ("shape", "dtype", "requires_grad")
+    The engine's :class:`~chainrule.core.node.Meta` (what a node keeps of an unsaved input) with a
+    normalised shape and dtype, a byte count, and whether a gradient is wanted.
+    """
+
+    __slots__ = ("requires_grad",)
 
     def __init__(self, shape: tuple[int, ...] | list[int], dtype: Any = np.float32, requires_grad: bool = False):
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype)
+        super().__init__(tuple(int(n) for n in shape), np.dtype(dtype))
         self.requires_grad = requires_grad
 
     @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
     def nbytes(self) -> int:
-        return self.size * int(self.dtype.itemsize)
+        return self.size * int(np.dtype(self.dtype).itemsize)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ShapeDtype) and (self.shape, self.dtype) == (other.shape, other.dtype)

@@ -34,38 +34,94 @@ def as_tensor(data: Any, dtype: Any = None) -> Tensor:
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of the given shape (``cr.zeros(2, 3)`` or ``cr.zeros((2, 3))``); float32 unless ``dtype``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.zeros(2, 3).shape, cr.zeros(2, 3).dtype.name
+        ((2, 3), 'float32')
+    """
     return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of the given shape; float32 unless ``dtype``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.ones(2, dtype="float64").numpy().tolist()
+        [1.0, 1.0]
+    """
     return Tensor(np.ones(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of the given shape whose values are whatever the memory held; float32 unless ``dtype``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.empty(3, 4).shape
+        (3, 4)
+    """
     return Tensor(np.empty(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value``; float32 unless ``dtype``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.full((2,), 0.5).numpy().tolist()
+        [0.5, 0.5]
+    """
     shp = (shape,) if isinstance(shape, int) else tuple(shape)
     return Tensor(np.full(shp, fill_value, _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def zeros_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape (and, unless ``dtype`` is given, the dtype) of ``x``.
+
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> cr.zeros_like(np.ones((2, 2), np.float64)).dtype.name
+        'float64'
+    """
     arr = x.data if isinstance(x, Tensor) else np.asarray(x)
     return Tensor(np.zeros(arr.shape, dtype or arr.dtype), requires_grad, dtype=dtype or arr.dtype)
 
 
 def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape (and, unless ``dtype`` is given, the dtype) of ``x``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.ones_like(cr.zeros(3)).numpy().tolist()
+        [1.0, 1.0, 1.0]
+    """
     arr = x.data if isinstance(x, Tensor) else np.asarray(x)
     return Tensor(np.ones(arr.shape, dtype or arr.dtype), requires_grad, dtype=dtype or arr.dtype)
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, seed: int | None = None) -> Tensor:
+    """Standard normal samples of the given shape (NumPy's ``default_rng(seed)``); float32 unless ``dtype``.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.randn(2, 3, seed=0).shape
+        (2, 3)
+    """
     rng = np.random.default_rng(seed)
     data = rng.standard_normal(_shape(shape)).astype(_dtype(dtype))
     return Tensor(data, requires_grad, dtype=_dtype(dtype))
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
+    """Evenly spaced values like ``np.arange``; floats become float32, integers keep their dtype.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> cr.arange(4).numpy().tolist(), cr.arange(0.0, 1.0, 0.5).dtype.name
+        ([0, 1, 2, 3], 'float32')
+    """
     data = np.arange(*args)
     return Tensor(data, dtype=dtype if dtype is not None else (np.float32 if data.dtype.kind == "f" else data.dtype))

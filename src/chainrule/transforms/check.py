@@ -35,6 +35,8 @@ class GradCheckReport:
 
 
 class GradCheckError(AssertionError):
+    """Raised by :func:`check_grad` when autodiff and finite differences disagree; ``.report`` says where."""
+
     def __init__(self, report: GradCheckReport) -> None:
         super().__init__(str(report))
         self.report = report

@@ -2,7 +2,7 @@
 
 The matmul primitive handles ndim >= 2 (batched, broadcast); 1-D cases are reshaped.
 ``__all__`` lists the names that belong at the package's top level (NumPy's ``matmul``);
-``LINALG_ALL`` lists the ``np.linalg`` names, re-exported by :mod:`chainrule.linalg`.
+:mod:`chainrule.linalg` re-exports the ``np.linalg`` names defined here (its ``__all__`` lists them).
 
 Decompositions with several results (``eigh``, ``svd``) are one primitive whose output packs
 the results along the second-to-last axis; the public function slices them apart, so a
@@ -579,26 +579,3 @@ def vecdot(x1: Any, x2: Any, axis: int = -1) -> Any:
 
 
 __all__ = ["matmul"]
-
-LINALG_ALL = [
-    "LinAlgGradientError",
-    "cholesky",
-    "det",
-    "diagonal",
-    "eigh",
-    "eigvalsh",
-    "inv",
-    "matmul",
-    "matrix_norm",
-    "matrix_power",
-    "matrix_transpose",
-    "norm",
-    "pinv",
-    "slogdet",
-    "solve",
-    "svd",
-    "svdvals",
-    "trace",
-    "vecdot",
-    "vector_norm",
-]

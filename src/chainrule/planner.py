@@ -5,8 +5,8 @@ runs for real. The estimator has no model of ``cr.checkpoint`` (the primitive ha
 rule), so the planner composes it:
 
 * **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``; for
-  ``k > 1`` two parameter-sized arrays are added (the running gradient sum and the scaled
-  gradient of :func:`chainrule.parallel.accumulate`).
+  ``k > 1`` three parameter-sized arrays are added (the running gradient sum, the scaled
+  gradient and the new sum while the old one is alive, in :func:`chainrule.parallel.accumulate`).
 * **checkpoint_every e** (a ``Sequential``'s layers in segments of ``e``): from the plain
   estimate at ``b``, the saved activations at its peak are replaced by what checkpointing
   keeps: the input of every segment but the first (the first is the batch, already counted as
@@ -248,7 +248,7 @@ def plan(
     cands: list[Candidate] = []
     for k in _microbatch_counts(batch_size):
         b = math.ceil(batch_size / k)
-        accum = 2 * est.param_bytes if k > 1 else 0
+        accum = 3 * est.param_bytes if k > 1 else 0
         overhead = microbatch_overhead * (k - 1)
         for e in [0, *(_segment_sizes(len(model.layers)) if sequential else [])]:
             peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + accum

@@ -118,10 +118,12 @@ class PlanReport:
         )
 
 
-def _microbatch_counts(batch: int) -> list[int]:
-    ks = {1, batch}
+def _microbatch_counts(batch: int, most: int) -> list[int]:
+    """1, 2, 4, ... up to ``most`` (and ``most`` itself), at most one example per microbatch."""
+    most = min(batch, most)
+    ks = {1, most}
     k = 2
-    while k < batch:
+    while k < most:
         ks.add(k)
         k *= 2
     return sorted(ks)
@@ -225,12 +227,16 @@ def plan(
     margin: float = 0.05,
     microbatch_overhead: float = 0.1,
     checkpoint_cost: float = 1.0,
+    max_microbatches: int | None = None,
 ) -> PlanReport:
     """The cheapest plan whose predicted training-step peak fits ``budget_bytes`` (see the module doc).
 
     ``input_shape`` is one example's shape (without the batch axis). Returns a
     :class:`PlanReport` (``.plan`` to apply, ``.table()`` for every candidate, ``.why()``);
     raises :class:`MemoryBudgetError` naming the smallest budget that fits if none does.
+    Candidates: microbatch counts 1, 2, 4, ... up to ``max_microbatches`` (default the batch
+    size), each with no checkpointing and (for a ``Sequential``) segments of 1, 2, ... layers
+    (a spread of sizes past 12 layers) including ⌈√n⌉ (:func:`chainrule.remat.sqrt_segments`).
     """
     from chainrule.nn.modules import Sequential
     from chainrule.optim import SGD
@@ -246,7 +252,7 @@ def plan(
     est = _Estimator(model, input_shape, optimizer, dtype, label_dtype)
     sequential = isinstance(model, Sequential) and len(model.layers) >= 2
     cands: list[Candidate] = []
-    for k in _microbatch_counts(batch_size):
+    for k in _microbatch_counts(batch_size, max_microbatches or batch_size):
         b = math.ceil(batch_size / k)
         accum = 3 * est.param_bytes if k > 1 else 0
         overhead = microbatch_overhead * (k - 1)

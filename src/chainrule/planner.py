@@ -96,7 +96,8 @@ class PlanReport:
 
     def table(self) -> str:
         rows = [
-            "| microbatches | checkpoint_every | predicted peak (MiB) | needs budget (MiB) | extra cost | fits | chosen |",
+            "| microbatches | checkpoint_every | predicted peak (MiB) | needs budget (MiB) | extra cost | fits "
+            "| chosen |",
             "|---:|---:|---:|---:|---:|:-:|:-:|",
         ]
         for c in self.candidates:
@@ -211,7 +212,7 @@ class _Estimator:
         kept = sum(int(np.prod(shapes[s])) * itemsize for s, _ in bounds[1:])
         kept += int(np.prod(shapes[-1])) * itemsize  # the logits, saved by the loss
         live = max(self.segment(s, t, b) for s, t in bounds)
-        return peak - act + kept + live
+        return int(peak - act + kept + live)
 
 
 def plan(

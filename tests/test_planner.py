@@ -30,11 +30,11 @@ def mlp(depth: int, width: int) -> Sequential:
     return Sequential(*layers)
 
 
-def measured_peak(model: Sequential, opt: SGD, microbatches: int) -> int:
+def measured_peak(model: Sequential, opt: SGD, microbatches: int, batch: int = B) -> int:
     """One training step with the plan applied (checkpoint_every already set on the model), measured."""
     rng = np.random.default_rng(1)
-    x = rng.random((B, D), dtype=np.float32)
-    y = rng.integers(0, 10, B)
+    x = rng.random((batch, D), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
 
     def grads(xt: Any, yt: Any) -> Any:
         J, logits = objective(model, xt, yt)
@@ -113,6 +113,8 @@ def test_expensive_microbatches_make_checkpointing_the_choice() -> None:
     assert ckpt.needs < plain.needs  # checkpointing saves memory on this deep narrow net
     report = plan(model, (D,), 512, ckpt.needs, optimizer=opt, microbatch_overhead=5.0)
     assert report.plan is not None and report.plan.microbatches == 1 and report.plan.checkpoint_every > 0
+    report.plan.apply_to(model)
+    assert measured_peak(model, opt, 1, batch=512) <= ckpt.needs  # and the checkpointed step really fits
 
 
 def test_parse_size() -> None:

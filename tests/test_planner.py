@@ -12,7 +12,7 @@ from chainrule import memory
 from chainrule.nn import Linear, ReLU, Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.planner import MemoryBudgetError, parse_size, plan
+from chainrule.planner import MemoryBudgetError, measure_microbatch_overhead, parse_size, plan
 from chainrule.remat import sqrt_segments
 from chainrule.training import objective
 
@@ -125,3 +125,15 @@ def test_parse_size() -> None:
     for bad in ("", "abc", "12XB", "-5MB", "0", "1e3", "MB"):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+def test_measured_overhead_and_unplanned_ranks() -> None:
+    model = mlp(2, 32)
+    before = [p.data.copy() for p in model.parameters()]
+    overhead = measure_microbatch_overhead(model, (D,), B, repeat=2)
+    assert overhead > 0 and np.isfinite(overhead)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
+    report = plan(model, (D,), B, 10**9, microbatch_overhead=overhead)
+    assert report.chosen is not None and report.chosen.microbatches == 1
+    with pytest.raises(NotImplementedError, match="ranks"):
+        plan(model, (D,), B, 10**9, ranks=2)

@@ -19,7 +19,8 @@ A candidate fits when its predicted peak times ``1 + margin`` is at most the bud
 **Time model** (unit: one forward pass over the whole batch, so a plain step costs about 3):
 checkpointing recomputes one forward of every checkpointed layer (``Sequential`` checkpoints
 all of its segments), extra cost 1; each extra microbatch costs ``microbatch_overhead``
-(default 0.1: the fixed per-call work of a step, relative to a forward pass).
+(default 0.1: the fixed per-call work of a step, relative to a forward pass; measure this
+machine's with :func:`measure_microbatch_overhead`).
 The chosen plan is the fitting candidate with the least extra cost (ties: fewer microbatches,
 then lower peak).
 """
@@ -38,7 +39,7 @@ from chainrule.parallel.plan import Plan
 from chainrule.remat import sqrt_segments
 from chainrule.shapes import ShapeDtype
 
-__all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "parse_size", "plan"]
+__all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "measure_microbatch_overhead", "parse_size", "plan"]
 
 _UNITS = {
     "": 1,
@@ -213,6 +214,48 @@ class _Estimator:
         kept += int(np.prod(shapes[-1])) * itemsize  # the logits, saved by the loss
         live = max(self.segment(s, t, b) for s, t in bounds)
         return int(peak - act + kept + live)
+
+
+def measure_microbatch_overhead(
+    model: Any, input_shape: tuple[int, ...], batch_size: int, optimizer: Any = None, repeat: int = 5
+) -> float:
+    """The per-step constant for ``plan(microbatch_overhead=...)``, measured on this machine.
+
+    A training step on one example is almost all fixed cost (Python, the graph, the update);
+    its best time over ``repeat`` runs, divided by the best time of a forward pass over
+    ``batch_size`` examples, is the cost of one extra microbatch in the planner's unit.
+    """
+    import time
+
+    from chainrule.core.node import no_grad
+    from chainrule.memory import training_step
+    from chainrule.optim import SGD
+
+    rng = np.random.default_rng(0)
+    opt = optimizer if optimizer is not None else SGD(model.parameters(), 1e-3)
+    saved = [p.data.copy() for p in model.parameters()]
+    x1 = rng.random((1, *input_shape)).astype(np.float32)
+    xb = rng.random((batch_size, *input_shape)).astype(np.float32)
+    y1 = np.zeros(1, dtype=np.int64)
+    step = training_step(model, opt)
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    try:
+        fixed = best(lambda: step(x1, y1))
+        with no_grad():
+            forward = best(lambda: model(xb))
+    finally:
+        for p, d in zip(model.parameters(), saved, strict=True):
+            p.data[...] = d
+            p.grad = None
+    return fixed / max(forward, 1e-9)
 
 
 def plan(

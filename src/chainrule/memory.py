@@ -1023,3 +1023,7 @@ __all__ = [
     "training_step",
     "update_footprint",
 ]
+
+from chainrule.planner import plan  # noqa: E402  (the memory-budget planner, built on estimate)
+
+__all__ += ["plan"]

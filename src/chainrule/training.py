@@ -71,6 +71,7 @@ class Config:
     microbatches: int = 1  # accumulate gradients over this many microbatches per step
     parallel: str = "none"  # none | data | pipeline (under mpiexec -n N)
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe
+    memory_budget: int = 0  # bytes a training step may use (0 = no budget); cr.memory.plan picks the plan
 
 
 @dataclass
@@ -185,6 +186,10 @@ def validate_config(cfg: Config, check_memory: bool = True) -> None:
         raise bad("dropout", cfg.dropout, "must be in [0, 1)")
     if cfg.dropout and cfg.model != "mlp":
         raise bad("dropout", cfg.dropout, f"applies only to --model mlp (the {cfg.model} model has no dropout)")
+    if type(cfg.memory_budget) is not int or cfg.memory_budget < 0:
+        raise bad("memory-budget", cfg.memory_budget, "must be a size in bytes (0 = no budget)")
+    if cfg.memory_budget and cfg.parallel != "none":
+        raise bad("memory-budget", cfg.memory_budget, "is planned for one process only (not with --parallel)")
     if cfg.microbatches > cfg.batch_size:
         raise bad("microbatches", cfg.microbatches, f"must be at most --batch-size ({cfg.batch_size})")
     if cfg.parallel == "pipeline" and cfg.model != "mlp":
@@ -405,6 +410,8 @@ class Trainer:
         elif cfg.schedule == "step":
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
         self.state = RunState()
+        self.memory_note: str | None = None
+        self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
         self._parallel_setup(x_train)
         self._stop: int | None = None  # the signal that asked the run to stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
@@ -415,7 +422,29 @@ class Trainer:
             J.backward()
             return J, logits
 
-        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile else loss_and_grads
+        # cr.compile runs a checkpointed segment plainly (no saving): a checkpointing plan steps uncompiled
+        checkpointing = self.memory_plan is not None and self.memory_plan.checkpoint_every > 0
+        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and not checkpointing else loss_and_grads
+
+    def _plan_memory(self, x_train: np.ndarray) -> Any:
+        """``--memory-budget``: the cheapest plan that fits (cr.memory.plan), applied to the model and config."""
+        from chainrule.planner import MemoryBudgetError, plan
+
+        cfg = self.cfg
+        try:
+            report = plan(
+                self.model, x_train.shape[1:], cfg.batch_size, cfg.memory_budget, optimizer=self.optimizer,
+                dtype=x_train.dtype,
+            )  # fmt: skip
+        except MemoryBudgetError as exc:
+            raise UsageError(f"--memory-budget {cfg.memory_budget}: {str(exc).splitlines()[0]}") from None
+        assert report.plan is not None
+        cfg.microbatches = report.plan.microbatches
+        report.plan.apply_to(self.model)
+        self.memory_note = f"memory plan: {report.why()}"
+        if not self.quiet:
+            emit(self.memory_note)
+        return report.plan
 
     # --- microbatches and MPI (chainrule.parallel) -------------------------------------
     def _parallel_setup(self, x_train: np.ndarray) -> None:
@@ -563,6 +592,9 @@ class Trainer:
         # uninterrupted run. A second signal stops at once, except while a step is being applied
         # and counted or a file written: then it too waits for the end of that (a few ms).
         self._stop = None
+        if self.memory_note is not None and self.log is not None:
+            self.log.add(self.memory_note)
+            self.memory_note = None
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,6 +36,23 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         choices=["1f1b", "gpipe"],
         help=f"order of the pipeline's forward and backward microbatches (default {d.pipeline_schedule})",
     )
+    g.add_argument(
+        "--memory-budget",
+        type=_budget,
+        metavar="SIZE",
+        help="fit a training step in SIZE (200MB, 1.5GiB or bytes): cr.memory.plan picks the cheapest "
+        "--microbatches and checkpointing that fit, and logs why (default: no budget)",
+    )
+
+
+def _budget(text: str) -> int:
+    """argparse type of ``--memory-budget``: a bad size is a usage error (exit 2)."""
+    from chainrule.planner import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,0 +1,139 @@
+"""cr.memory.plan: the chosen plan's measured peak stays within the budget, and the choice is the cheapest that fits."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chainrule import memory
+from chainrule.nn import Linear, ReLU, Sequential
+from chainrule.optim import SGD
+from chainrule.parallel import accumulate
+from chainrule.planner import MemoryBudgetError, measure_microbatch_overhead, parse_size, plan
+from chainrule.remat import sqrt_segments
+from chainrule.training import objective
+
+B, D = 128, 32
+
+
+def mlp(depth: int, width: int) -> Sequential:
+    rng = np.random.default_rng(0)
+    layers: list[Any] = []
+    d = D
+    for _ in range(depth):
+        layers += [Linear(d, width, rng=rng), ReLU()]
+        d = width
+    layers.append(Linear(d, 10, rng=rng))
+    return Sequential(*layers)
+
+
+def measured_peak(model: Sequential, opt: SGD, microbatches: int, batch: int = B) -> int:
+    """One training step with the plan applied (checkpoint_every already set on the model), measured."""
+    rng = np.random.default_rng(1)
+    x = rng.random((batch, D), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+
+    def grads(xt: Any, yt: Any) -> Any:
+        J, logits = objective(model, xt, yt)
+        J.backward()
+        return J, logits
+
+    def step(x: Any, y: Any) -> None:
+        opt.zero_grad()
+        accumulate(grads, opt.params, x, y, microbatches)
+        opt.step()
+
+    return memory.profile(step, x, y, model=model, optimizer=opt, warmup=1).peak
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checkpoint primitive has no shape rule (eval_shape says so)
+        yield
+
+
+@pytest.mark.parametrize("depth,width", [(2, 64), (6, 32)])
+def test_measured_peak_never_exceeds_the_budget(depth: int, width: int) -> None:
+    model = mlp(depth, width)
+    opt = SGD(model.parameters(), 0.1)
+    full = plan(model, (D,), B, 10**12, optimizer=opt, max_microbatches=8)
+    lo = min(c.needs for c in full.candidates)
+    hi = max(c.needs for c in full.candidates)
+    chosen = set()
+    for budget in np.linspace(lo, hi, 6).astype(int):
+        report = memory.plan(model, (D,), B, int(budget), optimizer=opt, microbatch_overhead=0.4, max_microbatches=8)
+        assert report.plan is not None
+        report.plan.apply_to(model)
+        peak = measured_peak(model, opt, report.plan.microbatches)
+        chosen.add((report.plan.microbatches, report.plan.checkpoint_every))
+        assert peak <= budget, f"budget {budget:,}: measured {peak:,}\n{report.table()}"
+    assert len(chosen) >= 2  # the sweep really moves between plans
+
+
+def test_no_fit_names_the_smallest_budget_and_that_budget_fits() -> None:
+    model = mlp(3, 32)
+    opt = SGD(model.parameters(), 0.1)
+    with pytest.raises(MemoryBudgetError, match="smallest budget that fits is") as info:
+        plan(model, (D,), B, 1000, optimizer=opt)
+    smallest = info.value.smallest
+    assert f"{smallest:,} bytes" in str(info.value)
+    assert plan(model, (D,), B, smallest, optimizer=opt).plan is not None
+    with pytest.raises(MemoryBudgetError):
+        plan(model, (D,), B, smallest - 1, optimizer=opt)
+
+
+@pytest.mark.parametrize("overhead", [0.1, 5.0])
+def test_chosen_is_the_cheapest_fitting_candidate(overhead: float) -> None:
+    model = mlp(4, 32)
+    opt = SGD(model.parameters(), 0.1)
+    n = len(model.layers)
+    full = plan(model, (D,), B, 10**12, optimizer=opt, microbatch_overhead=overhead)
+    assert {c.checkpoint_every for c in full.candidates} >= {0, 1, sqrt_segments(n)}
+    for c in full.candidates:  # the stated time model
+        assert c.extra_cost == pytest.approx(overhead * (c.microbatches - 1) + (1.0 if c.checkpoint_every else 0.0))
+    budgets = sorted({c.needs for c in full.candidates})
+    for budget in budgets[:: max(1, len(budgets) // 8)]:
+        report = plan(model, (D,), B, budget, optimizer=opt, microbatch_overhead=overhead)
+        best = min(c.extra_cost for c in report.candidates if c.needs <= budget)
+        assert report.chosen is not None and report.chosen.needs <= budget
+        assert report.chosen.extra_cost == best
+        assert "| yes |" in report.table() and "**yes**" in report.table()
+
+
+def test_expensive_microbatches_make_checkpointing_the_choice() -> None:
+    model = mlp(8, 64)
+    opt = SGD(model.parameters(), 0.1)
+    full = plan(model, (D,), 512, 10**12, optimizer=opt, microbatch_overhead=5.0)
+    plain = next(c for c in full.candidates if c.microbatches == 1 and c.checkpoint_every == 0)
+    ckpt = min((c for c in full.candidates if c.microbatches == 1 and c.checkpoint_every), key=lambda c: c.needs)
+    assert ckpt.needs < plain.needs  # checkpointing saves memory on this deep narrow net
+    report = plan(model, (D,), 512, ckpt.needs, optimizer=opt, microbatch_overhead=5.0)
+    assert report.plan is not None and report.plan.microbatches == 1 and report.plan.checkpoint_every > 0
+    report.plan.apply_to(model)
+    assert measured_peak(model, opt, 1, batch=512) <= ckpt.needs  # and the checkpointed step really fits
+
+
+def test_parse_size() -> None:
+    assert parse_size("200MB") == 200 * 10**6
+    assert parse_size("1.5GiB") == int(1.5 * 2**30)
+    assert parse_size("123456") == 123456
+    assert parse_size("64 kib") == 65536
+    for bad in ("", "abc", "12XB", "-5MB", "0", "1e3", "MB"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+
+
+def test_measured_overhead_and_unplanned_ranks() -> None:
+    model = mlp(2, 32)
+    before = [p.data.copy() for p in model.parameters()]
+    overhead = measure_microbatch_overhead(model, (D,), B, repeat=2)
+    assert overhead > 0 and np.isfinite(overhead)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
+    report = plan(model, (D,), B, 10**9, microbatch_overhead=overhead)
+    assert report.chosen is not None and report.chosen.microbatches == 1
+    with pytest.raises(NotImplementedError, match="ranks"):
+        plan(model, (D,), B, 10**9, ranks=2)

@@ -84,7 +84,7 @@ def test_node_times_add_up_to_the_step() -> None:
     for _ in range(2):
         step(x, y)
     ratios = []
-    for _ in range(3):  # shared machine: the best of three runs
+    for _ in range(10):  # a shared machine can stall one run: the best of up to ten
         model.zero_grad()
         report = profile_time(step, x, y)
         ratios.append(report.node_seconds / report.wall)

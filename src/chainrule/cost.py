@@ -295,8 +295,9 @@ class TimingReport:
     """Per-node times of one profiled call (like ``torch.profiler``'s key averages)."""
 
     events: list[TimedEvent]
-    wall: float
+    wall: float  # the call's time, less the profiler's own bookkeeping (``overhead``)
     machine_gflops: float = 0.0
+    overhead: float = 0.0  # seconds the Timer spent in its hooks (counting FLOPs, appending events)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -333,6 +334,10 @@ class TimingReport:
             f"| (outside any op: before the first, after the last, e.g. freeing the graph) | | | "
             f"{outside * 1e3:.3f} | {100 * outside / self.wall:.1f} | | | |"
         )
+        lines.append(
+            f"| (the profiler's own bookkeeping, measured and not in the wall time) | | | "
+            f"{self.overhead * 1e3:.3f} | | | | |"
+        )
         flops = sum(e.flops for e in self.events)
         lines.append(
             f"| **step** | | {len(self.events)} | {self.wall * 1e3:.3f} | 100 | {flops / 1e9:.4f} | "
@@ -348,6 +353,7 @@ class Timer:
         self.events: list[TimedEvent] = []
         self.last = time.perf_counter()
         self.phase = "forward"
+        self.overhead = 0.0
 
     def forward(self, node: Node | None, prim: Any, out: Any) -> None:
         now = time.perf_counter()
@@ -361,6 +367,7 @@ class Timer:
             )
         )
         self.last = time.perf_counter()
+        self.overhead += self.last - now
 
     def backward(self, node: Node) -> None:
         now = time.perf_counter()
@@ -368,6 +375,7 @@ class Timer:
         flops = 0 if is_grad_enabled() else backward_flops(node)  # recorded rules were timed as ops
         self.events.append(TimedEvent(node.prim.name, "backward", now - self.last, flops))
         self.last = time.perf_counter()
+        self.overhead += self.last - now
 
 
 def profile_time(step_fn: Callable[..., Any], *args: Any, optimizer: Any = None, repeat: int = 1) -> TimingReport:
@@ -375,7 +383,8 @@ def profile_time(step_fn: Callable[..., Any], *args: Any, optimizer: Any = None,
 
     The garbage collector is off during a run (as ``timeit`` does), so a collection does not
     land between two ops; an optimizer's ``step`` is timed as one event. Time outside any op
-    or node (before the first, after the last) is the report's ``wall - node_seconds``.
+    or node (before the first, after the last) is the report's ``wall - node_seconds``; the
+    Timer's own bookkeeping is measured and left out of both (``report.overhead``).
     """
     best: TimingReport | None = None
     for _ in range(max(repeat, 1)):
@@ -414,7 +423,7 @@ def _profile_once(step_fn: Callable[..., Any], args: tuple[Any, ...], optimizer:
             gc.enable()
         if optimizer is not None:
             del optimizer.step
-    return TimingReport(timer.events, wall)
+    return TimingReport(timer.events, wall - timer.overhead, overhead=timer.overhead)
 
 
 _MACHINE: dict[str, float] = {}

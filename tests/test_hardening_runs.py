@@ -13,28 +13,13 @@ from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR, FILES
 from chainrule.optim.optimizers import Optimizer
 
-pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
+pytestmark = [
+    pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run"),
+    pytest.mark.usefixtures("fashion_mnist_read_once"),
+]
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
 TINY = ["--model", "mlp", "--hidden", "8", "--limit-train", "300", "--limit-test", "100", "--batch-size", "100"]
-
-
-_DATA_CACHE: dict = {}
-
-
-@pytest.fixture(autouse=True)
-def _read_the_data_set_once(monkeypatch):
-    """In-process runs share one read of Fashion-MNIST (each read costs ~1 s of checksums)."""
-    import chainrule.training as training
-
-    real = training.load_fashion_mnist
-
-    def cached(data_dir=None):
-        if data_dir not in _DATA_CACHE:
-            _DATA_CACHE[data_dir] = real(data_dir)
-        return _DATA_CACHE[data_dir]
-
-    monkeypatch.setattr(training, "load_fashion_mnist", cached)
 
 
 def _train(cwd, *argv, stdout=subprocess.PIPE):

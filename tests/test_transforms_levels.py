@@ -129,7 +129,7 @@ def test_jvp_matches_closed_form_and_vjp():
 
 @pytest.mark.parametrize(
     "route",
-    ["grad_grad", "grad_jvp", "jvp_grad", "jvp_jvp", "vjp_jvp"],
+    ["grad_grad", "grad_jvp", "jvp_grad", "jvp_jvp", "vjp_jvp", "jvp_vjp"],
 )
 def test_second_derivative_by_every_nesting(route):
     def scalar(x):
@@ -143,8 +143,10 @@ def test_second_derivative_by_every_nesting(route):
         got = cr.jvp(cr.grad(scalar), (X,), (V,))[1]
     elif route == "jvp_jvp":  # d/dx (f'(x) v) v, elementwise here
         got = cr.jvp(lambda x: cr.jvp(f, (x,), (V,))[1], (X,), (np.ones(2),))[1]
-    else:  # vjp of the jvp, cotangent 1
+    elif route == "vjp_jvp":  # vjp of the jvp, cotangent 1
         got = cr.vjp(lambda x: cr.jvp(f, (x,), (V,))[1], X)[1](np.ones(2))[0]
+    else:  # jvp of the vjp (cotangent 1) along v: its backward runs on tangents, unrecorded
+        got = cr.jvp(lambda x: cr.vjp(f, x)[1](np.ones(2))[0], (X,), (V,))[1]
     np.testing.assert_allclose(got.numpy(), np_d2f(X) * V, rtol=1e-12)
     assert got.node is None
 

@@ -193,7 +193,7 @@ def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tu
     ``out`` and ``ct`` may be pytrees of the same structure; so may each x. ``vjp_fn`` can
     be called repeatedly (the graph is kept until ``vjp_fn`` is garbage collected).
     """
-    keep = watched()
+    keep, record_outer = watched(), watched(reverse_only=True)  # as in value_and_grad
     with level("grad", grad_enabled=True):
         args_list, wrt, defs = _watch_args(primals, range(len(primals)), "vjp")
         out = fun(*args_list)
@@ -211,14 +211,19 @@ def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tu
             if o.requires_grad:
                 roots.append(o)
                 cts.append(ct if isinstance(ct, Tensor) else np.asarray(ct, dtype=o.dtype))
-        record = keep or watched() or any(isinstance(c, Tensor) and c.requires_grad for c in cts)
+        # Record the backward only for a reverse transform (when vjp was made or now) or a cotangent
+        # that is itself being differentiated; keep tangents for any enclosing transform.
+        record = (
+            record_outer or watched(reverse_only=True) or any(isinstance(c, Tensor) and c.requires_grad for c in cts)
+        )
+        keep_result = record or keep or watched()
         with level("grad", grad_enabled=True):
             if roots:
                 res = backward(roots, cts, retain_graph=True, create_graph=record, targets=wrt)
                 assert res is not None
             else:
                 res = [Tensor._make(np.zeros(t.shape, t.dtype), None) for t in wrt]
-        return _regroup([_finish(r, record) for r in res], defs, False)  # type: ignore[no-any-return]
+        return _regroup([_finish(r, keep_result) for r in res], defs, False)  # type: ignore[no-any-return]
 
     return tree_unflatten(out_def, [_finish(o, keep) for o in out_leaves]), vjp_fn
 

@@ -543,7 +543,7 @@ class _Estimated(_Meter):
 
 
 _FOOTPRINTS: dict[tuple[Any, ...], tuple[float, float]] = {}
-_STATIC_FOOTPRINT = {"SGD": (0.0, 1.0), "Adam": (2.0, 3.0), "AdamW": (2.0, 3.0)}
+_STATIC_FOOTPRINT = {"SGD": (0.0, 1.0), "Adam": (2.0, 1.0), "AdamW": (2.0, 1.0)}
 
 
 def update_footprint(optimizer: Any, dtype: Any, nbytes: int = 1 << 20) -> tuple[float, float]:
@@ -563,7 +563,7 @@ def update_footprint(optimizer: Any, dtype: Any, nbytes: int = 1 << 20) -> tuple
     if key in _FOOTPRINTS:
         return _FOOTPRINTS[key]
     if tracemalloc.is_tracing():
-        return _STATIC_FOOTPRINT.get(type(optimizer).__name__, (2.0, 3.0))
+        return _STATIC_FOOTPRINT.get(type(optimizer).__name__, (2.0, 1.0))
     n = (4 * ELIDE_BYTES if large else ELIDE_BYTES // 4) // dt.itemsize
     w = np.ones(n, dt)
     g = np.full(n, 0.5, dt)

@@ -186,22 +186,28 @@ class Adam(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        # PyTorch's arithmetic, fused into one scratch array (no other temporaries):
+        # m ← β1 m + (1-β1) g;  v ← β2 v + (1-β2) g²;  w ← w - lr/(1-β1ᵗ) · m / (√v / √(1-β2ᵗ) + ε)
+        t = w.dtype.type
         if self.weight_decay and self.decoupled:
-            w *= w.dtype.type(1 - self.lr * self.weight_decay)
+            w *= t(1 - self.lr * self.weight_decay)
         elif self.weight_decay:
-            g = g + w.dtype.type(self.weight_decay) * w
+            g = g + t(self.weight_decay) * w
         if "m" not in state:
             state["m"] = np.zeros_like(w)
             state["v"] = np.zeros_like(w)
         m, v = state["m"], state["v"]
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        step = self.lr / (1 - self.beta1**self.steps)  # bias corrections; steps counts this step
-        denom = np.sqrt(v / (1 - self.beta2**self.steps))
-        denom += self.eps
-        w -= w.dtype.type(step) * (m / denom)
+        tmp = np.empty_like(w)
+        m *= t(self.beta1)
+        m += np.multiply(g, t(1 - self.beta1), out=tmp)
+        v *= t(self.beta2)
+        np.multiply(g, g, out=tmp)
+        v += np.multiply(tmp, t(1 - self.beta2), out=tmp)
+        np.sqrt(v, out=tmp)
+        tmp /= t(math.sqrt(1 - self.beta2**self.steps))  # bias corrections; steps counts this step
+        tmp += t(self.eps)
+        np.divide(m, tmp, out=tmp)
+        w -= np.multiply(tmp, t(self.lr / (1 - self.beta1**self.steps)), out=tmp)
 
 
 class AdamW(Adam):

@@ -46,13 +46,13 @@ def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
     cfg = Config(
         model="mlp", hidden=1024, optimizer="adam", lr=1e-3, dropout=0.3, init="he_uniform", standardize=True,
         batch_size=256, epochs=1, limit_test=2000, parallel=case["parallel"], microbatches=case.get("micro", 1),
+        data_reduce=case.get("reduce", "shared"),
     )  # fmt: skip
     trainer = Trainer(cfg, os.devnull, quiet=True)
     steps = case["steps"]
-    batches = trainer.loader.batches(0)
     seen = 0
     start = None
-    for k, (xb, yb) in enumerate(batches):
+    for k, sel in enumerate(trainer.loader.index_batches(0)):
         if k == 3:  # warm-up (compile capture, allocator) excluded
             if trainer.comm is not None:
                 trainer.comm.barrier()
@@ -60,10 +60,11 @@ def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
             seen = 0
         if k == steps + 3:
             break
+        xb, yb = trainer._batch(sel)  # this rank's shard under data parallelism
         trainer.optimizer.zero_grad()
-        trainer._step(xb, yb)
+        trainer._step(xb, yb, len(sel))
         trainer.optimizer.step()
-        seen += len(yb)
+        seen += len(sel)
     assert start is not None
     if trainer.comm is not None:
         trainer.comm.barrier()
@@ -73,10 +74,12 @@ def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
 
     acc = accuracy(trainer.model, trainer.x_test, trainer.y_test)
     sent = trainer.comm.sent_bytes if trainer.comm is not None else 0
+    shared = getattr(trainer.dp, "shared_bytes_read", 0)  # peers' gradients read through shared memory
     return {
         "samples_per_s": seen / seconds,
         "test_acc": acc,
         "sent_MiB_total": sent / MiB,
+        "shared_read_MiB_total": shared / MiB,
         "rank": trainer.rank,
     }
 

@@ -57,13 +57,13 @@ def batches() -> list[tuple[np.ndarray, np.ndarray]]:
     ]  # an odd batch: the shards and microbatches differ in size
 
 
-def single_process(microbatches: int = 1) -> dict[str, np.ndarray]:
+def single_process(microbatches: int = 1, adam: bool = False) -> dict[str, np.ndarray]:
     import chainrule.nn.functional as F
-    from chainrule.optim import SGD
+    from chainrule.optim import SGD, Adam
     from chainrule.parallel import accumulate
 
     model = build()
-    opt = SGD(model.parameters(), LR)
+    opt = Adam(model.parameters(), 0.01) if adam else SGD(model.parameters(), LR)
 
     def step(x: Any, y: Any) -> Any:
         logits = model(x)
@@ -104,6 +104,30 @@ def worker(mode: str, out: str) -> None:
                 accumulate(step, model.parameters(), x[part], y[part], 2, total=len(x))
                 dp.allreduce_gradients(1.0)
                 opt.step()
+        elif mode.startswith("sharded"):  # Adam's state sharded over the ranks, gradients via shared memory
+            from chainrule.optim import Adam
+            from chainrule.parallel import ShardedDataParallel
+
+            sdp = ShardedDataParallel(model.parameters(), Adam(model.parameters(), 0.01), comm)
+            assert sdp.local_size == (1 if mode == "sharded-hosts" else 2)  # CHAINRULE_RANKS_PER_HOST=1: 2 "hosts"
+
+            def step(x: Any, y: Any) -> Any:
+                logits = model(x)
+                J = F.cross_entropy(logits, y)
+                J.backward()
+                return J, logits
+
+            for x, y in batches():
+                sdp.zero_grad()
+                part = shard(len(x), comm.rank, comm.size)
+                loss, _ = accumulate(step, model.parameters(), x[part], y[part], 2)
+                w = (part.stop - part.start) / len(x)
+                total = sdp.reduce_gradients(w, [w * loss, 1.0])
+                assert total[1] == comm.size  # the statistics are summed over the ranks
+                sdp.step()
+            state = sdp.state_dict()  # gathered in the single-process layout on rank 0
+            if comm.rank == 0:
+                np.savez(out.replace(".npz", "-adam.npz"), **{k: np.asarray(v) for k, v in state.items()})
         else:
             schedule = "gpipe" if mode == "gpipe" else "1f1b"
             if mode == "shape" and comm.rank == 1:
@@ -160,6 +184,35 @@ def test_data_parallel_equals_single_process(tmp_path: Path) -> None:
     proc, out, _ = run("data", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert_same(np.load(out), single_process())
+
+
+def single_process_adam_state() -> dict[str, np.ndarray]:
+    """Parameters and Adam's state after the single-process run (for the sharded comparison)."""
+    import chainrule.nn.functional as F
+    from chainrule.optim import Adam
+
+    model = build()
+    opt = Adam(model.parameters(), 0.01)
+    for x, y in batches():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return {**model.state_dict(), **{f"optim/{k}": np.asarray(v) for k, v in opt.state_dict().items()}}
+
+
+@needs_mpi
+@pytest.mark.parametrize("mode", ["sharded", "sharded-hosts"])
+def test_sharded_data_parallel_equals_single_process(tmp_path: Path, mode: str) -> None:
+    """Adam's state sharded over 2 ranks (one host: shared memory; two pretend hosts: Allreduce)."""
+    env = {"CHAINRULE_RANKS_PER_HOST": "1"} if mode == "sharded-hosts" else {}
+    proc, out, _ = run(mode, tmp_path, env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    want = single_process_adam_state()
+    got = dict(np.load(out))
+    got |= {f"optim/{k}": v for k, v in np.load(str(out).replace(".npz", "-adam.npz")).items()}
+    assert got.keys() == want.keys()  # the same checkpoint layout as one process
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 @needs_mpi

@@ -28,7 +28,7 @@ from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
 from chainrule.io import atomic_write
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
+from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
 from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
@@ -71,6 +71,7 @@ class Config:
     microbatches: int = 1  # accumulate gradients over this many microbatches per step
     parallel: str = "none"  # none | data | pipeline (under mpiexec -n N)
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe
+    data_reduce: str = "shared"  # data parallel: shared (sharded optimizer, shared memory) | allreduce
     memory_budget: int = 0  # bytes a training step may use (0 = no budget); cr.memory.plan picks the plan
 
 
@@ -106,6 +107,7 @@ _CHOICES = {
     "init": ("normal", "xavier", "he", "he_uniform"),
     "parallel": ("none", "data", "pipeline"),
     "pipeline_schedule": ("1f1b", "gpipe"),
+    "data_reduce": ("shared", "allreduce"),
 }
 
 
@@ -403,17 +405,18 @@ class Trainer:
         (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg)
         self.loader = DataLoader(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.model = build_model(cfg)
-        self.optimizer = build_optimizer(cfg, self.model)
+        self.optimizer: Stepper = build_optimizer(cfg, self.model)
+        self.state = RunState()
+        self.memory_note: str | None = None
+        self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
+        self._parallel_setup(x_train)  # under data parallelism the optimizer may become a sharded one
         self.schedule: StepLR | CosineAnnealingLR | None = None
         if cfg.schedule == "cosine":
             self.schedule = CosineAnnealingLR(self.optimizer, cfg.epochs)
         elif cfg.schedule == "step":
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
-        self.state = RunState()
-        self.memory_note: str | None = None
-        self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
-        self._parallel_setup(x_train)
         self._stop: int | None = None  # the signal that asked the run to stop
+        self._stop_agreed = False  # data parallel: every rank knows of the stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
         model = self.model
 
@@ -455,23 +458,39 @@ class Trainer:
         self.rank = 0
         if self.cfg.parallel == "none":
             return
-        from chainrule.parallel import Comm, DataParallel, Pipeline
+        from chainrule.parallel import Comm, DataParallel, Pipeline, ShardedDataParallel
 
         self.comm = Comm()
         self.rank = self.comm.rank
         self.quiet = self.quiet or self.rank != 0  # one rank speaks
         sync = DataParallel(self.model.parameters(), self.comm)
         sync.broadcast_parameters()  # same initial parameters on every rank
-        if self.cfg.parallel == "data":
+        if self.cfg.parallel == "data" and self.cfg.data_reduce == "shared":
+            assert isinstance(self.optimizer, Optimizer)
+            self.dp = ShardedDataParallel(self.model.parameters(), self.optimizer, self.comm)
+            self.optimizer = self.dp  # steps its shard, then publishes it
+        elif self.cfg.parallel == "data":
             self.dp = sync
         else:
             if not isinstance(self.model, Sequential):
                 raise UsageError("--parallel pipeline: needs a sequential model (--model mlp)")
             self.pipeline = Pipeline(self.model, self.comm, sample=x_train[:1], schedule=self.cfg.pipeline_schedule)
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
-        """Gradients of one global batch into ``.grad``; returns (batch loss, correct predictions)."""
-        from chainrule.parallel import accumulate, shard
+    def _batch(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The examples ``sel`` of one step; under data parallelism only this rank's shard of them."""
+        if self.dp is not None:
+            from chainrule.parallel import shard
+
+            sel = sel[shard(len(sel), self.comm.rank, self.comm.size)]
+        x, y = self.loader.arrays
+        return x[sel], y[sel]
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray, n: int | None = None) -> tuple[float, int]:
+        """Gradients of one batch of ``n`` examples into ``.grad``; returns (batch loss, correct predictions).
+
+        Under data parallelism ``xb, yb`` are this rank's shard (see :meth:`_batch`) of the ``n``.
+        """
+        from chainrule.parallel import ShardedDataParallel, accumulate
 
         cfg = self.cfg
 
@@ -484,13 +503,20 @@ class Trainer:
             correct = int((logits.argmax(axis=1) == yb).sum()) if logits is not None else 0
             return loss, int(self.comm.allreduce_scalar(correct, "accuracy allreduce"))
         if self.dp is not None:
-            part = shard(len(xb), self.comm.rank, self.comm.size)
-            loss, logits = accumulate(grads, self.optimizer.params, xb[part], yb[part], cfg.microbatches)
-            weight = (part.stop - part.start) / len(xb)  # this shard's share of the batch mean
-            self.dp.allreduce_gradients(weight)
-            stats = np.array([weight * loss, float((logits.argmax(axis=1) == yb[part]).sum())])
-            self.comm.allreduce_(stats, "loss allreduce")
-            return float(stats[0]), int(stats[1])
+            loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)
+            weight = len(xb) / (n or len(xb))  # this shard's share of the batch mean
+            # summed with the gradients: the loss, the correct predictions, and whether any rank was
+            # asked to stop (so that every rank stops after the same step)
+            stats = [weight * loss, float((logits.argmax(axis=1) == yb).sum()), float(self._stop is not None)]
+            if isinstance(self.dp, ShardedDataParallel):
+                total = self.dp.reduce_gradients(weight, stats)
+            else:
+                self.dp.allreduce_gradients(weight)
+                total = self.comm.allreduce_(np.array(stats), "loss allreduce")
+            if total[2] and self._stop is None:
+                self._stop = signal.SIGTERM
+            self._stop_agreed = bool(total[2])
+            return float(total[0]), int(total[1])
         loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)
         return loss, int((logits.argmax(axis=1) == yb).sum())
 
@@ -511,13 +537,13 @@ class Trainer:
         return [m for m in self.model.modules() if isinstance(m, Dropout)]
 
     def save(self) -> Path:
+        optim = self.optimizer.state_dict()  # sharded data parallel: gathered from every rank
         if self.rank != 0:  # only rank 0 writes files
             return self.out / CHECKPOINT
         self._critical += 1  # a signal during the write is acted on after it
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
-            optim = self.optimizer.state_dict()
             arrays |= {f"optim/{k}": np.asarray(v) for k, v in optim.items()}
             meta = {
                 "config": asdict(self.cfg),
@@ -591,7 +617,7 @@ class Trainer:
         # checkpoint never holds a half-applied or uncounted update and resuming reproduces the
         # uninterrupted run. A second signal stops at once, except while a step is being applied
         # and counted or a file written: then it too waits for the end of that (a few ms).
-        self._stop = None
+        self._stop, self._stop_agreed = None, False
         if self.memory_note is not None and self.log is not None:
             self.log.add(self.memory_note)
             self.memory_note = None
@@ -639,7 +665,9 @@ class Trainer:
             self._stop = signum
 
     def _check_stop(self) -> None:
-        if self._stop is not None:
+        # under data parallelism a stop is acted on only once every rank knows of it (after the
+        # step that shared it), so that every rank stops after the same step
+        if self._stop is not None and (self.dp is None or self._stop_agreed):
             raise Interrupted(self._stop)
 
     def _check_finite(self) -> None:
@@ -667,19 +695,20 @@ class Trainer:
         bar = _progress(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch, self.quiet)
         start = time.perf_counter()
         try:
-            for xb, yb in self.loader.batches(st.epoch, start=st.batch):
+            for sel in self.loader.index_batches(st.epoch, start=st.batch):
                 self._check_stop()
+                xb, yb = self._batch(sel)
                 self.optimizer.zero_grad()
-                loss, correct = self._step(xb, yb)
+                loss, correct = self._step(xb, yb, len(sel))
                 # from here to the end of the bookkeeping a signal only sets the flag: the step is
                 # applied and counted together, or (raised before this point) not at all
                 self._critical += 1
                 self.optimizer.step()
                 if not math.isfinite(loss):
                     raise self._diverged(f"objective became {loss}", st.batch + 1)
-                st.loss_sum += loss * len(yb)
+                st.loss_sum += loss * len(sel)
                 st.correct += correct
-                st.seen += len(yb)
+                st.seen += len(sel)
                 st.batch += 1
                 self._critical -= 1
                 if bar is not None:

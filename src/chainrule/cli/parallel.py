@@ -32,6 +32,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "the model cut into N stages (--model mlp) (default none)",
     )
     g.add_argument(
+        "--data-reduce",
+        choices=["shared", "allreduce"],
+        help="--parallel data: shared = the optimizer's state and update sharded over a host's ranks, "
+        "gradients summed in MPI shared memory (Allreduce across hosts); allreduce = every rank sums whole "
+        f"gradients with bucketed MPI Allreduce and repeats the whole update (default {d.data_reduce})",
+    )
+    g.add_argument(
         "--pipeline-schedule",
         choices=["1f1b", "gpipe"],
         help=f"order of the pipeline's forward and backward microbatches (default {d.pipeline_schedule})",

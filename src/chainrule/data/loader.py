@@ -46,11 +46,15 @@ class DataLoader:
             return np.arange(n)
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
-        """Batches of ``epoch``, beginning at batch number ``start``."""
+    def index_batches(self, epoch: int, start: int = 0) -> Iterator[np.ndarray]:
+        """The example indices of each batch of ``epoch``, beginning at batch number ``start``."""
         idx = self.order(epoch)
         for b in range(start, len(self)):
-            sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
+            yield idx[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+        """Batches of ``epoch``, beginning at batch number ``start``."""
+        for sel in self.index_batches(epoch, start):
             yield tuple(a[sel] for a in self.arrays)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:

@@ -12,6 +12,6 @@ Examples:
     1
 """
 
-from chainrule.optim.optimizers import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR
+from chainrule.optim.optimizers import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
 
-__all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "Optimizer", "StepLR"]
+__all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "Optimizer", "StepLR", "Stepper"]

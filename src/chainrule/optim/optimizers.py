@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +29,26 @@ def _check_not_saved(p: Tensor, optimizer: str) -> None:
             f"would make that graph's gradients wrong. Call backward first, or drop that graph (compute "
             f"evaluation outputs under cr.no_grad())"
         )
+
+
+class Stepper(Protocol):
+    """What a training loop needs of an optimizer: an :class:`Optimizer`, or a wrapper such as
+    :class:`chainrule.parallel.ShardedDataParallel` that steps one with its state sharded."""
+
+    params: list[Tensor]
+    lr: float
+
+    def zero_grad(self) -> None:
+        """Clear the parameters' gradients."""
+
+    def step(self) -> None:
+        """Update the parameters from their gradients."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state to checkpoint (``lr``, ``steps`` and ``"i.slot"`` arrays)."""
+
+    def load_state_dict(self, flat: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
 class Optimizer:
@@ -70,6 +91,21 @@ class Optimizer:
         self.lr = lr
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
         self.steps = 0
+
+    def rebind(self, params: Iterable[Tensor]) -> Optimizer:
+        """A copy of this optimizer (class, hyperparameters, ``lr``, step count) over ``params``, with fresh state.
+
+        Examples:
+            >>> import chainrule as cr
+            >>> opt = SGD([cr.tensor([1.0], requires_grad=True)], lr=0.5)
+            >>> other = opt.rebind([cr.tensor([2.0, 3.0], requires_grad=True)])
+            >>> type(other).__name__, other.lr, other.params[0].shape
+            ('SGD', 0.5, (2,))
+        """
+        new = copy.copy(self)
+        Optimizer.__init__(new, params, self.lr)
+        new.steps = self.steps
+        return new
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -249,7 +285,7 @@ class StepLR:
         [0.1, 0.1, 0.05, 0.05, 0.025]
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+    def __init__(self, optimizer: Stepper, step_size: int, gamma: float = 0.1) -> None:
         self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
         self.base_lr = optimizer.lr
 
@@ -272,7 +308,7 @@ class CosineAnnealingLR:
         0.05
     """
 
-    def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
+    def __init__(self, optimizer: Stepper, t_max: int, eta_min: float = 0.0) -> None:
         self.optimizer, self.t_max, self.eta_min = optimizer, t_max, eta_min
         self.base_lr = optimizer.lr
 

@@ -9,6 +9,7 @@ from chainrule.parallel.comm import Comm, ParallelError, PeerFailed, PeerTimeout
 from chainrule.parallel.data import DataParallel, buckets, shard
 from chainrule.parallel.pipeline import Pipeline, balance, layer_costs
 from chainrule.parallel.plan import Plan
+from chainrule.parallel.sharded import ShardedDataParallel
 
 __all__ = [
     "Comm",
@@ -18,6 +19,7 @@ __all__ = [
     "PeerTimeout",
     "Pipeline",
     "Plan",
+    "ShardedDataParallel",
     "accumulate",
     "balance",
     "buckets",

@@ -7,7 +7,7 @@ placeholders, :mod:`chainrule.shapes`; nothing is computed) of
   inputs that receive a gradient;
 * ``t(matmul)`` is the **measured** time of ``np.matmul`` on that exact product (operand shapes
   and transposition, forward ``x @ W``, backward ``g @ W.T`` and ``x.T @ g``), timed once per
-  shape (best of 3) and cached;
+  shape (best of 5 after two warm-up calls) and cached;
 * ``t(any other op)`` is its FLOP count (:func:`chainrule.cost.forward_flops` /
   :func:`chainrule.cost.backward_flops`) times the measured seconds per element of an
   elementwise NumPy op on an array of that many elements (log-log interpolation of a table
@@ -83,8 +83,9 @@ class Calibration:
             b = rng.random((n, k) if tb else (k, n)).astype(dt)
             a_ = a.T if ta else a
             b_ = b.T if tb else b
-            a_ @ b_  # warm up
-            self.matmuls[key] = _best(lambda: a_ @ b_, 3)
+            a_ @ b_  # warm up (twice: BLAS threads start, the allocator settles)
+            a_ @ b_
+            self.matmuls[key] = _best(lambda: a_ @ b_, 5)
         return self.matmuls[key]
 
 

@@ -34,7 +34,7 @@ def test_bad_sizes_exit_2(bad: str, capsys: pytest.CaptureFixture[str], tmp_path
 def test_config_field_is_validated() -> None:
     with pytest.raises(UsageError, match="memory-budget"):
         validate_config(Config(memory_budget=-1), check_memory=False)
-    validate_config(Config(model="mlp", memory_budget=10**8, parallel="pipeline"), check_memory=False)  # planned per rank
+    validate_config(Config(model="mlp", memory_budget=10**8, parallel="pipeline"), check_memory=False)  # per rank
 
 
 @pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")

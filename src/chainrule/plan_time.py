@@ -107,6 +107,7 @@ def _tiny_mlp(depth: int, dt: np.dtype[Any]) -> Any:
 
 def _engine_overheads(dt: np.dtype[Any], tiny: float) -> dict[str, float]:
     """The engine's fixed costs, fitted on training steps of 4-wide MLPs on 2 examples (no arithmetic to speak of)."""
+    from chainrule.core.constructors import as_tensor
     from chainrule.optim import SGD
     from chainrule.parallel import accumulate
     from chainrule.training import objective
@@ -134,7 +135,7 @@ def _engine_overheads(dt: np.dtype[Any], tiny: float) -> dict[str, float]:
 
         def forward(model: Any = model) -> None:
             model.checkpoint_every = 0
-            objective(model, x, y)
+            objective(model, as_tensor(x), as_tensor(y))
 
         for name, fn in (
             ("plain", lambda run=run: run(1, 0)),
@@ -147,7 +148,7 @@ def _engine_overheads(dt: np.dtype[Any], tiny: float) -> dict[str, float]:
             got[depth, name] = min(_best(fn, 1) for _ in range(7))
         model.checkpoint_every = 0
         counts[depth] = (n_layers, 2 * n_layers + 2, len(model.parameters()))  # layers, nodes (+ loss), params
-    (l0, n0, p0), (l1, n1, p1) = counts[depths[0]], counts[depths[1]]
+    (_, n0, _), (l1, n1, p1) = counts[depths[0]], counts[depths[1]]
     fwd_node = max((got[depths[1], "forward"] - got[depths[0], "forward"]) / (n1 - n0) - tiny, 1e-7)
     step_node = max((got[depths[1], "plain"] - got[depths[0], "plain"]) / (n1 - n0) - 2 * tiny, 1e-7)
     bwd_node = max(step_node - fwd_node - tiny, 1e-7)
@@ -178,12 +179,22 @@ def calibrate(dtype: Any = np.float32, refresh: bool = False) -> Calibration:
         n = 2**p
         x = np.random.default_rng(0).random(n).astype(dt)
         np.maximum(x, 0)
-        table.append((n, _best(lambda x=x: np.maximum(x, 0), 5 if n < 2**20 else 3)))
+        table.append((n, _best(lambda x=x: np.maximum(x, 0), 5 if n < 2**20 else 3)))  # type: ignore[misc]
     big = np.ones(2**21, dt)
     dst = np.empty_like(big)
     copy = big.nbytes / _best(lambda: np.copyto(dst, big), 3)
     fixed = _engine_overheads(dt, table[0][1])
-    cal = Calibration(dtype=dt.str, elementwise=table, copy_bytes_per_second=copy, **fixed)
+    cal = Calibration(
+        dtype=dt.str,
+        elementwise=table,
+        copy_bytes_per_second=copy,
+        forward_node=fixed["forward_node"],
+        backward_node=fixed["backward_node"],
+        step_fixed=fixed["step_fixed"],
+        accumulate_param=fixed["accumulate_param"],
+        checkpoint_segment=fixed["checkpoint_segment"],
+        recompute_node=fixed["recompute_node"],
+    )
     cal.seconds = time.perf_counter() - t0
     _CACHE[dt.str] = cal
     return cal

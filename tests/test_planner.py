@@ -12,7 +12,8 @@ from chainrule import memory
 from chainrule.nn import Linear, ReLU, Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.planner import MemoryBudgetError, measure_microbatch_overhead, parse_size, plan
+from chainrule.plan_time import StepTimer, calibrate
+from chainrule.planner import MemoryBudgetError, _Estimator, parse_size, plan
 from chainrule.remat import sqrt_segments
 from chainrule.training import objective
 
@@ -65,7 +66,7 @@ def test_measured_peak_never_exceeds_the_budget(depth: int, width: int) -> None:
     hi = max(c.needs for c in full.candidates)
     chosen = set()
     for budget in np.linspace(lo, hi, 6).astype(int):
-        report = memory.plan(model, (D,), B, int(budget), optimizer=opt, microbatch_overhead=0.4, max_microbatches=8)
+        report = memory.plan(model, (D,), B, int(budget), optimizer=opt, max_microbatches=8)
         assert report.plan is not None
         report.plan.apply_to(model)
         peak = measured_peak(model, opt, report.plan.microbatches)
@@ -86,35 +87,57 @@ def test_no_fit_names_the_smallest_budget_and_that_budget_fits() -> None:
         plan(model, (D,), B, smallest - 1, optimizer=opt)
 
 
-@pytest.mark.parametrize("overhead", [0.1, 5.0])
-def test_chosen_is_the_cheapest_fitting_candidate(overhead: float) -> None:
+def test_chosen_is_the_fastest_fitting_candidate() -> None:
     model = mlp(4, 32)
     opt = SGD(model.parameters(), 0.1)
     n = len(model.layers)
-    full = plan(model, (D,), B, 10**12, optimizer=opt, microbatch_overhead=overhead)
+    full = plan(model, (D,), B, 10**12, optimizer=opt)
     assert {c.checkpoint_every for c in full.candidates} >= {0, 1, sqrt_segments(n)}
-    for c in full.candidates:  # the stated time model
-        assert c.extra_cost == pytest.approx(overhead * (c.microbatches - 1) + (1.0 if c.checkpoint_every else 0.0))
+    for c in full.candidates:
+        assert c.seconds > 0 and np.isfinite(c.seconds)
+        assert (c.recompute > 0) == (c.checkpoint_every > 0)
     budgets = sorted({c.needs for c in full.candidates})
     for budget in budgets[:: max(1, len(budgets) // 8)]:
-        report = plan(model, (D,), B, budget, optimizer=opt, microbatch_overhead=overhead)
-        best = min(c.extra_cost for c in report.candidates if c.needs <= budget)
+        report = plan(model, (D,), B, budget, optimizer=opt)
+        best = min(c.seconds for c in report.candidates if c.needs <= budget)
         assert report.chosen is not None and report.chosen.needs <= budget
-        assert report.chosen.extra_cost == best
+        assert report.chosen.seconds == best
         assert "| yes |" in report.table() and "**yes**" in report.table()
 
 
-def test_expensive_microbatches_make_checkpointing_the_choice() -> None:
+def test_checkpointing_is_chosen_when_it_alone_fits_and_really_fits() -> None:
     model = mlp(8, 64)
     opt = SGD(model.parameters(), 0.1)
-    full = plan(model, (D,), 512, 10**12, optimizer=opt, microbatch_overhead=5.0)
-    plain = next(c for c in full.candidates if c.microbatches == 1 and c.checkpoint_every == 0)
-    ckpt = min((c for c in full.candidates if c.microbatches == 1 and c.checkpoint_every), key=lambda c: c.needs)
+    full = plan(model, (D,), 512, 10**12, optimizer=opt, max_microbatches=1)
+    plain = next(c for c in full.candidates if c.checkpoint_every == 0)
+    ckpt = min((c for c in full.candidates if c.checkpoint_every), key=lambda c: c.needs)
     assert ckpt.needs < plain.needs  # checkpointing saves memory on this deep narrow net
-    report = plan(model, (D,), 512, ckpt.needs, optimizer=opt, microbatch_overhead=5.0)
+    report = plan(model, (D,), 512, ckpt.needs, optimizer=opt, max_microbatches=1)
     assert report.plan is not None and report.plan.microbatches == 1 and report.plan.checkpoint_every > 0
     report.plan.apply_to(model)
     assert measured_peak(model, opt, 1, batch=512) <= ckpt.needs  # and the checkpointed step really fits
+
+
+def test_calibration_and_time_model_are_consistent() -> None:
+    cal = calibrate()
+    for name in ("forward_node", "backward_node", "step_fixed", "copy_bytes_per_second"):
+        value = getattr(cal, name)
+        assert value > 0 and np.isfinite(value), name
+    assert all(t > 0 for _, t in cal.elementwise)
+    assert cal.elementwise_seconds(10**7) > cal.elementwise_seconds(10**3) > 0
+    assert calibrate() is cal  # cached
+    model = mlp(3, 64)
+    opt = SGD(model.parameters(), 0.1)
+    est = _Estimator(model, (D,), opt, np.float32, np.int64)
+    timer = StepTimer(model, (D,), np.float32, np.int64, est.shapes, cal)
+    n = len(model.layers)
+    small, large = (sum(timer.seconds(0, n, b, True)[:2]) for b in (16, 4096))
+    assert 0 < small < large  # 256x the examples: more time (measured products, so only far apart sizes compare)
+    plain, none = timer.step_seconds([128], 0)
+    ckpt, recompute = timer.step_seconds([128], 2)
+    assert none == 0 and recompute > 0 and ckpt == pytest.approx(plain + recompute)
+    four = timer.step_seconds([32] * 4, 0)[0]
+    assert four >= 4 * cal.step_fixed + 4 * timer.accumulate_seconds() > 0  # four microbatches pay the fixed costs 4x
 
 
 def test_parse_size() -> None:
@@ -127,13 +150,13 @@ def test_parse_size() -> None:
             parse_size(bad)
 
 
-def test_measured_overhead_and_unplanned_ranks() -> None:
+def test_bad_arguments_name_the_operation() -> None:
     model = mlp(2, 32)
-    before = [p.data.copy() for p in model.parameters()]
-    overhead = measure_microbatch_overhead(model, (D,), B, repeat=2)
-    assert overhead > 0 and np.isfinite(overhead)
-    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
-    report = plan(model, (D,), B, 10**9, microbatch_overhead=overhead)
-    assert report.chosen is not None and report.chosen.microbatches == 1
-    with pytest.raises(NotImplementedError, match="ranks"):
-        plan(model, (D,), B, 10**9, ranks=2)
+    with pytest.raises(ValueError, match="memory.plan: ranks must be a positive integer, got 0"):
+        plan(model, (D,), B, 10**9, ranks=0)
+    with pytest.raises(ValueError, match="'none' is one process"):
+        plan(model, (D,), B, 10**9, ranks=2, parallel=("none",))
+    with pytest.raises(ValueError, match="parallel modes must be among"):
+        plan(model, (D,), B, 10**9, ranks=2, parallel=("model",))
+    with pytest.raises(ValueError, match="at least ranks=9 layers, got Sequential of 5 layers"):
+        plan(model, (D,), B, 10**9, ranks=9, parallel=("pipeline",))

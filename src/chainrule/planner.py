@@ -1,8 +1,8 @@
-"""Memory-budget planner: the cheapest way (microbatches, checkpointing) to fit a training step in a budget.
+"""Memory-budget planner: the fastest way (microbatches, checkpointing, stages) to fit a training step in a budget.
 
-Every number comes from the shape-only estimator (:func:`chainrule.memory.estimate`); nothing
-runs for real. The estimator has no model of ``cr.checkpoint`` (the primitive has no shape
-rule), so the planner composes it:
+Every memory number comes from the shape-only estimator (:func:`chainrule.memory.estimate`);
+nothing runs for real except the time model's short calibration. The estimator has no model
+of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes it:
 
 * **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``; for
   ``k > 1`` three parameter-sized arrays are added (the running gradient sum, the scaled
@@ -13,16 +13,16 @@ rule), so the planner composes it:
   an input), the model's output (saved by the loss), and the activations of the largest
   segment, which backward recomputes (each segment estimated on its own as
   ``segment(h).sum()`` with recording on, at ``b``).
+* **ranks > 1**: pipeline stages and data parallelism, :mod:`chainrule.plan_ranks`.
 
-A candidate fits when its predicted peak times ``1 + margin`` is at most the budget.
+A candidate fits when its predicted peak (per rank) times ``1 + margin`` is at most the budget.
 
-**Time model** (unit: one forward pass over the whole batch, so a plain step costs about 3):
-checkpointing recomputes one forward of every checkpointed layer (``Sequential`` checkpoints
-all of its segments), extra cost 1; each extra microbatch costs ``microbatch_overhead``
-(default 0.1: the fixed per-call work of a step, relative to a forward pass; measure this
-machine's with :func:`measure_microbatch_overhead`).
-The chosen plan is the fitting candidate with the least extra cost (ties: fewer microbatches,
-then lower peak).
+**Time model** (:mod:`chainrule.plan_time`): the predicted seconds of a step, summed over the
+graph's nodes from their measured matmul times, FLOP counts times a measured elementwise rate,
+and the engine's measured fixed costs per node, microbatch, checkpointed segment and
+accumulated parameter; calibrated once per process (about 0.2 s). The chosen plan is the
+fitting candidate with the least predicted step time (ties: fewer ranks, fewer microbatches,
+then the lower peak).
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from chainrule.parallel.plan import Plan
 from chainrule.remat import sqrt_segments
 from chainrule.shapes import ShapeDtype
 
-__all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "measure_microbatch_overhead", "parse_size", "plan"]
+__all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "parse_size", "plan"]
+
+MODES = ("none", "data", "pipeline")
 
 _UNITS = {
     "": 1,
@@ -77,12 +79,30 @@ class MemoryBudgetError(ChainruleError, ValueError):
 
 @dataclass
 class Candidate:
+    """One way to run the step: its predicted peak per rank, step time and communication."""
+
     microbatches: int
     checkpoint_every: int
-    peak: int  # predicted peak bytes
-    extra_cost: float  # forward passes over the whole batch, on top of a plain step
+    peak: int  # predicted peak bytes (per rank: the largest stage, or one rank's shard)
+    seconds: float  # predicted seconds of one training step (the time model of chainrule.plan_time)
     needs: int  # the least budget this candidate fits: ceil(peak * (1 + margin))
     fits: bool = False
+    parallel: str = "none"  # none | data | pipeline
+    ranks: int = 1
+    stages: list[tuple[int, int]] | None = None  # pipeline: the layers of each stage
+    schedule: str = "1f1b"  # pipeline: gpipe | 1f1b
+    recompute: float = 0.0  # predicted seconds of checkpoint recomputation (part of ``seconds``)
+    comm_bytes: int = 0  # bytes communicated per step (pipeline: all boundaries; data: per rank)
+    bubble: float = 0.0  # pipeline: (S-1)/(M+S-1), the fraction of the step a stage is idle
+
+    def describe(self) -> str:
+        """``parallel=pipeline (1f1b, stages [(0, 3), (3, 5)]), microbatches=4, checkpoint_every=0``."""
+        mode = self.parallel
+        if self.parallel == "pipeline":
+            mode += f" ({self.schedule}, stages {self.stages})"
+        elif self.parallel == "data":
+            mode += f" ({self.ranks} ranks)"
+        return f"parallel={mode}, microbatches={self.microbatches}, checkpoint_every={self.checkpoint_every}"
 
 
 @dataclass
@@ -96,27 +116,40 @@ class PlanReport:
     margin: float
 
     def table(self) -> str:
+        """Every candidate as a Markdown table (predicted peak per rank, time, recompute, bytes, bubble)."""
         rows = [
-            "| microbatches | checkpoint_every | predicted peak (MiB) | needs budget (MiB) | extra cost | fits "
-            "| chosen |",
-            "|---:|---:|---:|---:|---:|:-:|:-:|",
+            "| parallel | stages | schedule | microbatches | checkpoint_every | predicted peak/rank (MiB) "
+            "| needs budget (MiB) | predicted step (ms) | recompute (ms) | comm bytes/step | bubble | fits | chosen |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|",
         ]
         for c in self.candidates:
+            pipe = c.parallel == "pipeline"
             rows.append(
-                f"| {c.microbatches} | {c.checkpoint_every or '-'} | {c.peak / 2**20:.3f} | {c.needs / 2**20:.3f} "
-                f"| {c.extra_cost:.2f} | {'yes' if c.fits else 'no'} | {'**yes**' if c is self.chosen else ''} |"
+                f"| {c.parallel} | {c.stages if pipe else '-'} | {c.schedule if pipe else '-'} | {c.microbatches} "
+                f"| {c.checkpoint_every or '-'} | {c.peak / 2**20:.3f} | {c.needs / 2**20:.3f} "
+                f"| {c.seconds * 1e3:.2f} | {c.recompute * 1e3:.2f} | {c.comm_bytes:,} | {c.bubble:.2f} "
+                f"| {'yes' if c.fits else 'no'} | {'**yes**' if c is self.chosen else ''} |"
             )
         return "\n".join(rows)
 
     def why(self) -> str:
+        """One sentence: the chosen candidate, its predicted peak against the budget, and its predicted time."""
         if self.chosen is None:
             return f"no candidate fits {self.budget:,} bytes"
         c = self.chosen
+        fitting = [x for x in self.candidates if x.fits]
+        runner = min((x for x in fitting if x is not c), key=lambda x: x.seconds, default=None)
+        tail = f"; next fastest: {runner.describe()} at {runner.seconds * 1e3:.2f} ms" if runner else ""
+        extra = ""
+        if c.parallel == "pipeline":
+            extra = f", bubble {c.bubble:.2f}, {c.comm_bytes:,} bytes sent per step"
+        elif c.parallel == "data":
+            extra = f", Allreduce {c.comm_bytes:,} bytes per rank per step"
         return (
-            f"microbatches={c.microbatches}, checkpoint_every={c.checkpoint_every}: predicted peak "
-            f"{c.peak / 2**20:.2f} MiB (x{1 + self.margin:.2f} = {c.needs / 2**20:.2f} MiB) within the budget "
-            f"{self.budget / 2**20:.2f} MiB at the least extra cost ({c.extra_cost:.2f} forward passes) "
-            f"of {sum(x.fits for x in self.candidates)} fitting candidates out of {len(self.candidates)}"
+            f"{c.describe()}: predicted peak {c.peak / 2**20:.2f} MiB per rank (x{1 + self.margin:.2f} = "
+            f"{c.needs / 2**20:.2f} MiB) within the budget {self.budget / 2**20:.2f} MiB, the least predicted step "
+            f"time ({c.seconds * 1e3:.2f} ms, of which recompute {c.recompute * 1e3:.2f} ms{extra}) of "
+            f"{len(fitting)} fitting candidates out of {len(self.candidates)}{tail}"
         )
 
 
@@ -148,7 +181,8 @@ class _Estimator:
         self._plain: dict[int, tuple[int, int]] = {}
         self._seg: dict[tuple[int, int, int], int] = {}
         self._shapes: dict[int, list[tuple[int, ...]]] = {}
-        self.param_bytes = sum(int(p.data.nbytes) for p in model.parameters())
+        self.params = list(model.parameters())
+        self.param_bytes = sum(int(p.data.nbytes) for p in self.params)
 
     def plain(self, b: int) -> tuple[int, int]:
         """(peak, saved activations at the peak) of the un-checkpointed step at batch ``b``."""
@@ -216,46 +250,23 @@ class _Estimator:
         return int(peak - act + kept + live)
 
 
-def measure_microbatch_overhead(
-    model: Any, input_shape: tuple[int, ...], batch_size: int, optimizer: Any = None, repeat: int = 5
-) -> float:
-    """The per-step constant for ``plan(microbatch_overhead=...)``, measured on this machine.
+def _single(
+    est: _Estimator, timer: Any, batch: int, most: int, sequential: bool, margin: float, budget: int
+) -> list[Candidate]:
+    """One process's candidates for a batch of ``batch`` examples: microbatches x checkpoint segments."""
+    from chainrule.parallel.accumulate import split
 
-    A training step on one example is almost all fixed cost (Python, the graph, the update);
-    its best time over ``repeat`` runs, divided by the best time of a forward pass over
-    ``batch_size`` examples, is the cost of one extra microbatch in the planner's unit.
-    """
-    import time
-
-    from chainrule.core.node import no_grad
-    from chainrule.memory import training_step
-    from chainrule.optim import SGD
-
-    rng = np.random.default_rng(0)
-    opt = optimizer if optimizer is not None else SGD(model.parameters(), 1e-3)
-    saved = [p.data.copy() for p in model.parameters()]
-    x1 = rng.random((1, *input_shape)).astype(np.float32)
-    xb = rng.random((batch_size, *input_shape)).astype(np.float32)
-    y1 = np.zeros(1, dtype=np.int64)
-    step = training_step(model, opt)
-
-    def best(fn: Any) -> float:
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    try:
-        fixed = best(lambda: step(x1, y1))
-        with no_grad():
-            forward = best(lambda: model(xb))
-    finally:
-        for p, d in zip(model.parameters(), saved, strict=True):
-            p.data[...] = d
-            p.grad = None
-    return fixed / max(forward, 1e-9)
+    out = []
+    for k in _microbatch_counts(batch, most):
+        pieces = [s.stop - s.start for s in split(batch, k)]
+        b = pieces[0]
+        accum = 3 * est.param_bytes if k > 1 else 0
+        for e in [0, *(_segment_sizes(len(est.model.layers)) if sequential else [])]:
+            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + accum
+            seconds, recompute = timer.step_seconds(pieces, e)
+            needs = math.ceil(peak * (1 + margin))
+            out.append(Candidate(k, e, peak, seconds, needs, needs <= budget, recompute=recompute))
+    return out
 
 
 def plan(
@@ -269,11 +280,13 @@ def plan(
     dtype: Any = np.float32,
     label_dtype: Any = np.int64,
     margin: float = 0.05,
-    microbatch_overhead: float = 0.1,
-    checkpoint_cost: float = 1.0,
     max_microbatches: int | None = None,
+    parallel: tuple[str, ...] | None = None,
+    calibration: Any = None,
+    link_latency: float = 1e-4,
+    link_bandwidth: float | None = None,
 ) -> PlanReport:
-    """The cheapest plan whose predicted training-step peak fits ``budget_bytes`` (see the module doc).
+    """The fastest plan whose predicted per-rank training-step peak fits ``budget_bytes`` (see the module doc).
 
     ``input_shape`` is one example's shape (without the batch axis). Returns a
     :class:`PlanReport` (``.plan`` to apply, ``.table()`` for every candidate, ``.why()``);
@@ -281,44 +294,77 @@ def plan(
     Candidates: microbatch counts 1, 2, 4, ... up to ``max_microbatches`` (default the batch
     size), each with no checkpointing and (for a ``Sequential``) segments of 1, 2, ... layers
     (a spread of sizes past 12 layers) including ⌈√n⌉ (:func:`chainrule.remat.sqrt_segments`).
+    With ``ranks`` > 1 the candidates are data parallel over ``ranks`` processes (each of the
+    above on a shard) and, for a ``Sequential``, pipeline stages over ``ranks`` processes
+    (each microbatch count, GPipe and 1F1B; :mod:`chainrule.plan_ranks`). ``parallel`` limits
+    the modes weighed (``("pipeline",)`` for ``--parallel pipeline``); by default ``("none",)``
+    for one rank and ``("data", "pipeline")`` for more. ``calibration``: a
+    :class:`chainrule.plan_time.Calibration` (default: measured once per process);
+    ``link_latency``/``link_bandwidth`` (seconds, bytes/s): the interconnect's, for the
+    communication time (default bandwidth: half this machine's measured memory-copy rate).
     """
     from chainrule.nn.modules import Sequential
     from chainrule.optim import SGD
+    from chainrule.plan_ranks import data_parallel_candidates, pipeline_candidates
+    from chainrule.plan_time import StepTimer, calibrate
 
-    if ranks != 1:
-        raise NotImplementedError("memory.plan: ranks > 1 (pipeline stages) is not planned yet; use ranks=1")
+    if type(ranks) is not int or ranks < 1:
+        raise ValueError(f"memory.plan: ranks must be a positive integer, got {ranks!r}")
     if type(batch_size) is not int or batch_size < 1:
         raise ValueError(f"memory.plan: batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(budget_bytes, int) or budget_bytes < 1:
         raise ValueError(f"memory.plan: budget_bytes must be a positive integer, got {budget_bytes!r}")
+    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"memory.plan: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
+        if (mode == "none") != (ranks == 1):
+            raise ValueError(
+                f"memory.plan: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
+                "'data' and 'pipeline' need ranks > 1"
+            )
+    sequential = isinstance(model, Sequential) and len(model.layers) >= 2
+    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
+        n = len(model.layers) if isinstance(model, Sequential) else 0
+        raise ValueError(
+            f"memory.plan: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
+            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
+        )
     if optimizer is None:
         optimizer = SGD(model.parameters(), 0.1)
     est = _Estimator(model, input_shape, optimizer, dtype, label_dtype)
-    sequential = isinstance(model, Sequential) and len(model.layers) >= 2
+    cal = calibration if calibration is not None else calibrate(dtype)
+    timer = StepTimer(model, est.input_shape, est.dtype, est.label_dtype, est.shapes, cal)
+    bandwidth = link_bandwidth if link_bandwidth is not None else cal.copy_bytes_per_second / 2
+    most = max_microbatches or batch_size
     cands: list[Candidate] = []
-    for k in _microbatch_counts(batch_size, max_microbatches or batch_size):
-        b = math.ceil(batch_size / k)
-        accum = 3 * est.param_bytes if k > 1 else 0
-        overhead = microbatch_overhead * (k - 1)
-        for e in [0, *(_segment_sizes(len(model.layers)) if sequential else [])]:
-            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + accum
-            cost = overhead + (checkpoint_cost if e else 0.0)
-            needs = math.ceil(peak * (1 + margin))
-            cands.append(Candidate(k, e, peak, cost, needs, needs <= budget_bytes))
+    if "none" in modes:
+        cands += _single(est, timer, batch_size, most, sequential, margin, budget_bytes)
+    if "data" in modes:
+        shard = _single(est, timer, math.ceil(batch_size / ranks), most, sequential, margin, budget_bytes)
+        cands += data_parallel_candidates(shard, est, batch_size, ranks, link_latency, bandwidth, margin, budget_bytes)
+    if "pipeline" in modes:
+        counts = _microbatch_counts(batch_size, most)
+        cands += pipeline_candidates(
+            est, timer, batch_size, ranks, counts, link_latency, bandwidth, margin, budget_bytes
+        )
     fitting = [c for c in cands if c.fits]
-    chosen = min(fitting, key=lambda c: (c.extra_cost, c.microbatches, c.peak), default=None)
+    chosen = min(fitting, key=lambda c: (c.seconds, c.ranks, c.microbatches, c.peak), default=None)
     report = PlanReport(None, chosen, cands, budget_bytes, margin)
     if chosen is None:
         smallest = min(c.needs for c in cands)
         raise MemoryBudgetError(
-            f"memory.plan: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB); the smallest "
-            f"budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB)\n{report.table()}",
+            f"memory.plan: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
+            f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB)\n{report.table()}",
             smallest,
             report,
         )
     report.plan = Plan(
         microbatches=chosen.microbatches,
         checkpoint_every=chosen.checkpoint_every,
+        parallel=chosen.parallel,
+        stages=chosen.stages,
+        schedule=chosen.schedule,
         notes=[report.why()],
     )
     return report

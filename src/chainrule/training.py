@@ -190,8 +190,6 @@ def validate_config(cfg: Config, check_memory: bool = True) -> None:
         raise bad("dropout", cfg.dropout, f"applies only to --model mlp (the {cfg.model} model has no dropout)")
     if type(cfg.memory_budget) is not int or cfg.memory_budget < 0:
         raise bad("memory-budget", cfg.memory_budget, "must be a size in bytes (0 = no budget)")
-    if cfg.memory_budget and cfg.parallel != "none":
-        raise bad("memory-budget", cfg.memory_budget, "is planned for one process only (not with --parallel)")
     if cfg.microbatches > cfg.batch_size:
         raise bad("microbatches", cfg.microbatches, f"must be at most --batch-size ({cfg.batch_size})")
     if cfg.parallel == "pipeline" and cfg.model != "mlp":
@@ -408,6 +406,7 @@ class Trainer:
         self.optimizer: Stepper = build_optimizer(cfg, self.model)
         self.state = RunState()
         self.memory_note: str | None = None
+        self._join()
         self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
         self._parallel_setup(x_train)  # under data parallelism the optimizer may become a sharded one
         self.schedule: StepLR | CosineAnnealingLR | None = None
@@ -434,15 +433,24 @@ class Trainer:
         from chainrule.planner import MemoryBudgetError, plan
 
         cfg = self.cfg
+        ranks = self.comm.size if self.comm is not None else 1
+        if cfg.parallel != "none" and ranks < 2:
+            raise UsageError(f"--memory-budget with --parallel {cfg.parallel}: run under mpiexec -n N (N >= 2)")
         try:
             report = plan(
-                self.model, x_train.shape[1:], cfg.batch_size, cfg.memory_budget, optimizer=self.optimizer,
-                dtype=x_train.dtype,
+                self.model, x_train.shape[1:], cfg.batch_size, cfg.memory_budget, ranks=ranks,
+                optimizer=self.optimizer, dtype=x_train.dtype, parallel=(cfg.parallel,),
             )  # fmt: skip
         except MemoryBudgetError as exc:
             raise UsageError(f"--memory-budget {cfg.memory_budget}: {str(exc).splitlines()[0]}") from None
+        except ValueError as exc:
+            raise UsageError(f"--memory-budget {cfg.memory_budget} with --parallel {cfg.parallel}: {exc}") from None
         assert report.plan is not None
+        if self.comm is not None:  # the time model is measured on each rank: rank 0's choice is everyone's
+            report.plan = self.comm.comm.bcast(report.plan, root=0)
         cfg.microbatches = report.plan.microbatches
+        if cfg.parallel == "pipeline":
+            cfg.pipeline_schedule = report.plan.schedule
         report.plan.apply_to(self.model)
         self.memory_note = f"memory plan: {report.why()}"
         if not self.quiet:
@@ -450,19 +458,27 @@ class Trainer:
         return report.plan
 
     # --- microbatches and MPI (chainrule.parallel) -------------------------------------
-    def _parallel_setup(self, x_train: np.ndarray) -> None:
-        """Under ``--parallel``: join the MPI job, make the parameters identical, cut the pipeline."""
+    def _join(self) -> None:
+        """Under ``--parallel``: join the MPI job (before planning: the plan depends on the ranks)."""
         self.comm: Any = None
-        self.dp: Any = None
-        self.pipeline: Any = None
         self.rank = 0
         if self.cfg.parallel == "none":
             return
-        from chainrule.parallel import Comm, DataParallel, Pipeline, ShardedDataParallel
+        from chainrule.parallel import Comm
 
         self.comm = Comm()
         self.rank = self.comm.rank
         self.quiet = self.quiet or self.rank != 0  # one rank speaks
+
+    def _parallel_setup(self, x_train: np.ndarray) -> None:
+        """Under ``--parallel``: make the parameters identical, cut the pipeline (the plan's stages, if any)."""
+        self.dp: Any = None
+        self.pipeline: Any = None
+        if self.cfg.parallel == "none":
+            return
+        from chainrule.parallel import DataParallel, Pipeline, ShardedDataParallel
+
+        assert self.comm is not None
         sync = DataParallel(self.model.parameters(), self.comm)
         sync.broadcast_parameters()  # same initial parameters on every rank
         if self.cfg.parallel == "data" and self.cfg.data_reduce == "shared":
@@ -474,7 +490,10 @@ class Trainer:
         else:
             if not isinstance(self.model, Sequential):
                 raise UsageError("--parallel pipeline: needs a sequential model (--model mlp)")
-            self.pipeline = Pipeline(self.model, self.comm, sample=x_train[:1], schedule=self.cfg.pipeline_schedule)
+            stages = self.memory_plan.stages if self.memory_plan is not None else None
+            self.pipeline = Pipeline(
+                self.model, self.comm, sample=x_train[:1], bounds=stages, schedule=self.cfg.pipeline_schedule
+            )
 
     def _batch(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The examples ``sel`` of one step; under data parallelism only this rank's shard of them."""

@@ -43,11 +43,17 @@ def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
     """Part A: the README recipe through the Trainer's own step (compile on, as `chainrule train`)."""
     from chainrule.training import Config, Trainer
 
-    cfg = Config(
-        model="mlp", hidden=1024, optimizer="adam", lr=1e-3, dropout=0.3, init="he_uniform", standardize=True,
+    common = dict(
         batch_size=256, epochs=1, limit_test=2000, parallel=case["parallel"], microbatches=case.get("micro", 1),
         data_reduce=case.get("reduce", "shared"),
     )  # fmt: skip
+    if case.get("recipe") == "default":  # `chainrule train` as it comes: the section model, SGD
+        cfg = Config(**common)  # type: ignore[arg-type]
+    else:
+        cfg = Config(
+            model="mlp", hidden=1024, optimizer="adam", lr=1e-3, dropout=0.3, init="he_uniform", standardize=True,
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
     trainer = Trainer(cfg, os.devnull, quiet=True)
     steps = case["steps"]
     seen = 0

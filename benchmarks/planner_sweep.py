@@ -2,10 +2,12 @@
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/planner_sweep.py --out benchmarks/PLANNER.md
 
-For each MLP (depth x width, 784 inputs, 10 classes, SGD, float32) and each budget (fractions
+For each MLP (depth x width, 64 inputs, 10 classes, SGD, float32) and each budget (fractions
 of the range between the smallest candidate's ``needs`` and the plain step's), the planner
 chooses a plan (one process); then EVERY fitting candidate is run for real: its step time
-(median of ``--steps`` steps after a warm-up) and its peak (``cr.memory.profile``, one step).
+(the median of ``--steps`` steps after a warm-up, measured in ``--rounds`` interleaved rounds
+over all of the model's candidates, the fastest round kept, so that a burst of other load on
+the machine does not land on one candidate only) and its peak (``cr.memory.profile``, one step).
 Reported per configuration: the chosen plan, its measured time, the fastest measured fitting
 candidate, their ratio, and the chosen plan's measured peak against the budget.
 """
@@ -44,8 +46,10 @@ def mlp(depth: int, width: int) -> Sequential:
     return Sequential(*layers)
 
 
-def measure(model: Sequential, c: Candidate, x: np.ndarray, y: np.ndarray, steps: int) -> tuple[float, int]:
-    """(median step seconds, measured peak bytes) of the candidate's step."""
+def measure(
+    model: Sequential, c: Candidate, x: np.ndarray, y: np.ndarray, steps: int, peak: bool = True
+) -> tuple[float, int]:
+    """(median step seconds, measured peak bytes, or 0 without ``peak``) of the candidate's step."""
     model.checkpoint_every = c.checkpoint_every
     opt = SGD(model.parameters(), 1e-3)
 
@@ -65,8 +69,8 @@ def measure(model: Sequential, c: Candidate, x: np.ndarray, y: np.ndarray, steps
         t0 = time.perf_counter()
         step(x, y)
         times.append(time.perf_counter() - t0)
-    peak = memory.profile(step, x, y, model=model, optimizer=opt).peak
-    return float(np.median(times)), peak
+    top = memory.profile(step, x, y, model=model, optimizer=opt).peak if peak else 0
+    return float(np.median(times)), top
 
 
 def label(c: Candidate) -> str:
@@ -81,6 +85,7 @@ def main() -> int:
     p.add_argument("--budgets", default="0.0,0.25,0.5,0.75,1.0", help="fractions from smallest needs to plain")
     p.add_argument("--max-microbatches", type=int, default=8)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per candidate; the fastest is kept")
     p.add_argument("--lock", default="/tmp/chainrule-bench.lock", help="held (flock) while one model is measured")
     args = p.parse_args()
     warnings.simplefilter("ignore")  # the checkpoint primitive has no shape rule
@@ -101,16 +106,21 @@ def main() -> int:
         full = plan(model, (D,), args.batch, 10**12, optimizer=opt, max_microbatches=args.max_microbatches)
         plain = next(c for c in full.candidates if c.microbatches == 1 and c.checkpoint_every == 0)
         lo = min(c.needs for c in full.candidates)
-        measured: dict[tuple[int, int], tuple[float, int]] = {}
+        reports = []
         for frac in (float(v) for v in args.budgets.split(",")):
             budget = int(lo + frac * (plain.needs - lo))
             report = plan(model, (D,), args.batch, budget, optimizer=opt, max_microbatches=args.max_microbatches)
             assert report.chosen is not None
+            reports.append((budget, report))
+        needed = {(c.microbatches, c.checkpoint_every): c for _, r in reports for c in r.candidates if c.fits}
+        measured = {key: measure(model, c, x, y, args.steps) for key, c in needed.items()}
+        for _ in range(args.rounds - 1):  # interleaved rounds: keep each candidate's fastest
+            for key, c in needed.items():
+                t, _ = measure(model, c, x, y, args.steps, peak=False)
+                measured[key] = (min(t, measured[key][0]), measured[key][1])
+        for budget, report in reports:
+            assert report.chosen is not None
             fitting = [c for c in report.candidates if c.fits]
-            for c in fitting:
-                key = (c.microbatches, c.checkpoint_every)
-                if key not in measured:
-                    measured[key] = measure(model, c, x, y, args.steps)
             best = min(fitting, key=lambda c: measured[c.microbatches, c.checkpoint_every][0])
             ch = report.chosen
             t_ch, peak_ch = measured[ch.microbatches, ch.checkpoint_every]
@@ -135,7 +145,8 @@ def main() -> int:
         f"MLPs on {D} inputs, batch {args.batch}, SGD, float32, one process; microbatches up to "
         f"{args.max_microbatches}; budgets at fractions {args.budgets} of the way from the smallest candidate's "
         "`needs` to the plain step's. k = microbatches, e = checkpoint_every. Time: median of "
-        f"{args.steps} steps after a warm-up; peak: `cr.memory.profile` of one step.",
+        f"{args.steps} steps after a warm-up, the fastest of {args.rounds} interleaved rounds over the model's "
+        "candidates; peak: `cr.memory.profile` of one step.",
         "",
         "| MLP | budget (bytes) | fitting candidates | chosen | predicted (ms) | measured (ms) | fastest measured "
         "| its time (ms) | chosen / fastest | chosen's measured peak | peak / budget |",

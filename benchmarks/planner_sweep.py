@@ -5,9 +5,8 @@
 For each MLP (depth x width, 64 inputs, 10 classes, SGD, float32) and each budget (fractions
 of the range between the smallest candidate's ``needs`` and the plain step's), the planner
 chooses a plan (one process); then EVERY fitting candidate is run for real: its step time
-(the median of ``--steps`` steps after a warm-up, measured in ``--rounds`` interleaved rounds
-over all of the model's candidates, the fastest round kept, so that a burst of other load on
-the machine does not land on one candidate only) and its peak (``cr.memory.profile``, one step).
+(the median of ``--steps`` steps after a warm-up, the candidates' steps interleaved one by one
+so that a slow spell of the machine lands on every candidate alike) and its peak (``cr.memory.profile``, one step).
 Reported per configuration: the chosen plan, its measured time, the fastest measured fitting
 candidate, their ratio, and the chosen plan's measured peak against the budget.
 """
@@ -46,11 +45,8 @@ def mlp(depth: int, width: int) -> Sequential:
     return Sequential(*layers)
 
 
-def measure(
-    model: Sequential, c: Candidate, x: np.ndarray, y: np.ndarray, steps: int, peak: bool = True
-) -> tuple[float, int]:
-    """(median step seconds, measured peak bytes, or 0 without ``peak``) of the candidate's step."""
-    model.checkpoint_every = c.checkpoint_every
+def stepper(model: Sequential, c: Candidate) -> Any:
+    """One training step of the candidate (its checkpointing set on the model at each call)."""
     opt = SGD(model.parameters(), 1e-3)
 
     def grads(xt: Any, yt: Any) -> Any:
@@ -59,18 +55,38 @@ def measure(
         return J, logits
 
     def step(x: Any, y: Any) -> None:
+        model.checkpoint_every = c.checkpoint_every
         opt.zero_grad()
         accumulate(grads, opt.params, x, y, c.microbatches)
         opt.step()
 
-    step(x, y)
-    times = []
+    step.optimizer = opt  # type: ignore[attr-defined]
+    return step
+
+
+def measure_all(
+    model: Sequential, candidates: dict[tuple[int, int], Candidate], x: np.ndarray, y: np.ndarray, steps: int
+) -> dict[tuple[int, int], tuple[float, int]]:
+    """(median step seconds, measured peak bytes) of every candidate.
+
+    The steps are interleaved, one step of each candidate in turn, ``steps`` times: a slow spell
+    of the (shared) machine then lands on every candidate alike instead of on one.
+    """
+    steps_of = {key: stepper(model, c) for key, c in candidates.items()}
+    times: dict[tuple[int, int], list[float]] = {key: [] for key in candidates}
+    for step in steps_of.values():
+        step(x, y)  # warm-up
     for _ in range(steps):
-        t0 = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - t0)
-    top = memory.profile(step, x, y, model=model, optimizer=opt).peak if peak else 0
-    return float(np.median(times)), top
+        for key, step in steps_of.items():
+            t0 = time.perf_counter()
+            step(x, y)
+            times[key].append(time.perf_counter() - t0)
+    out = {}
+    for key, step in steps_of.items():
+        model.checkpoint_every = candidates[key].checkpoint_every
+        peak = memory.profile(step, x, y, model=model, optimizer=step.optimizer).peak
+        out[key] = (float(np.median(times[key])), peak)
+    return out
 
 
 def label(c: Candidate) -> str:
@@ -84,8 +100,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--budgets", default="0.0,0.25,0.5,0.75,1.0", help="fractions from smallest needs to plain")
     p.add_argument("--max-microbatches", type=int, default=8)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per candidate; the fastest is kept")
+    p.add_argument("--steps", type=int, default=15, help="timed steps per candidate, interleaved across candidates")
     p.add_argument("--lock", default="/tmp/chainrule-bench.lock", help="held (flock) while one model is measured")
     args = p.parse_args()
     warnings.simplefilter("ignore")  # the checkpoint primitive has no shape rule
@@ -113,11 +128,7 @@ def main() -> int:
             assert report.chosen is not None
             reports.append((budget, report))
         needed = {(c.microbatches, c.checkpoint_every): c for _, r in reports for c in r.candidates if c.fits}
-        measured = {key: measure(model, c, x, y, args.steps) for key, c in needed.items()}
-        for _ in range(args.rounds - 1):  # interleaved rounds: keep each candidate's fastest
-            for key, c in needed.items():
-                t, _ = measure(model, c, x, y, args.steps, peak=False)
-                measured[key] = (min(t, measured[key][0]), measured[key][1])
+        measured = measure_all(model, needed, x, y, args.steps)
         for budget, report in reports:
             assert report.chosen is not None
             fitting = [c for c in report.candidates if c.fits]
@@ -145,8 +156,8 @@ def main() -> int:
         f"MLPs on {D} inputs, batch {args.batch}, SGD, float32, one process; microbatches up to "
         f"{args.max_microbatches}; budgets at fractions {args.budgets} of the way from the smallest candidate's "
         "`needs` to the plain step's. k = microbatches, e = checkpoint_every. Time: median of "
-        f"{args.steps} steps after a warm-up, the fastest of {args.rounds} interleaved rounds over the model's "
-        "candidates; peak: `cr.memory.profile` of one step.",
+        f"{args.steps} steps after a warm-up, the candidates' steps interleaved (one step of each in turn); "
+        "peak: `cr.memory.profile` of one step.",
         "",
         "| MLP | budget (bytes) | fitting candidates | chosen | predicted (ms) | measured (ms) | fastest measured "
         "| its time (ms) | chosen / fastest | chosen's measured peak | peak / budget |",

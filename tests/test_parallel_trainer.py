@@ -76,10 +76,11 @@ def test_cli_options_parse_into_the_config() -> None:
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", ["data", "pipeline"])
+@pytest.mark.parametrize("mode", ["data", "pipeline", "data-dropout"])
 def test_trainer_parallel_equals_single_process(tmp_path: Path, mode: str) -> None:
+    """Same parameters as one process; with dropout too (each rank draws its rows of the batch's mask)."""
     assert MPIEXEC is not None
-    Trainer(small(), tmp_path / "one", quiet=True).run()
+    Trainer(small(dropout=0.3 if mode == "data-dropout" else 0.0), tmp_path / "one", quiet=True).run()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CHAINRULE_MPI_TIMEOUT": "60"}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     out = tmp_path / mode
@@ -90,9 +91,12 @@ def test_trainer_parallel_equals_single_process(tmp_path: Path, mode: str) -> No
 
 
 @needs_mpi
-@pytest.mark.parametrize("reduce", ["shared", "allreduce"])
+@pytest.mark.parametrize("reduce", ["shared", "allreduce", "pipeline"])
 def test_killed_rank_then_resume_equals_uninterrupted_run(tmp_path: Path, reduce: str) -> None:
-    """Rank 1 dies in the middle of epoch 2: the job ends within 30 s; resuming finishes the run exactly."""
+    """Rank 1 dies in the middle of epoch 2: the job ends within 30 s; resuming finishes the run exactly.
+
+    Data parallel (both reductions) and the pipeline, whose checkpoint gathers every stage's Adam state.
+    """
     import time
 
     assert MPIEXEC is not None
@@ -122,7 +126,12 @@ def worker(mode: str, out: str) -> None:
         Trainer.resume(out, quiet=True).run()
         return
     if mode.startswith("kill-"):
-        cfg = small(epochs=2, optimizer="adam", lr=0.01, parallel="data", data_reduce=mode.split("-")[1])
+        how = mode.split("-")[1]
+        cfg = small(epochs=2, optimizer="adam", lr=0.01, parallel="pipeline" if how == "pipeline" else "data")
+        if how == "pipeline":
+            cfg.microbatches = 2
+        else:
+            cfg.data_reduce = how
         trainer = Trainer(cfg, out, quiet=True)
         step = trainer._step
 
@@ -134,10 +143,13 @@ def worker(mode: str, out: str) -> None:
         trainer._step = dying_step  # type: ignore[method-assign]
         trainer.run()
         return
-    cfg = small(parallel=mode, microbatches=2 if mode == "pipeline" else 1)
+    if mode == "data-dropout":
+        cfg = small(parallel="data", dropout=0.3, microbatches=2)
+    else:
+        cfg = small(parallel=mode, microbatches=2 if mode == "pipeline" else 1)
     trainer = Trainer(cfg, out, quiet=True)
     trainer.run()
-    assert asdict(trainer.cfg)["parallel"] == mode
+    assert asdict(trainer.cfg)["parallel"] == mode.split("-")[0]
 
 
 if __name__ == "__main__":

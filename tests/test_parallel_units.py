@@ -95,3 +95,29 @@ def test_plan_applies_to_config_and_model() -> None:
     model = _mlp()
     plan.apply_to(model)
     assert model.checkpoint_every == 2
+
+
+@pytest.mark.parametrize("bitgen", [np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.MT19937])
+@pytest.mark.parametrize(("rows", "cols"), [(7, 5), (8, 3), (6, 4), (1, 9)])
+def test_each_rank_draws_its_rows_of_the_whole_batch_mask(bitgen: Any, rows: int, cols: int) -> None:
+    """skip_draws: ranks drawing only their shard's rows get the whole batch's numbers, and end where it ends."""
+    from chainrule.nn.functional import skip_draws
+
+    def fresh() -> np.random.Generator:
+        g = np.random.Generator(bitgen(7))
+        g.random(3, dtype=np.float32)  # an odd count already drawn: half of a 64-bit draw is buffered
+        return g
+
+    whole_rng = fresh()
+    whole = whole_rng.random((rows, cols), dtype=np.float32)
+    after = whole_rng.random(11, dtype=np.float32)
+    for size in (2, 3):
+        pieces = []
+        for r in range(size):
+            g = fresh()
+            part = shard(rows, r, size)
+            skip_draws(g, part.start * cols)
+            pieces.append(g.random((part.stop - part.start, cols), dtype=np.float32))
+            skip_draws(g, (rows - part.stop) * cols)
+            np.testing.assert_array_equal(g.random(11, dtype=np.float32), after)  # in step with the whole batch
+        np.testing.assert_array_equal(np.concatenate(pieces), whole)

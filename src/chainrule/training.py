@@ -416,6 +416,7 @@ class Trainer:
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
         self._stop: int | None = None  # the signal that asked the run to stop
         self._stop_agreed = False  # data parallel: every rank knows of the stop
+        self._part = (0, 0)  # data parallel: this rank's rows of the current batch
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
         model = self.model
 
@@ -481,6 +482,8 @@ class Trainer:
         assert self.comm is not None
         sync = DataParallel(self.model.parameters(), self.comm)
         sync.broadcast_parameters()  # same initial parameters on every rank
+        if self.cfg.parallel == "data":
+            self._probe_dropout(x_train)
         if self.cfg.parallel == "data" and self.cfg.data_reduce == "shared":
             assert isinstance(self.optimizer, Optimizer)
             self.dp = ShardedDataParallel(self.model.parameters(), self.optimizer, self.comm)
@@ -495,12 +498,25 @@ class Trainer:
                 self.model, self.comm, sample=x_train[:1], bounds=stages, schedule=self.cfg.pipeline_schedule
             )
 
+    def _probe_dropout(self, x_train: np.ndarray) -> None:
+        """Let each Dropout see one example (its generator restored): how many numbers it draws per example."""
+        drops = self._dropouts()
+        if not drops:
+            return
+        states = [d.rng.bit_generator.state for d in drops]
+        with no_grad():
+            objective(self.model, as_tensor(x_train[:1]), np.zeros(1, np.int64))
+        for d, st in zip(drops, states, strict=True):
+            d.rng.bit_generator.state = st
+
     def _batch(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The examples ``sel`` of one step; under data parallelism only this rank's shard of them."""
         if self.dp is not None:
             from chainrule.parallel import shard
 
-            sel = sel[shard(len(sel), self.comm.rank, self.comm.size)]
+            part = shard(len(sel), self.comm.rank, self.comm.size)
+            self._part = (part.start, part.stop)
+            sel = sel[part]
         x, y = self.loader.arrays
         return x[sel], y[sel]
 
@@ -520,9 +536,19 @@ class Trainer:
         if self.pipeline is not None:
             loss, logits = self.pipeline.step(xb, yb, F.cross_entropy, cfg.microbatches)
             correct = int((logits.argmax(axis=1) == yb).sum()) if logits is not None else 0
-            return loss, int(self.comm.allreduce_scalar(correct, "accuracy allreduce"))
+            total = self.comm.allreduce_(np.array([correct, float(self._stop is not None)]), "accuracy allreduce")
+            self._agree_on_stop(total[1])
+            return loss, int(total[0])
         if self.dp is not None:
+            # Dropout: this rank draws its shard's rows of the whole batch's mask (the rows before
+            # and after them are skipped), so the masks are exactly one process's
+            start, stop = self._part if n else (0, len(xb))
+            drops = [d for d in self._dropouts() if d.draws_per_example]
+            for d in drops:
+                F.skip_draws(d.rng, start * (d.draws_per_example or 0))
             loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)
+            for d in drops:
+                F.skip_draws(d.rng, ((n or len(xb)) - stop) * (d.draws_per_example or 0))
             weight = len(xb) / (n or len(xb))  # this shard's share of the batch mean
             # summed with the gradients: the loss, the correct predictions, and whether any rank was
             # asked to stop (so that every rank stops after the same step)
@@ -532,12 +558,25 @@ class Trainer:
             else:
                 self.dp.allreduce_gradients(weight)
                 total = self.comm.allreduce_(np.array(stats), "loss allreduce")
-            if total[2] and self._stop is None:
-                self._stop = signal.SIGTERM
-            self._stop_agreed = bool(total[2])
+            self._agree_on_stop(total[2])
             return float(total[0]), int(total[1])
         loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)
         return loss, int((logits.argmax(axis=1) == yb).sum())
+
+    def _gather_stage_states(self, optim: dict[str, Any]) -> dict[str, Any]:
+        """Pipeline: rank 0 gets every stage's optimizer entries (``"i.slot"``, disjoint by parameter)."""
+        comm, tag = self.comm, 31500
+        mine = {id(p) for p in self.pipeline.params}
+        params = self.optimizer.params
+        # only this stage's entries: after a resume a rank also holds (stale) state of the other stages
+        own = {k: v for k, v in optim.items() if "." in k and id(params[int(k.split(".")[0])]) in mine}
+        if comm.rank != 0:
+            comm.send_object(own, 0, tag, what="optimizer state of this stage")
+            return optim
+        merged = {"lr": optim["lr"], "steps": optim["steps"], **own}
+        for r in range(1, comm.size):
+            merged |= comm.recv_object(r, tag, what="optimizer state")
+        return merged
 
     def _sync_stages(self) -> None:
         """Pipeline: every rank gets every stage's parameters (for evaluation and the checkpoint)."""
@@ -557,6 +596,8 @@ class Trainer:
 
     def save(self) -> Path:
         optim = self.optimizer.state_dict()  # sharded data parallel: gathered from every rank
+        if self.pipeline is not None:  # each stage's optimizer state lives on its rank: gather them
+            optim = self._gather_stage_states(optim)
         if self.rank != 0:  # only rank 0 writes files
             return self.out / CHECKPOINT
         self._critical += 1  # a signal during the write is acted on after it
@@ -683,10 +724,16 @@ class Trainer:
         if self._stop is None:
             self._stop = signum
 
+    def _agree_on_stop(self, ranks_stopping: float) -> None:
+        """Under MPI: ``ranks_stopping`` ranks were signalled (summed over the step); all stop after it."""
+        if ranks_stopping and self._stop is None:
+            self._stop = signal.SIGTERM
+        self._stop_agreed = bool(ranks_stopping)
+
     def _check_stop(self) -> None:
-        # under data parallelism a stop is acted on only once every rank knows of it (after the
-        # step that shared it), so that every rank stops after the same step
-        if self._stop is not None and (self.dp is None or self._stop_agreed):
+        # under MPI a stop is acted on only once every rank knows of it (after the step that
+        # shared it), so that every rank stops after the same step
+        if self._stop is not None and (self.comm is None or self._stop_agreed):
             raise Interrupted(self._stop)
 
     def _check_finite(self) -> None:

@@ -189,6 +189,34 @@ def _dropout_mask(x: Any, p: float, rng: np.random.Generator) -> Any:
     return keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
 
 
+def skip_draws(rng: np.random.Generator, n: int) -> None:
+    """Move ``rng`` on exactly as if :func:`dropout` had drawn ``n`` more numbers (float32 uniforms).
+
+    A data-parallel rank draws only its shard's rows of the batch's mask: it skips the rows
+    before and after them, so every rank's mask is the one the whole batch would get in one
+    process. PCG64 (NumPy's default) skips in O(1); other generators draw and drop.
+    """
+    if n <= 0:
+        return
+    bits = rng.bit_generator
+    # PCG64's advance(k) is exactly k 64-bit draws; Philox's counts blocks of four, so it draws and drops
+    advance = bits.advance if isinstance(bits, np.random.PCG64 | np.random.PCG64DXSM) else None
+    if advance is None:
+        while n > 0:
+            k = min(n, 1 << 20)
+            rng.random(k, dtype=np.float32)
+            n -= k
+        return
+    state = dict(bits.state)
+    if state.get("has_uint32"):  # a float32 uses 32 bits: half of a 64-bit draw is waiting, use it first
+        state["has_uint32"] = 0
+        bits.state = state
+        n -= 1
+    advance(n // 2)
+    if n % 2:  # the low half of one more draw; its high half stays buffered, as after n real draws
+        rng.random(1, dtype=np.float32)
+
+
 # Random draws happen inside a primitive so a compiled step draws a new mask every call.
 dropout_mask = Primitive("dropout_mask", _dropout_mask, differentiable=False)
 

@@ -285,6 +285,10 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
         self.rng = np.random.default_rng(seed)
+        self.draws_per_example: int | None = None  # random numbers drawn per example (seen in training)
 
     def forward(self, x: Any) -> Any:
+        if self.training and self.p > 0:
+            shape = x.shape if hasattr(x, "shape") else np.shape(x)
+            self.draws_per_example = int(np.prod(shape[1:]))
         return F.dropout(x, self.p, self.rng, self.training)

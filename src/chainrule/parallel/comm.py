@@ -153,6 +153,15 @@ class Comm:
         self.recv_bytes += buffer.nbytes
         return buffer
 
+    def send_object(self, obj: Any, dest: int, tag: int, what: str = "object") -> None:
+        """Send a picklable object (e.g. a dict of arrays); waits, with the deadline, until it is received."""
+        self.wait(self.comm.isend(obj, dest=dest, tag=tag), f"sending {what} to rank {dest}")
+
+    def recv_object(self, source: int, tag: int, what: str = "object") -> Any:
+        """Receive what :meth:`send_object` sent."""
+        self._poll(lambda: bool(self.comm.Iprobe(source=source, tag=tag)), f"waiting for {what} from rank {source}")
+        return self.comm.recv(source=source, tag=tag)
+
     # --- collectives ----------------------------------------------------------------------
     def allreduce_(self, buffer: np.ndarray[Any, Any], what: str = "allreduce") -> np.ndarray[Any, Any]:
         """Sum ``buffer`` over all ranks, in place."""

@@ -73,7 +73,12 @@ class ShardedDataParallel:
             )
         self.dtype = dtypes.pop()
         if ranks_per_host is None and os.environ.get("CHAINRULE_RANKS_PER_HOST"):
-            ranks_per_host = int(os.environ["CHAINRULE_RANKS_PER_HOST"])
+            text = os.environ["CHAINRULE_RANKS_PER_HOST"]
+            if not text.isdigit():
+                raise ValueError(
+                    f"ShardedDataParallel: CHAINRULE_RANKS_PER_HOST must be a positive integer, got {text!r}"
+                )
+            ranks_per_host = int(text)
         if ranks_per_host is None:
             self.host = world.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
         else:
@@ -161,6 +166,8 @@ class ShardedDataParallel:
         gradient contributes zeros. ``stats``: up to 4 numbers to sum as well (e.g. loss and
         correct predictions), at no extra synchronisation on one host.
         """
+        if len(stats) > 4:
+            raise ValueError(f"ShardedDataParallel.reduce_gradients: at most 4 statistics, got {len(stats)}")
         self._adopt()
         row, g = self.grad_rows[self.local], self._shard_grad
         lo, hi = self.lo, self.hi

@@ -89,15 +89,15 @@ def worker(mode: str, out: str) -> None:
         model = build(seed=comm.rank)  # different on each rank: the broadcast must fix that
         DataParallel(model.parameters(), comm).broadcast_parameters()
         opt = SGD(model.parameters(), LR)
+
+        def step(x: Any, y: Any) -> Any:
+            logits = model(x)
+            J = F.cross_entropy(logits, y)
+            J.backward()
+            return J, logits
+
         if mode == "data":
             dp = DataParallel(model.parameters(), comm)
-
-            def step(x: Any, y: Any) -> Any:
-                logits = model(x)
-                J = F.cross_entropy(logits, y)
-                J.backward()
-                return J, logits
-
             for x, y in batches():
                 opt.zero_grad()
                 part = shard(len(x), comm.rank, comm.size)
@@ -110,13 +110,6 @@ def worker(mode: str, out: str) -> None:
 
             sdp = ShardedDataParallel(model.parameters(), Adam(model.parameters(), 0.01), comm)
             assert sdp.local_size == (1 if mode == "sharded-hosts" else 2)  # CHAINRULE_RANKS_PER_HOST=1: 2 "hosts"
-
-            def step(x: Any, y: Any) -> Any:
-                logits = model(x)
-                J = F.cross_entropy(logits, y)
-                J.backward()
-                return J, logits
-
             for x, y in batches():
                 sdp.zero_grad()
                 part = shard(len(x), comm.rank, comm.size)

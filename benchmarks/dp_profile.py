@@ -30,11 +30,12 @@ from chainrule.training import Config, Trainer  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=256, help="global batch (256: the recipe)")
     args = ap.parse_args()
     parallel = "data" if int(os.environ.get("PMI_SIZE", "1")) > 1 else "none"
     cfg = Config(
         model="mlp", hidden=1024, optimizer="adam", lr=1e-3, dropout=0.3, init="he_uniform", standardize=True,
-        batch_size=256, epochs=1, limit_test=2000, parallel=parallel,
+        batch_size=args.batch, epochs=1, limit_test=2000, parallel=parallel,
     )  # fmt: skip
     tr = Trainer(cfg, os.devnull, quiet=True)
     phases: dict[str, float] = {}

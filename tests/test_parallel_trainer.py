@@ -118,6 +118,30 @@ def test_killed_rank_then_resume_equals_uninterrupted_run(tmp_path: Path, reduce
         np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-4, err_msg=k)
 
 
+@needs_mpi
+def test_command_line_parallel_run_resumes_and_a_failing_rank_ends_the_job(tmp_path: Path) -> None:
+    """`mpiexec -n 2 chainrule train --parallel data`, then `--resume` under mpiexec (the mode comes from the
+    checkpoint), then a rank that fails before MPI starts (its run folder is taken): the job ends, no rank waits."""
+    import time
+
+    assert MPIEXEC is not None
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CHAINRULE_MPI_TIMEOUT": "20"}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    run = tmp_path / "run"
+    train = [MPIEXEC, "-n", "2", sys.executable, "-m", "chainrule", "train"]
+    tiny = ["--model", "mlp", "--hidden", "32", "--limit-train", "404", "--limit-test", "100", "--batch-size", "101"]
+    proc = launch([*train, *tiny, "--epochs", "1", "--parallel", "data", "--out", str(run)], env, 120)
+    assert proc.returncode == 0, proc.stderr
+    proc = launch([*train, "--resume", str(run), "--epochs", "2"], env, 120)
+    assert proc.returncode == 0, proc.stderr
+    _, meta = load_checkpoint(run / "checkpoint.npz")
+    assert meta["state"]["epoch"] == 2 and meta["config"]["parallel"] == "data"
+    start = time.monotonic()
+    proc = launch([*train, *tiny, "--parallel", "data", "--out", str(run)], env, 60)  # the folder exists
+    assert proc.returncode != 0 and time.monotonic() - start < 30
+    assert "already" in proc.stderr or "exists" in proc.stderr or "in use" in proc.stderr, proc.stderr
+
+
 def worker(mode: str, out: str) -> None:
     """Under mpiexec: train (``data``/``pipeline``), die in epoch 2 (``kill-*``) or resume (``resume-*``)."""
     import signal

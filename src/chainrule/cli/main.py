@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is not None:  # graph, explain
             result: int = args.func(args)
             return result
-        return _main(args)
+        code = _main(args)
+        if code:
+            parallel_cli.end_job(args, code)  # a parallel run's rank failed: its peers must not wait for it
+        return code
     except Interrupted as exc:
         return 128 + exc.signum
     except KeyboardInterrupt:  # before training started (Trainer.run raises Interrupted)
@@ -195,15 +198,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except UsageError as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
+        parallel_cli.end_job(args, 2)
         return 2
     except OutputError as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
+        parallel_cli.end_job(args, 1)
         return 1
     except FloatingPointError as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
+        parallel_cli.end_job(args, 1)
         return 1
     except (ChainruleError, ValueError, KeyError) as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
+        parallel_cli.end_job(args, 2)
         return 2
     finally:
         if previous_term is not None:

@@ -66,17 +66,47 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     """No new subcommand: parallel training is ``chainrule train --parallel ...``."""
 
 
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_RANK")
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_SIZE")
+
+
+def _parallel_launch(args: argparse.Namespace) -> bool:
+    """``chainrule train`` with ``--parallel`` (or ``--resume``, whose run may be parallel) under a launcher."""
+    if getattr(args, "command", None) != "train":
+        return False
+    if getattr(args, "parallel", None) not in (None, "none"):
+        return True
+    return getattr(args, "resume", None) is not None and any(n in os.environ for n in _RANK_VARS)
+
+
 def mpi_rank(args: argparse.Namespace) -> int:
-    """This process's rank when ``--parallel`` asks for MPI (read from the launcher's environment
-    before MPI is initialized), else 0."""
-    if getattr(args, "parallel", None) in (None, "none") or getattr(args, "command", None) != "train":
+    """This process's rank when ``--parallel`` asks for MPI, or when ``--resume`` runs under ``mpiexec``
+    (the run's mode is in its checkpoint), read from the launcher's environment before MPI is
+    initialized; else 0."""
+    if not _parallel_launch(args):
         return 0
-    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_RANK"):
+    for name in _RANK_VARS:
         if name in os.environ:
             return int(os.environ[name])
     from chainrule.parallel.comm import mpi
 
     return int(mpi().COMM_WORLD.Get_rank())
+
+
+def end_job(args: argparse.Namespace, code: int) -> None:
+    """A rank of ``mpiexec ... chainrule train --parallel`` failed before training: end every rank.
+
+    Its peers may be waiting in ``MPI_Init`` (which returns only when every rank has called it) or
+    in a collective, so exiting alone would leave them waiting forever; ``MPI_Abort`` ends the job.
+    """
+    if not _parallel_launch(args) or not any(int(os.environ.get(n, "1")) > 1 for n in _SIZE_VARS):
+        return
+    try:
+        from mpi4py import MPI
+    except ImportError:  # pragma: no cover - no MPI, nothing waits
+        return
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(code)
 
 
 def is_worker(args: argparse.Namespace) -> bool:

@@ -416,7 +416,6 @@ class Trainer:
             self.schedule = StepLR(self.optimizer, max(cfg.epochs // 3, 1), 0.1)
         self._stop: int | None = None  # the signal that asked the run to stop
         self._stop_agreed = False  # data parallel: every rank knows of the stop
-        self._part = (0, 0)  # data parallel: this rank's rows of the current batch
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
         model = self.model
 
@@ -514,18 +513,16 @@ class Trainer:
         if self.dp is not None:
             from chainrule.parallel import shard
 
-            part = shard(len(sel), self.comm.rank, self.comm.size)
-            self._part = (part.start, part.stop)
-            sel = sel[part]
+            sel = sel[shard(len(sel), self.comm.rank, self.comm.size)]
         x, y = self.loader.arrays
         return x[sel], y[sel]
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray, n: int | None = None) -> tuple[float, int]:
+    def _step(self, xb: np.ndarray, yb: np.ndarray, n: int) -> tuple[float, int]:
         """Gradients of one batch of ``n`` examples into ``.grad``; returns (batch loss, correct predictions).
 
         Under data parallelism ``xb, yb`` are this rank's shard (see :meth:`_batch`) of the ``n``.
         """
-        from chainrule.parallel import ShardedDataParallel, accumulate
+        from chainrule.parallel import ShardedDataParallel, accumulate, shard
 
         cfg = self.cfg
 
@@ -542,14 +539,14 @@ class Trainer:
         if self.dp is not None:
             # Dropout: this rank draws its shard's rows of the whole batch's mask (the rows before
             # and after them are skipped), so the masks are exactly one process's
-            start, stop = self._part if n else (0, len(xb))
-            drops = [d for d in self._dropouts() if d.draws_per_example]
-            for d in drops:
-                F.skip_draws(d.rng, start * (d.draws_per_example or 0))
+            part = shard(n, self.comm.rank, self.comm.size)
+            draws = [(d.rng, d.draws_per_example) for d in self._dropouts() if d.draws_per_example]
+            for rng, per in draws:
+                F.skip_draws(rng, part.start * per)
             loss, logits = accumulate(grads, self.optimizer.params, xb, yb, cfg.microbatches)
-            for d in drops:
-                F.skip_draws(d.rng, ((n or len(xb)) - stop) * (d.draws_per_example or 0))
-            weight = len(xb) / (n or len(xb))  # this shard's share of the batch mean
+            for rng, per in draws:
+                F.skip_draws(rng, (n - part.stop) * per)
+            weight = len(xb) / n  # this shard's share of the batch mean
             # summed with the gradients: the loss, the correct predictions, and whether any rank was
             # asked to stop (so that every rank stops after the same step)
             stats = [weight * loss, float((logits.argmax(axis=1) == yb).sum()), float(self._stop is not None)]

@@ -27,6 +27,16 @@ def shard(n: int, rank: int, size: int) -> slice:
     return slice(start, start + base + (1 if rank < extra else 0))
 
 
+def scaled_copy(dest: np.ndarray[Any, Any], grad: np.ndarray[Any, Any] | None, weight: float) -> None:
+    """``dest ← weight · grad`` in one pass (zeros for a parameter without a gradient)."""
+    if grad is None:
+        dest[...] = 0
+    elif weight == 1.0:
+        np.copyto(dest, grad)
+    else:
+        np.multiply(grad, dest.dtype.type(weight), out=dest)
+
+
 def buckets(params: Sequence[Tensor], bucket_bytes: int) -> list[list[int]]:
     """Group parameter indices (in order) into buckets of at most ``bucket_bytes`` (one big one alone)."""
     groups: list[list[int]] = []
@@ -75,12 +85,7 @@ class DataParallel:
                 p = self.params[i]
                 piece = flat[offset : offset + p.data.size].reshape(p.data.shape)
                 offset += p.data.size
-                if p.grad is None:
-                    piece[...] = 0
-                elif weight == 1.0:
-                    np.copyto(piece, p.grad.data)
-                else:
-                    np.multiply(p.grad.data, np.asarray(weight, dtype), out=piece)
+                scaled_copy(piece, None if p.grad is None else p.grad.data, weight)
             self.comm.allreduce_(flat, what=f"gradient allreduce ({flat.nbytes} bytes)")
             self.allreduce_bytes += flat.nbytes
             offset = 0

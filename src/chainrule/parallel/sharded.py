@@ -35,6 +35,7 @@ import numpy as np
 from chainrule.core.tensor import Tensor
 from chainrule.optim.optimizers import Optimizer, _check_not_saved
 from chainrule.parallel.comm import Comm
+from chainrule.parallel.data import scaled_copy
 
 STATE_TAG = 31000  # optimizer-state shards gathered for a checkpoint
 
@@ -110,7 +111,6 @@ class ShardedDataParallel:
         self.optimizer = optimizer.rebind([shard])
         self._shard_grad = np.empty(self.hi - self.lo, self.dtype)
         self.shared_bytes_read = 0  # peers' gradient bytes this rank read through shared memory
-        self.allreduce_bytes = 0  # bytes this rank reduced across hosts
 
     # --- shared memory ----------------------------------------------------------------------
     def _shared(self, nbytes: int, dtype: Any, shape: tuple[int, ...], owner: int | None) -> Any:
@@ -175,13 +175,13 @@ class ShardedDataParallel:
         for p in self.params:  # this rank's shard straight into g; the peers' shards into the shared row
             end = offset + p.data.size
             grad = None if p.grad is None else p.grad.data.reshape(-1)
-            a, b = max(offset, lo), min(end, hi)
+            a, b = max(offset, lo), min(end, hi)  # the part of p inside this rank's shard, if a < b
             if a < b:
-                _put(g[a - lo : b - lo], grad, a - offset, weight)
-                _put(row[offset:a], grad, 0, weight)
-                _put(row[b:end], grad, b - offset, weight)
+                scaled_copy(g[a - lo : b - lo], _part(grad, a - offset, b - offset), weight)
+                scaled_copy(row[offset:a], _part(grad, 0, a - offset), weight)
+                scaled_copy(row[b:end], _part(grad, b - offset, end - offset), weight)
             else:
-                _put(row[offset:end], grad, 0, weight)
+                scaled_copy(row[offset:end], grad, weight)
             offset = end
         values = np.zeros(4)
         values[: len(stats)] = stats
@@ -196,7 +196,8 @@ class ShardedDataParallel:
             MPI = self.comm.MPI
             self.comm.wait(self.cross.Iallreduce(MPI.IN_PLACE, g, op=MPI.SUM), "gradient allreduce across hosts")
             self.comm.wait(self.cross.Iallreduce(MPI.IN_PLACE, total, op=MPI.SUM), "statistics across hosts")
-            self.allreduce_bytes += g.nbytes + total.nbytes
+            self.comm.sent_bytes += g.nbytes + total.nbytes  # counted as Comm.allreduce_ counts
+            self.comm.recv_bytes += g.nbytes + total.nbytes
         self.shard.grad = Tensor._make(g, None)
         return total[: len(stats)]
 
@@ -276,13 +277,5 @@ class ShardedDataParallel:
         self._wins = []
 
 
-def _put(dest: np.ndarray[Any, Any], grad: np.ndarray[Any, Any] | None, start: int, weight: float) -> None:
-    """``dest ← weight · grad[start : start + len(dest)]`` (zeros for a parameter without a gradient)."""
-    if dest.size == 0:
-        return
-    if grad is None:
-        dest[...] = 0
-    elif weight == 1.0:
-        np.copyto(dest, grad[start : start + dest.size])
-    else:
-        np.multiply(grad[start : start + dest.size], dest.dtype.type(weight), out=dest)
+def _part(grad: np.ndarray[Any, Any] | None, start: int, stop: int) -> np.ndarray[Any, Any] | None:
+    return None if grad is None else grad[start:stop]

@@ -146,11 +146,17 @@ def worker(mode: str, out: str) -> None:
 def run(mode: str, tmp_path: Path, timeout: float = 120, env_extra: dict[str, str] | None = None) -> Any:
     assert MPIEXEC is not None
     out = tmp_path / f"{mode}.npz"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **(env_extra or {})}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env = mpi_env(**(env_extra or {}))
     start = time.monotonic()
     proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), mode, str(out)], env, timeout)
     return proc, out, time.monotonic() - start
+
+
+def mpi_env(**extra: str) -> dict[str, str]:
+    """The environment of an mpiexec job: one BLAS thread per rank, this checkout's chainrule first."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    return env
 
 
 def launch(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:

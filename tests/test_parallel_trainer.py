@@ -17,7 +17,7 @@ from chainrule.training import Config, Trainer, UsageError, validate_config
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
-from test_parallel_mpi import MPIEXEC, SRC, launch, needs_mpi  # noqa: E402
+from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
 
@@ -81,8 +81,7 @@ def test_trainer_parallel_equals_single_process(tmp_path: Path, mode: str) -> No
     """Same parameters as one process; with dropout too (each rank draws its rows of the batch's mask)."""
     assert MPIEXEC is not None
     Trainer(small(dropout=0.3 if mode == "data-dropout" else 0.0), tmp_path / "one", quiet=True).run()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CHAINRULE_MPI_TIMEOUT": "60"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env = mpi_env(CHAINRULE_MPI_TIMEOUT="60")
     out = tmp_path / mode
     proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), mode, str(out)], env, 240)
     assert proc.returncode == 0, proc.stderr
@@ -101,8 +100,7 @@ def test_killed_rank_then_resume_equals_uninterrupted_run(tmp_path: Path, reduce
 
     assert MPIEXEC is not None
     Trainer(small(epochs=2, optimizer="adam", lr=0.01), tmp_path / "one", quiet=True).run()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CHAINRULE_MPI_TIMEOUT": "20"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env = mpi_env(CHAINRULE_MPI_TIMEOUT="20")
     out = tmp_path / "two"
     start = time.monotonic()
     proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), f"kill-{reduce}", str(out)], env, 120)
@@ -125,8 +123,7 @@ def test_command_line_parallel_run_resumes_and_a_failing_rank_ends_the_job(tmp_p
     import time
 
     assert MPIEXEC is not None
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CHAINRULE_MPI_TIMEOUT": "20"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env = mpi_env(CHAINRULE_MPI_TIMEOUT="20")
     run = tmp_path / "run"
     train = [MPIEXEC, "-n", "2", sys.executable, "-m", "chainrule", "train"]
     tiny = ["--model", "mlp", "--hidden", "32", "--limit-train", "404", "--limit-test", "100", "--batch-size", "101"]

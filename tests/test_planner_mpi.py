@@ -9,7 +9,6 @@ its step's peak with ``cr.memory.profile`` (tracemalloc), which must stay under 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -23,7 +22,7 @@ SRC = HERE.parents[1] / "src"
 BATCH, D, WIDTH, BUDGET = 256, 32, 128, 1_000_000
 
 sys.path.insert(0, str(HERE.parent))
-from test_parallel_mpi import MPIEXEC, launch, needs_mpi  # noqa: E402
+from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
 
 
 def build() -> Any:
@@ -103,8 +102,7 @@ def test_pipeline_plan_fits_where_one_process_does_not(tmp_path: Path) -> None:
 
     assert MPIEXEC is not None
     out = tmp_path / "peaks.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env = mpi_env()
     proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), str(BUDGET), str(out)], env, 180)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(out.read_text())

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from chainrule import memory
-from chainrule.nn import Linear, ReLU, Sequential
+from chainrule.cli.measure import build_mlp
+from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
 from chainrule.plan_time import calibrate
@@ -35,14 +36,8 @@ D, CLASSES = 64, 10
 
 
 def mlp(depth: int, width: int) -> Sequential:
-    rng = np.random.default_rng(0)
-    layers: list[Any] = []
-    d = D
-    for _ in range(depth):
-        layers += [Linear(d, width, rng=rng), ReLU()]
-        d = width
-    layers.append(Linear(d, CLASSES, rng=rng))
-    return Sequential(*layers)
+    model: Sequential = build_mlp(depth, width, np.float32, inputs=D, outputs=CLASSES)
+    return model
 
 
 def stepper(model: Sequential, c: Candidate) -> Any:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from chainrule import memory
-from chainrule.nn import Linear, ReLU, Sequential
+from chainrule.cli.measure import build_mlp
+from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
 from chainrule.plan_time import StepTimer, calibrate
@@ -21,14 +22,8 @@ B, D = 128, 32
 
 
 def mlp(depth: int, width: int) -> Sequential:
-    rng = np.random.default_rng(0)
-    layers: list[Any] = []
-    d = D
-    for _ in range(depth):
-        layers += [Linear(d, width, rng=rng), ReLU()]
-        d = width
-    layers.append(Linear(d, 10, rng=rng))
-    return Sequential(*layers)
+    model: Sequential = build_mlp(depth, width, np.float32, inputs=D, outputs=10)
+    return model
 
 
 def measured_peak(model: Sequential, opt: SGD, microbatches: int, batch: int = B) -> int:

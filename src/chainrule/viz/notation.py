@@ -244,6 +244,17 @@ def _concat_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Li
     )
 
 
+def _chosen_vjp(first: str, second: str) -> VJP:
+    """VJP of ``maximum``/``minimum``: ``g ⊙ 𝟙[a0 first a1]`` for input 0, ``g ⊙ 𝟙[a0 second a1]`` for input 1."""
+
+    def vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
+        op = first if i == 0 else second
+        tex, txt = "\\mathbb{{1}}[{0} " + op + " {1}]", "𝟙[{0} " + op + " {1}]"
+        return E.had(g, E.fn(tex, txt, a[0], a[1], shape=out.shape))
+
+    return vjp
+
+
 def _relu_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
     return E.had(g, E.fn("\\phi'\\left({0}\\right)", "φ′({0})", a[0], shape=a[0].shape))
 
@@ -305,36 +316,8 @@ def _install() -> None:
         lambda i, g, o, a, p: E.neg(E.had(g, E.fn("\\sin\\left({0}\\right)", "sin({0})", a[0], shape=a[0].shape))),
         "cos",
     )
-    R(
-        "maximum",
-        _elementwise("\\max\\left({0}, {1}\\right)", "max({0}, {1})"),
-        lambda i, g, o, a, p: E.had(
-            g,
-            E.fn(
-                "\\mathbb{{1}}[{0} " + (">" if i == 0 else "<") + " {1}]",
-                "𝟙[{0} " + (">" if i == 0 else "<") + " {1}]",
-                a[0],
-                a[1],
-                shape=o.shape,
-            ),
-        ),
-        "max",
-    )
-    R(
-        "minimum",
-        _elementwise("\\min\\left({0}, {1}\\right)", "min({0}, {1})"),
-        lambda i, g, o, a, p: E.had(
-            g,
-            E.fn(
-                "\\mathbb{{1}}[{0} " + ("<" if i == 0 else ">") + " {1}]",
-                "𝟙[{0} " + ("<" if i == 0 else ">") + " {1}]",
-                a[0],
-                a[1],
-                shape=o.shape,
-            ),
-        ),
-        "min",
-    )
+    R("maximum", _elementwise("\\max\\left({0}, {1}\\right)", "max({0}, {1})"), _chosen_vjp(">", "<"), "max")
+    R("minimum", _elementwise("\\min\\left({0}, {1}\\right)", "min({0}, {1})"), _chosen_vjp("<", ">"), "min")
     R(
         "where",
         _elementwise("\\operatorname{{where}}\\left({0}, {1}, {2}\\right)", "where({0}, {1}, {2})"),

@@ -225,7 +225,7 @@ def explain(
             ex.node_backward[vid] = equation(vid)
         if vid in stop:
             ex.node_backward[vid] = ex.backward[-1]
-        for leaf in list(pending_leaves):
+        for leaf in [v for v in leaves if v in pending_leaves]:  # in the graph's order, not the set's
             users = g.consumers.get(leaf, [])
             if all(u.seq >= op.seq for u, _ in users):
                 first_stop[leaf] = op.seq

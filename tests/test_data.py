@@ -4,7 +4,6 @@ import gzip
 import hashlib
 import http.server
 import shutil
-import threading
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from chainrule import DataError
 from chainrule.data import DataLoader, load_csv, load_fashion_mnist, load_npz, read_idx
 from chainrule.data.fashion_mnist import DEBIAN_DIR, FILES
+from conftest import LocalServer
 
 needs_dataset = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
 
@@ -104,20 +104,8 @@ def test_incomplete_data_dir_is_an_error(fmnist_copy):
         load_fashion_mnist(fmnist_copy, download_missing=False)
 
 
-class _Server:
-    def __init__(self, root: Path):
-        handler = partial(_QuietHandler, directory=str(root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _Server(root: Path) -> LocalServer:
+    return LocalServer(partial(_QuietHandler, directory=str(root)))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -14,6 +14,7 @@ import pytest
 from chainrule import DataError
 from chainrule.data import load_fashion_mnist, read_idx
 from chainrule.data.fashion_mnist import DEBIAN_DIR, FILES, download
+from conftest import LocalServer
 
 CHUNK = 16 << 20
 
@@ -120,21 +121,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Server:
-    def __init__(self, root: Path, mode: str = "file"):
-        handler = type("H", (_Handler,), {"root": root, "mode": mode})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _Server(root: Path, mode: str = "file") -> LocalServer:
+    return LocalServer(type("H", (_Handler,), {"root": root, "mode": mode}))
 
 
 @pytest.fixture

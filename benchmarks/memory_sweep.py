@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule import memory
 from chainrule.cli.measure import build_mlp, build_section, measure_one
+from chainrule.measure import memory
+from chainrule.measure.shapes import ShapeDtype
 from chainrule.optim import SGD
-from chainrule.shapes import ShapeDtype
 
 
 def mlp_flops(depth: int, width: int, batch: int) -> float:

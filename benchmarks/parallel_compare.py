@@ -5,7 +5,7 @@
 Two parts, every case in its own process(es) with one BLAS thread per process unless stated:
 
 A. Throughput on the README's Fashion-MNIST recipe (``--model mlp --hidden 1024``, Adam, dropout
-   0.3, batch 256) through ``chainrule.training.Trainer``: 1 process (1 and 2 threads),
+   0.3, batch 256) through ``chainrule.train.trainer.Trainer``: 1 process (1 and 2 threads),
    data parallel over 2 ranks, pipeline over 2 ranks, microbatching.
 B. A deep MLP that does not fit a per-process budget at batch 512: plain, checkpointing
    (√n segments), microbatching, a smaller minibatch, data parallel (2 ranks) and pipeline
@@ -41,7 +41,7 @@ MiB = 2**20
 # --- one case -------------------------------------------------------------------------------------
 def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
     """Part A: the README recipe through the Trainer's own step (compile on, as `chainrule train`)."""
-    from chainrule.training import Config, Trainer
+    from chainrule.train.trainer import Config, Trainer
 
     common = dict(
         batch_size=256, epochs=1, limit_test=2000, parallel=case["parallel"], microbatches=case.get("micro", 1),
@@ -76,7 +76,7 @@ def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
         trainer.comm.barrier()
     seconds = time.perf_counter() - start
     trainer._sync_stages()
-    from chainrule.training import accuracy
+    from chainrule.train.trainer import accuracy
 
     acc = accuracy(trainer.model, trainer.x_test, trainer.y_test)
     sent = trainer.comm.sent_bytes if trainer.comm is not None else 0
@@ -108,7 +108,7 @@ def deep_case(case: dict[str, Any]) -> dict[str, Any]:
     from chainrule.data import as_float_inputs, load_fashion_mnist
     from chainrule.optim import Adam
     from chainrule.parallel import Comm, DataParallel, Pipeline, accumulate, shard
-    from chainrule.remat import sqrt_segments
+    from chainrule.transforms.remat import sqrt_segments
 
     mode, batch, steps = case["mode"], case["batch"], case["steps"]
     width, depth = case["width"], case["depth"]

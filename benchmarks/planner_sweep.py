@@ -1,4 +1,4 @@
-"""Does cr.memory.plan choose the fastest plan that fits? Every fitting candidate measured.
+"""Does cr.plan.fit_budget choose the fastest plan that fits? Every fitting candidate measured.
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/planner_sweep.py --out benchmarks/PLANNER.md
 
@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import memory
 from chainrule.cli.measure import build_mlp
+from chainrule.measure import memory
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.plan_time import calibrate
-from chainrule.planner import Candidate, plan
-from chainrule.training import objective
+from chainrule.plan.planner import Candidate, fit_budget
+from chainrule.plan.timing import calibrate
+from chainrule.train.trainer import objective
 
 D, CLASSES = 64, 10
 
@@ -113,13 +113,13 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         model = mlp(depth, width)
         opt = SGD(model.parameters(), 1e-3)
-        full = plan(model, (D,), args.batch, 10**12, optimizer=opt, max_microbatches=args.max_microbatches)
+        full = fit_budget(model, (D,), args.batch, 10**12, optimizer=opt, max_microbatches=args.max_microbatches)
         plain = next(c for c in full.candidates if c.microbatches == 1 and c.checkpoint_every == 0)
         lo = min(c.needs for c in full.candidates)
         reports = []
         for frac in (float(v) for v in args.budgets.split(",")):
             budget = int(lo + frac * (plain.needs - lo))
-            report = plan(model, (D,), args.batch, budget, optimizer=opt, max_microbatches=args.max_microbatches)
+            report = fit_budget(model, (D,), args.batch, budget, optimizer=opt, max_microbatches=args.max_microbatches)
             assert report.chosen is not None
             reports.append((budget, report))
         needed = {(c.microbatches, c.checkpoint_every): c for _, r in reports for c in r.candidates if c.fits}
@@ -162,7 +162,7 @@ def main() -> int:
         f"Worst chosen / fastest: {worst:.3f} (target <= 1.15). Chosen plans whose measured peak exceeded the "
         f"budget: {over} of {len(rows)}.",
         "",
-        "Calibration of this run (chainrule.plan_time.calibrate): "
+        "Calibration of this run (chainrule.plan.timing.calibrate): "
         f"forward node {cal.forward_node * 1e6:.2f} us, backward node {cal.backward_node * 1e6:.2f} us, "
         f"microbatch pass fixed {cal.step_fixed * 1e6:.1f} us, accumulation {cal.accumulate_param * 1e6:.2f} us "
         f"per parameter, checkpoint segment {cal.checkpoint_segment * 1e6:.1f} us, recomputed node "

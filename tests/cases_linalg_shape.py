@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import chainrule as cr
-import chainrule.linalg as LA
+import chainrule.ops.linalg as LA
 from chainrule.ops import manip as M
 from chainrule.ops import products as P
 

@@ -10,9 +10,9 @@ import pytest
 import chainrule as cr
 import chainrule.nn.functional as F
 from chainrule.cli.measure import build_mlp
-from chainrule.cost import cost, forward_flops, profile_time, register_flops
+from chainrule.measure.cost import cost, forward_flops, profile_time, register_flops
+from chainrule.measure.shapes import ShapeDtype
 from chainrule.models import SectionMLP
-from chainrule.shapes import ShapeDtype
 
 
 def _torch_flops(layers: list[np.ndarray], biases: list[np.ndarray | None], n: int) -> int:

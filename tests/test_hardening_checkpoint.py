@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from chainrule import DataError
-from chainrule.checkpoint import CheckpointError, encode_checkpoint, load_checkpoint, save_checkpoint
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR
-from chainrule.training import Config, RunState, Trainer
+from chainrule.train.snapshot import CheckpointError, encode_checkpoint, load_checkpoint, save_checkpoint
+from chainrule.train.trainer import Config, RunState, Trainer
 
 ARRAYS = {
     "param/0.weight": np.arange(24, dtype=np.float32).reshape(4, 6),
@@ -169,7 +169,7 @@ def test_hostile_archives_are_one_error_class(tmp_path, raw, reason):
 
 
 def test_older_np_savez_checkpoints_still_load(tmp_path):
-    from chainrule.checkpoint import _digest
+    from chainrule.train.snapshot import _digest
 
     payload = dict(ARRAYS)
     payload["__meta__"] = np.frombuffer(json.dumps(META).encode(), np.uint8)
@@ -245,7 +245,7 @@ def test_optimizer_slot_past_the_end_through_resume(tmp_path, good):
     ids=["slot-index-past-end", "slot-shape", "slot-name", "lr-nan", "param-shape", "param-extra"],
 )
 def test_digest_valid_but_wrong_arrays_is_a_checkpoint_error(good, key, value, reason):
-    from chainrule.training import state_from_meta
+    from chainrule.train.trainer import state_from_meta
 
     trainer, path = good
     arrays, meta = load_checkpoint(path)

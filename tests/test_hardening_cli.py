@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.checkpoint import save_checkpoint
 from chainrule.cli.main import main
-from chainrule.training import Config, RunState
+from chainrule.train.snapshot import save_checkpoint
+from chainrule.train.trainer import Config, RunState
 
 
 def _fake_run(folder: Path, **cfg_changes) -> Path:

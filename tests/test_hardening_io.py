@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import chainrule.io as cio
-from chainrule.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from chainrule.io import OutputError, atomic_write, remove_stale_temps
-from chainrule.rundir import claim_new_run
-from chainrule.training import Config
+import chainrule.data.io as cio
+from chainrule.data.io import OutputError, atomic_write, remove_stale_temps
+from chainrule.train.rundir import claim_new_run
+from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
+from chainrule.train.trainer import Config
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
 
@@ -83,7 +83,7 @@ def test_full_disk_during_training_is_exit_1_and_the_last_checkpoint_survives(tm
 
     if not DEBIAN_DIR.is_dir():
         pytest.skip("dataset-fashion-mnist is installed by .ci/run")
-    import chainrule.training as training
+    import chainrule.train.trainer as training
 
     run = tmp_path / "run"
     saves = {"n": 0}
@@ -130,7 +130,7 @@ def test_symlinks_are_never_followed(tmp_path, capsys):
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from chainrule.checkpoint import save_checkpoint
+    from chainrule.train.snapshot import save_checkpoint
     path = sys.argv[1]
     i = 0
     print("ready", flush=True)
@@ -194,7 +194,7 @@ def test_runs_started_in_the_same_second_get_separate_folders(tmp_path):
 
 
 def test_a_locked_run_folder_is_refused(tmp_path):
-    from chainrule.training import UsageError
+    from chainrule.train.trainer import UsageError
 
     cfg = Config(model="mlp", hidden=4)
     first = claim_new_run(tmp_path / "run", tmp_path, overwrite=False, cfg=cfg)
@@ -211,8 +211,8 @@ def test_corrupt_checkpoint_is_still_a_data_error():
 
 
 def test_claiming_a_folder_removes_only_dead_writers_temps(tmp_path):
-    from chainrule.rundir import claim_resume
-    from chainrule.training import RunState
+    from chainrule.train.rundir import claim_resume
+    from chainrule.train.trainer import RunState
 
     run = tmp_path / "run"
     run.mkdir()

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from chainrule.checkpoint import load_checkpoint
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR, FILES
 from chainrule.optim.optimizers import Optimizer
+from chainrule.train.snapshot import load_checkpoint
 
 pytestmark = [
     pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run"),

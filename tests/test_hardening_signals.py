@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-import chainrule.training as training
-from chainrule.checkpoint import load_checkpoint
+import chainrule.train.trainer as training
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR
 from chainrule.optim.optimizers import Optimizer
+from chainrule.train.snapshot import load_checkpoint
 
 pytestmark = [
     pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run"),

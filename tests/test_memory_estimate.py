@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import memory
 from chainrule.cli.measure import build_mlp
+from chainrule.measure import memory
+from chainrule.measure.shapes import ShapeDtype, eval_shape
 from chainrule.models import SectionMLP
 from chainrule.nn import functional as F
 from chainrule.optim import SGD, Adam
-from chainrule.shapes import ShapeDtype, eval_shape
 
 
 def _compare(model, opt, n: int, dtype) -> tuple[float, float]:

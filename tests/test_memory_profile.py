@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import memory
+from chainrule.measure import memory
 from chainrule.models import SectionMLP
 from chainrule.optim import SGD, Adam
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-import chainrule.linalg as LA
+import chainrule.ops.linalg as LA
 from chainrule.ops import manip as M
 from chainrule.ops import products as P
 

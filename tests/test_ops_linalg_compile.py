@@ -3,7 +3,7 @@
 import numpy as np
 
 import chainrule as cr
-import chainrule.linalg as LA
+import chainrule.ops.linalg as LA
 from chainrule.ops import manip as M
 from chainrule.ops import products as P
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-import chainrule.linalg as LA
+import chainrule.ops.linalg as LA
 
 torch = pytest.importorskip("torch")
 

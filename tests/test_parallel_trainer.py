@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainrule.checkpoint import load_checkpoint
 from chainrule.data.fashion_mnist import DEBIAN_DIR
-from chainrule.training import Config, Trainer, UsageError, validate_config
+from chainrule.train.snapshot import load_checkpoint
+from chainrule.train.trainer import Config, Trainer, UsageError, validate_config
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))

@@ -1,4 +1,4 @@
-"""cr.memory.plan: the chosen plan's measured peak stays within the budget, and the choice is the cheapest that fits."""
+"""cr.plan.fit_budget: the chosen plan's measured peak stays within budget; the choice is the cheapest that fits."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainrule import memory
 from chainrule.cli.measure import build_mlp
+from chainrule.measure import memory
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.plan_time import StepTimer, calibrate
-from chainrule.planner import MemoryBudgetError, _Estimator, parse_size, plan
-from chainrule.remat import sqrt_segments
-from chainrule.training import objective
+from chainrule.plan.planner import MemoryBudgetError, _Estimator, fit_budget, parse_size
+from chainrule.plan.timing import StepTimer, calibrate
+from chainrule.train.trainer import objective
+from chainrule.transforms.remat import sqrt_segments
 
 B, D = 128, 32
 
@@ -56,12 +56,12 @@ def _quiet() -> Any:
 def test_measured_peak_never_exceeds_the_budget(depth: int, width: int) -> None:
     model = mlp(depth, width)
     opt = SGD(model.parameters(), 0.1)
-    full = plan(model, (D,), B, 10**12, optimizer=opt, max_microbatches=8)
+    full = fit_budget(model, (D,), B, 10**12, optimizer=opt, max_microbatches=8)
     lo = min(c.needs for c in full.candidates)
     hi = max(c.needs for c in full.candidates)
     chosen = set()
     for budget in np.linspace(lo, hi, 6).astype(int):
-        report = memory.plan(model, (D,), B, int(budget), optimizer=opt, max_microbatches=8)
+        report = fit_budget(model, (D,), B, int(budget), optimizer=opt, max_microbatches=8)
         assert report.plan is not None
         report.plan.apply_to(model)
         peak = measured_peak(model, opt, report.plan.microbatches)
@@ -74,26 +74,26 @@ def test_no_fit_names_the_smallest_budget_and_that_budget_fits() -> None:
     model = mlp(3, 32)
     opt = SGD(model.parameters(), 0.1)
     with pytest.raises(MemoryBudgetError, match="smallest budget that fits is") as info:
-        plan(model, (D,), B, 1000, optimizer=opt)
+        fit_budget(model, (D,), B, 1000, optimizer=opt)
     smallest = info.value.smallest
     assert f"{smallest:,} bytes" in str(info.value)
-    assert plan(model, (D,), B, smallest, optimizer=opt).plan is not None
+    assert fit_budget(model, (D,), B, smallest, optimizer=opt).plan is not None
     with pytest.raises(MemoryBudgetError):
-        plan(model, (D,), B, smallest - 1, optimizer=opt)
+        fit_budget(model, (D,), B, smallest - 1, optimizer=opt)
 
 
 def test_chosen_is_the_fastest_fitting_candidate() -> None:
     model = mlp(4, 32)
     opt = SGD(model.parameters(), 0.1)
     n = len(model.layers)
-    full = plan(model, (D,), B, 10**12, optimizer=opt)
+    full = fit_budget(model, (D,), B, 10**12, optimizer=opt)
     assert {c.checkpoint_every for c in full.candidates} >= {0, 1, sqrt_segments(n)}
     for c in full.candidates:
         assert c.seconds > 0 and np.isfinite(c.seconds)
         assert (c.recompute > 0) == (c.checkpoint_every > 0)
     budgets = sorted({c.needs for c in full.candidates})
     for budget in budgets[:: max(1, len(budgets) // 8)]:
-        report = plan(model, (D,), B, budget, optimizer=opt)
+        report = fit_budget(model, (D,), B, budget, optimizer=opt)
         best = min(c.seconds for c in report.candidates if c.needs <= budget)
         assert report.chosen is not None and report.chosen.needs <= budget
         assert report.chosen.seconds == best
@@ -103,11 +103,11 @@ def test_chosen_is_the_fastest_fitting_candidate() -> None:
 def test_checkpointing_is_chosen_when_it_alone_fits_and_really_fits() -> None:
     model = mlp(8, 64)
     opt = SGD(model.parameters(), 0.1)
-    full = plan(model, (D,), 512, 10**12, optimizer=opt, max_microbatches=1)
+    full = fit_budget(model, (D,), 512, 10**12, optimizer=opt, max_microbatches=1)
     plain = next(c for c in full.candidates if c.checkpoint_every == 0)
     ckpt = min((c for c in full.candidates if c.checkpoint_every), key=lambda c: c.needs)
     assert ckpt.needs < plain.needs  # checkpointing saves memory on this deep narrow net
-    report = plan(model, (D,), 512, ckpt.needs, optimizer=opt, max_microbatches=1)
+    report = fit_budget(model, (D,), 512, ckpt.needs, optimizer=opt, max_microbatches=1)
     assert report.plan is not None and report.plan.microbatches == 1 and report.plan.checkpoint_every > 0
     report.plan.apply_to(model)
     assert measured_peak(model, opt, 1, batch=512) <= ckpt.needs  # and the checkpointed step really fits
@@ -147,11 +147,11 @@ def test_parse_size() -> None:
 
 def test_bad_arguments_name_the_operation() -> None:
     model = mlp(2, 32)
-    with pytest.raises(ValueError, match="memory.plan: ranks must be a positive integer, got 0"):
-        plan(model, (D,), B, 10**9, ranks=0)
+    with pytest.raises(ValueError, match="plan.fit_budget: ranks must be a positive integer, got 0"):
+        fit_budget(model, (D,), B, 10**9, ranks=0)
     with pytest.raises(ValueError, match="'none' is one process"):
-        plan(model, (D,), B, 10**9, ranks=2, parallel=("none",))
+        fit_budget(model, (D,), B, 10**9, ranks=2, parallel=("none",))
     with pytest.raises(ValueError, match="parallel modes must be among"):
-        plan(model, (D,), B, 10**9, ranks=2, parallel=("model",))
+        fit_budget(model, (D,), B, 10**9, ranks=2, parallel=("model",))
     with pytest.raises(ValueError, match="at least ranks=9 layers, got Sequential of 5 layers"):
-        plan(model, (D,), B, 10**9, ranks=9, parallel=("pipeline",))
+        fit_budget(model, (D,), B, 10**9, ranks=9, parallel=("pipeline",))

@@ -10,7 +10,7 @@ import pytest
 from chainrule.cli.main import main
 from chainrule.cli.parallel import add_train_options
 from chainrule.data.fashion_mnist import DEBIAN_DIR
-from chainrule.training import Config, Trainer, UsageError, validate_config
+from chainrule.train.trainer import Config, Trainer, UsageError, validate_config
 
 
 def test_flag_parses_sizes() -> None:
@@ -42,9 +42,9 @@ def test_trainer_applies_the_plan(tmp_path: Path) -> None:
     base = dict(model="mlp", hidden=32, epochs=1, limit_train=256, limit_test=100, batch_size=128)
     roomy = Trainer(Config(**base, memory_budget=10**9), tmp_path / "a", quiet=True)
     assert roomy.memory_note and f"microbatches={roomy.cfg.microbatches}," in roomy.memory_note
-    from chainrule.planner import plan
+    from chainrule.plan.planner import fit_budget
 
-    smallest = min(c.needs for c in plan(roomy.model, (784,), 128, 10**12, optimizer=roomy.optimizer).candidates)
+    smallest = min(c.needs for c in fit_budget(roomy.model, (784,), 128, 10**12, optimizer=roomy.optimizer).candidates)
     tight = Trainer(Config(**base, memory_budget=smallest), tmp_path / "b", quiet=True)
     assert tight.cfg.microbatches > 1 or tight.model.checkpoint_every > 0
     with pytest.raises(UsageError, match="smallest budget"):

@@ -1,4 +1,4 @@
-"""cr.memory.plan(..., ranks=2): a pipeline plan for a step that does not fit one process, run for real.
+"""cr.plan.fit_budget(..., ranks=2): a pipeline plan for a step that does not fit one process, run for real.
 
 The test plans in this process, then runs the plan with ``mpiexec -n 2 python
 tests/test_planner_mpi.py <budget> <out>`` (this file is also the worker): every rank plans
@@ -37,16 +37,16 @@ def build() -> Any:
 
 
 def pipeline_plan(model: Any, budget: int) -> Any:
-    from chainrule.planner import plan
+    from chainrule.plan.planner import fit_budget
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return plan(model, (D,), BATCH, budget, ranks=2, parallel=("pipeline",), max_microbatches=16)
+        return fit_budget(model, (D,), BATCH, budget, ranks=2, parallel=("pipeline",), max_microbatches=16)
 
 
 def worker(budget: int, out: str) -> None:
     import chainrule.nn.functional as F
-    from chainrule import memory
+    from chainrule.measure import memory
     from chainrule.optim import SGD
     from chainrule.parallel import Comm, Pipeline, failing_together
 
@@ -86,12 +86,12 @@ def worker(budget: int, out: str) -> None:
 
 @needs_mpi
 def test_pipeline_plan_fits_where_one_process_does_not(tmp_path: Path) -> None:
-    from chainrule.planner import plan
+    from chainrule.plan.planner import fit_budget
 
     model = build()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        single = plan(model, (D,), BATCH, 10**12, max_microbatches=1)
+        single = fit_budget(model, (D,), BATCH, 10**12, max_microbatches=1)
     plain = next(c for c in single.candidates if c.checkpoint_every == 0)
     assert plain.needs > BUDGET  # the plain single-process step does not fit
     report = pipeline_plan(model, BUDGET)
@@ -133,9 +133,9 @@ def test_ranks_plan_weighs_data_and_pipeline() -> None:
 
 
 def plan_both(model: Any) -> Any:
-    from chainrule.planner import plan
+    from chainrule.plan.planner import fit_budget
 
-    return plan(model, (D,), BATCH, 10**12, ranks=2, max_microbatches=8)
+    return fit_budget(model, (D,), BATCH, 10**12, ranks=2, max_microbatches=8)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 import chainrule as cr
 from chainrule import nn
 from chainrule.core.backward import toposort
-from chainrule.remat import checkpoint, segment_bounds, sqrt_segments
+from chainrule.transforms.remat import checkpoint, segment_bounds, sqrt_segments
 
 
 def deep_mlp(depth: int = 8, width: int = 64, every: int = 0, seed: int = 0) -> nn.Sequential:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from chainrule import DataError
-from chainrule.checkpoint import load_checkpoint
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR
+from chainrule.train.snapshot import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
 

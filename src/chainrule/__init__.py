@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from chainrule import ops
 
 if TYPE_CHECKING:  # for type checkers and linters; at run time these load on first use (below)
-    from chainrule import cli, data, linalg, memory, models, nn, optim, viz  # noqa: F401
-import chainrule.checkpoint as _checkpoint_files  # noqa: F401, E402  (first, so cr.checkpoint stays the function below)
+    from chainrule import cli, data, models, nn, optim, plan, train, viz  # noqa: F401
+    from chainrule.measure import memory  # noqa: F401
+    from chainrule.ops import linalg  # noqa: F401
 from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
@@ -45,11 +46,10 @@ from chainrule.core.errors import (
 )
 from chainrule.core.node import Meta, Node, detect_anomaly, enable_grad, hook, is_grad_enabled, no_grad
 from chainrule.core.tensor import Primitive, Tensor, tensor
-from chainrule.cost import cost
+from chainrule.measure.cost import cost
+from chainrule.measure.shapes import ShapeDtype, eval_shape
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
-from chainrule.remat import checkpoint
-from chainrule.shapes import ShapeDtype, eval_shape
 from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
 from chainrule.transforms.compile import compile
 from chainrule.transforms.functional import (
@@ -64,6 +64,7 @@ from chainrule.transforms.functional import (
     value_and_grad,
     vjp,
 )
+from chainrule.transforms.remat import checkpoint
 from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
 
 float32 = "float32"
@@ -71,13 +72,24 @@ float64 = "float64"
 
 __version__ = "0.1.0"
 
-# Subpackages loaded on first attribute access (PEP 562), so ``import chainrule`` stays fast.
-_LAZY_SUBMODULES = ("cli", "data", "linalg", "memory", "models", "nn", "optim", "viz")
+# Namespaces loaded on first attribute access (PEP 562), so ``import chainrule`` stays fast.
+_LAZY_SUBMODULES = {
+    "cli": "chainrule.cli",
+    "data": "chainrule.data",
+    "linalg": "chainrule.ops.linalg",
+    "memory": "chainrule.measure.memory",
+    "models": "chainrule.models",
+    "nn": "chainrule.nn",
+    "optim": "chainrule.optim",
+    "plan": "chainrule.plan",
+    "train": "chainrule.train",
+    "viz": "chainrule.viz",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(f"chainrule.{name}")
+        module = importlib.import_module(_LAZY_SUBMODULES[name])
         globals()[name] = module  # later lookups skip this function
         return module
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
@@ -135,8 +147,10 @@ __all__ = [
     "ones_like",
     "ops",
     "optim",
+    "plan",
     "randn",
     "tensor",
+    "train",
     "value_and_grad",
     "vjp",
     "viz",

@@ -23,9 +23,9 @@ from chainrule.cli import graph as graph_cli
 from chainrule.cli import measure
 from chainrule.cli import parallel as parallel_cli
 from chainrule.core.errors import ChainruleError, DataError
-from chainrule.io import OutputError
-from chainrule.rundir import RunDir, claim_new_run, claim_resume
-from chainrule.training import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
+from chainrule.data.io import OutputError
+from chainrule.train.rundir import RunDir, claim_new_run, claim_resume
+from chainrule.train.trainer import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
 
 _DATA_HELP = (
     "folder with the Fashion-MNIST IDX files, then the only place looked at (default: $CHAINRULE_DATA, "

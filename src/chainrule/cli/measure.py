@@ -95,9 +95,9 @@ def build_section(hidden: int, dtype: Any, weight_decay: float) -> Any:
 
 def measure_one(model: Any, optimizer_name: str, batch: int, dtype: Any, measure: bool = True) -> dict[str, Any]:
     """Training and prediction peaks of one model at one batch size: measured (optional) and predicted."""
-    from chainrule import memory
     from chainrule.core.constructors import as_tensor
-    from chainrule.shapes import ShapeDtype
+    from chainrule.measure import memory
+    from chainrule.measure.shapes import ShapeDtype
 
     opt = _optimizer(optimizer_name, model.parameters())
     rng = np.random.default_rng(0)
@@ -277,7 +277,7 @@ def _counting(counter: _Counter) -> Any:
     import contextlib
 
     from chainrule.core.tensor import REGISTRY
-    from chainrule.cost import forward_flops
+    from chainrule.measure.cost import forward_flops
 
     @contextlib.contextmanager
     def ctx() -> Any:
@@ -304,8 +304,8 @@ def _counting(counter: _Counter) -> Any:
 
 def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     import chainrule as cr
-    from chainrule import memory
     from chainrule.core.node import hook
+    from chainrule.measure import memory
     from chainrule.models import SectionMLP
     from chainrule.ops import reshape
 
@@ -388,9 +388,9 @@ def cost_command(args: argparse.Namespace) -> int:
         return 0
     # first order: FLOPs per primitive from shapes, and a timed step of the section's model
     import chainrule as cr
-    from chainrule.cost import cost, profile_time
+    from chainrule.measure.cost import cost, profile_time
+    from chainrule.measure.shapes import ShapeDtype
     from chainrule.models import SectionMLP
-    from chainrule.shapes import ShapeDtype
 
     model = SectionMLP(784, 256, 10, weight_decay=args.weight_decay)
     n = 256

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from chainrule.training import Config, Trainer, UsageError
+from chainrule.train.trainer import Config, Trainer, UsageError
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -47,14 +47,14 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--memory-budget",
         type=_budget,
         metavar="SIZE",
-        help="fit a training step in SIZE (200MB, 1.5GiB or bytes): cr.memory.plan picks the cheapest "
+        help="fit a training step in SIZE (200MB, 1.5GiB or bytes): cr.plan.fit_budget picks the cheapest "
         "--microbatches and checkpointing that fit, and logs why (default: no budget)",
     )
 
 
 def _budget(text: str) -> int:
     """argparse type of ``--memory-budget``: a bad size is a usage error (exit 2)."""
-    from chainrule.planner import parse_size
+    from chainrule.plan.planner import parse_size
 
     try:
         return parse_size(text)

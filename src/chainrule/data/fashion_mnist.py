@@ -25,7 +25,7 @@ from typing import BinaryIO
 import numpy as np
 
 from chainrule.core.errors import DataError
-from chainrule.io import atomic_write
+from chainrule.data.io import atomic_write
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"

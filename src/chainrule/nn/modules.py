@@ -172,9 +172,9 @@ class Linear(Module):
 class Sequential(Module):
     """Layers applied one after another; parameters are named "0.weight", "2.bias", ... as in PyTorch.
 
-    ``checkpoint_every=k`` (k > 0) runs each run of k layers under ``chainrule.remat.checkpoint``:
+    ``checkpoint_every=k`` (k > 0) runs each run of k layers under ``chainrule.transforms.remat.checkpoint``:
     only every k-th activation is kept, the rest are recomputed in backward (k = ⌈√n⌉ is Chen
-    et al.'s rule, ``chainrule.remat.sqrt_segments``).
+    et al.'s rule, ``chainrule.transforms.remat.sqrt_segments``).
 
     Examples:
         >>> import numpy as np, chainrule as cr
@@ -198,7 +198,7 @@ class Sequential(Module):
 
     def forward(self, x: Any) -> Any:
         if self.checkpoint_every:
-            from chainrule.remat import checkpoint_sequential
+            from chainrule.transforms.remat import checkpoint_sequential
 
             return checkpoint_sequential(self.layers, x, self.checkpoint_every)
         for layer in self.layers:

@@ -4,10 +4,10 @@
 import sys
 
 from chainrule.core.tensor import install_ops
-from chainrule.ops import elementwise, linalg, manip, numeric, numpy_dispatch, products, reduce, shape
+from chainrule.ops import elementwise, manip, matrix, numeric, numpy_dispatch, products, reduce, shape
 from chainrule.ops.elementwise import *  # noqa: F403
-from chainrule.ops.linalg import *  # noqa: F403
 from chainrule.ops.manip import *  # noqa: F403
+from chainrule.ops.matrix import *  # noqa: F403
 from chainrule.ops.numeric import *  # noqa: F403
 from chainrule.ops.products import *  # noqa: F403
 from chainrule.ops.reduce import *  # noqa: F403
@@ -16,7 +16,7 @@ from chainrule.ops.unbroadcast import sum_to as sum_to  # for the engine (instal
 
 __all__ = [
     *elementwise.__all__,
-    *linalg.__all__,
+    *matrix.__all__,
     *manip.__all__,
     *numeric.__all__,
     *products.__all__,

@@ -21,7 +21,9 @@ _ALIASES = {"true_divide": "divide", "absolute": "abs", "amax": "max", "amin": "
 def _lookup(name: str, module: str) -> Any:
     name = _ALIASES.get(name, name)
     try:
-        target = importlib.import_module("chainrule.linalg" if module.startswith("numpy.linalg") else "chainrule.ops")
+        target = importlib.import_module(
+            "chainrule.ops.linalg" if module.startswith("numpy.linalg") else "chainrule.ops"
+        )
     except ImportError:
         return None
     fn = getattr(target, name, None)

@@ -16,8 +16,8 @@ import numpy as np
 from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Primitive
 from chainrule.ops.elementwise import multiply
-from chainrule.ops.linalg import matmul
 from chainrule.ops.manip import moveaxis
+from chainrule.ops.matrix import matmul
 from chainrule.ops.reduce import sum as _sum
 from chainrule.ops.shape import array_of, broadcast_to, reshape, stack
 

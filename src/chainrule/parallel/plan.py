@@ -1,6 +1,6 @@
 """What a run does to fit in memory: one object a memory planner can fill in.
 
-``cr.memory.plan`` (after the estimator lands) can return a :class:`Plan`; the Trainer and
+``cr.plan.fit_budget`` (after the estimator lands) can return a :class:`Plan`; the Trainer and
 :class:`~chainrule.parallel.pipeline.Pipeline` only read its fields.
 """
 
@@ -29,7 +29,7 @@ class Plan:
             raise ValueError(f"plan: parallel must be one of {', '.join(MODES)}, got {self.parallel!r}")
 
     def config_fields(self) -> dict[str, object]:
-        """The :class:`chainrule.training.Config` fields this plan sets: ``Config(**{..., **plan.config_fields()})``."""
+        """The trainer Config fields this plan sets: ``Config(**{..., **plan.config_fields()})``."""
         return {"microbatches": self.microbatches, "parallel": self.parallel, "pipeline_schedule": self.schedule}
 
     def apply_to(self, model: object) -> None:

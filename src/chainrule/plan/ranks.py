@@ -3,7 +3,7 @@
 **Pipeline** (a ``Sequential`` over S = ``ranks`` stages, :class:`chainrule.parallel.Pipeline`):
 the stages are cut as the Pipeline cuts them, :func:`chainrule.parallel.pipeline.balance` over
 :func:`chainrule.parallel.pipeline.layer_costs` of one example. Stage s's peak at microbatch
-size b is the shape-only estimate (:func:`chainrule.memory.estimate`) of one microbatch's
+size b is the shape-only estimate (:func:`chainrule.measure.memory.estimate`) of one microbatch's
 forward and backward through the stage (its input received, the loss on the last stage, the
 incoming gradient on the others), with every parameter of the model counted (each rank holds
 the whole model) and this stage's gradients; plus, for every further microbatch in flight,
@@ -13,7 +13,7 @@ inputs and labels (every rank holds them), one parameter-sized array of gradient
 accumulation when M > 1, and the optimizer's state for the stage's parameters. The
 candidate's peak is the largest stage's.
 
-Time (see :mod:`chainrule.plan_time` for a pass's seconds ``t_s``):
+Time (see :mod:`chainrule.plan.timing` for a pass's seconds ``t_s``):
 ``Σ_s t_s + (M - 1)·max_s t_s`` (fill, steady state, drain: the bubble is ``(S-1)/(M+S-1)``
 of the time when the stages are equal) ``+ 2·M·Σ_boundaries (latency + bytes/bandwidth)``
 ``+`` the largest stage's update. Communication per step: the activations forward and their
@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.shapes import ShapeDtype
+from chainrule.measure.shapes import ShapeDtype
 
 if TYPE_CHECKING:
-    from chainrule.plan_time import StepTimer
-    from chainrule.planner import Candidate, _Estimator
+    from chainrule.plan.planner import Candidate, _Estimator
+    from chainrule.plan.timing import StepTimer
 
 __all__ = ["data_parallel_candidates", "pipeline_candidates", "pipeline_stages"]
 
@@ -69,7 +69,7 @@ class _Stages:
         if key in self._cache:
             return self._cache[key]
         import chainrule.nn.functional as F
-        from chainrule.memory import estimate
+        from chainrule.measure.memory import estimate
 
         est = self.est
         layers = est.model.layers[start:stop]
@@ -108,9 +108,9 @@ def pipeline_candidates(
     budget: int,
 ) -> list[Candidate]:
     """Pipeline candidates: every microbatch count in ``counts`` under both schedules."""
-    from chainrule.memory import update_footprint
+    from chainrule.measure.memory import update_footprint
     from chainrule.parallel.accumulate import split
-    from chainrule.planner import Candidate
+    from chainrule.plan.planner import Candidate
 
     model = est.model
     bounds = pipeline_stages(model, est.input_shape, est.dtype, ranks)
@@ -174,7 +174,7 @@ def data_parallel_candidates(
     budget: int,
 ) -> list[Candidate]:
     """Data-parallel candidates from the single-process candidates of one shard (``⌈B/P⌉`` examples)."""
-    from chainrule.planner import Candidate
+    from chainrule.plan.planner import Candidate
 
     shard = math.ceil(batch / ranks)
     grad_bytes = est.param_bytes

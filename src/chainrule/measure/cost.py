@@ -24,7 +24,7 @@ import numpy as np
 
 from chainrule.core.node import Node, hook, is_grad_enabled
 from chainrule.core.tensor import Tensor
-from chainrule.shapes import ShapeDtype, abstract, placeholder
+from chainrule.measure.shapes import ShapeDtype, abstract, placeholder
 
 FlopRule = Callable[[Sequence[Any], dict[str, Any], Any], int]
 VjpFlopRule = Callable[[int, Sequence[Any], dict[str, Any], Any], int]
@@ -261,7 +261,7 @@ def cost(f: Callable[..., Any], *args: Any) -> CostReport:
 
     ``args`` are :class:`ShapeDtype` (``requires_grad=True`` for what is differentiated),
     arrays or tensors (a model's parameters are used as they are). ``f`` runs on
-    placeholders (:func:`chainrule.shapes.abstract`): nothing is computed. If the result is
+    placeholders (:func:`chainrule.measure.shapes.abstract`): nothing is computed. If the result is
     a tensor with a graph, every node it depends on gets the FLOPs of its VJP rules.
     """
     h = _CostHook()

@@ -7,7 +7,7 @@ whole run (the kernel drops the lock when the process ends, even on ``kill -9``)
 process aiming at the same folder gets a clear error instead of sharing it. A folder that
 already holds a run is never reused without ``--overwrite`` (or ``--resume``); a run file
 that is a symbolic link is refused; the folder must take a test write and have room for
-two checkpoints. Every problem here is a :class:`~chainrule.training.UsageError`.
+two checkpoints. Every problem here is a :class:`~chainrule.train.trainer.UsageError`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from chainrule.io import OutputError, atomic_write, remove_stale_temps
-from chainrule.training import (
+from chainrule.data.io import OutputError, atomic_write, remove_stale_temps
+from chainrule.train.trainer import (
     CHECKPOINT,
     RUN_FILES,
     Config,
@@ -154,7 +154,7 @@ def claim_new_run(out: Path | None, default: Path, overwrite: bool, cfg: Config)
 
 def claim_resume(path: Path, epochs: int | None, data_dir: str | None) -> RunDir:
     """Lock a run folder for ``--resume`` after checking its checkpoint and files."""
-    from chainrule.checkpoint import load_checkpoint
+    from chainrule.train.snapshot import load_checkpoint
 
     if not path.is_dir():
         raise UsageError(f"--resume {path}: no such run folder")

@@ -1,6 +1,6 @@
 """Memory-budget planner: the fastest way (microbatches, checkpointing, stages) to fit a training step in a budget.
 
-Every memory number comes from the shape-only estimator (:func:`chainrule.memory.estimate`);
+Every memory number comes from the shape-only estimator (:func:`chainrule.measure.memory.estimate`);
 nothing runs for real except the time model's short calibration. The estimator has no model
 of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes it:
 
@@ -13,11 +13,11 @@ of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes 
   an input), the model's output (saved by the loss), and the activations of the largest
   segment, which backward recomputes (each segment estimated on its own as
   ``segment(h).sum()`` with recording on, at ``b``).
-* **ranks > 1**: pipeline stages and data parallelism, :mod:`chainrule.plan_ranks`.
+* **ranks > 1**: pipeline stages and data parallelism, :mod:`chainrule.plan.ranks`.
 
 A candidate fits when its predicted peak (per rank) times ``1 + margin`` is at most the budget.
 
-**Time model** (:mod:`chainrule.plan_time`): the predicted seconds of a step, summed over the
+**Time model** (:mod:`chainrule.plan.timing`): the predicted seconds of a step, summed over the
 graph's nodes from their measured matmul times, FLOP counts times a measured elementwise rate,
 and the engine's measured fixed costs per node, microbatch, checkpointed segment and
 accumulated parameter; calibrated once per process (about 0.2 s). The chosen plan is the
@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ChainruleError
+from chainrule.measure.shapes import ShapeDtype
 from chainrule.parallel.plan import Plan
-from chainrule.remat import sqrt_segments
-from chainrule.shapes import ShapeDtype
+from chainrule.transforms.remat import sqrt_segments
 
-__all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "parse_size", "plan"]
+__all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]
 
 MODES = ("none", "data", "pipeline")
 
@@ -84,7 +84,7 @@ class Candidate:
     microbatches: int
     checkpoint_every: int
     peak: int  # predicted peak bytes (per rank: the largest stage, or one rank's shard)
-    seconds: float  # predicted seconds of one training step (the time model of chainrule.plan_time)
+    seconds: float  # predicted seconds of one training step (the time model of chainrule.plan.timing)
     needs: int  # the least budget this candidate fits: ceil(peak * (1 + margin))
     fits: bool = False
     parallel: str = "none"  # none | data | pipeline
@@ -187,7 +187,7 @@ class _Estimator:
     def plain(self, b: int) -> tuple[int, int]:
         """(peak, saved activations at the peak) of the un-checkpointed step at batch ``b``."""
         if b not in self._plain:
-            from chainrule.memory import estimate
+            from chainrule.measure.memory import estimate
 
             saved = getattr(self.model, "checkpoint_every", None)
             if saved:
@@ -209,7 +209,7 @@ class _Estimator:
         """The input shape of every layer of the Sequential, then the output's, at batch ``b``."""
         if b not in self._shapes:
             from chainrule.core.node import no_grad
-            from chainrule.shapes import eval_shape
+            from chainrule.measure.shapes import eval_shape
 
             out = [(b, *self.input_shape)]
             spec = ShapeDtype(out[0], self.dtype)
@@ -224,7 +224,7 @@ class _Estimator:
         """Saved activations of layers[start:stop] recorded on an input of batch ``b`` (the recomputation)."""
         key = (start, stop, b)
         if key not in self._seg:
-            from chainrule.memory import estimate
+            from chainrule.measure.memory import estimate
 
             layers = self.model.layers[start:stop]
 
@@ -238,7 +238,7 @@ class _Estimator:
         return self._seg[key]
 
     def checkpointed(self, b: int, every: int) -> int:
-        from chainrule.remat import segment_bounds
+        from chainrule.transforms.remat import segment_bounds
 
         peak, act = self.plain(b)
         itemsize = self.dtype.itemsize
@@ -269,7 +269,7 @@ def _single(
     return out
 
 
-def plan(
+def fit_budget(
     model: Any,
     input_shape: tuple[int, ...],
     batch_size: int,
@@ -293,41 +293,41 @@ def plan(
     raises :class:`MemoryBudgetError` naming the smallest budget that fits if none does.
     Candidates: microbatch counts 1, 2, 4, ... up to ``max_microbatches`` (default the batch
     size), each with no checkpointing and (for a ``Sequential``) segments of 1, 2, ... layers
-    (a spread of sizes past 12 layers) including ⌈√n⌉ (:func:`chainrule.remat.sqrt_segments`).
+    (a spread of sizes past 12 layers) including ⌈√n⌉ (:func:`chainrule.transforms.remat.sqrt_segments`).
     With ``ranks`` > 1 the candidates are data parallel over ``ranks`` processes (each of the
     above on a shard) and, for a ``Sequential``, pipeline stages over ``ranks`` processes
-    (each microbatch count, GPipe and 1F1B; :mod:`chainrule.plan_ranks`). ``parallel`` limits
+    (each microbatch count, GPipe and 1F1B; :mod:`chainrule.plan.ranks`). ``parallel`` limits
     the modes weighed (``("pipeline",)`` for ``--parallel pipeline``); by default ``("none",)``
     for one rank and ``("data", "pipeline")`` for more. ``calibration``: a
-    :class:`chainrule.plan_time.Calibration` (default: measured once per process);
+    :class:`chainrule.plan.timing.Calibration` (default: measured once per process);
     ``link_latency``/``link_bandwidth`` (seconds, bytes/s): the interconnect's, for the
     communication time (default bandwidth: half this machine's measured memory-copy rate).
     """
     from chainrule.nn.modules import Sequential
     from chainrule.optim import SGD
-    from chainrule.plan_ranks import data_parallel_candidates, pipeline_candidates
-    from chainrule.plan_time import StepTimer, calibrate
+    from chainrule.plan.ranks import data_parallel_candidates, pipeline_candidates
+    from chainrule.plan.timing import StepTimer, calibrate
 
     if type(ranks) is not int or ranks < 1:
-        raise ValueError(f"memory.plan: ranks must be a positive integer, got {ranks!r}")
+        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
     if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"memory.plan: batch_size must be a positive integer, got {batch_size!r}")
+        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(budget_bytes, int) or budget_bytes < 1:
-        raise ValueError(f"memory.plan: budget_bytes must be a positive integer, got {budget_bytes!r}")
+        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
     modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
     for mode in modes:
         if mode not in MODES:
-            raise ValueError(f"memory.plan: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
+            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
         if (mode == "none") != (ranks == 1):
             raise ValueError(
-                f"memory.plan: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
+                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
                 "'data' and 'pipeline' need ranks > 1"
             )
     sequential = isinstance(model, Sequential) and len(model.layers) >= 2
     if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
         n = len(model.layers) if isinstance(model, Sequential) else 0
         raise ValueError(
-            f"memory.plan: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
+            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
             f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
         )
     if optimizer is None:
@@ -354,7 +354,7 @@ def plan(
     if chosen is None:
         smallest = min(c.needs for c in cands)
         raise MemoryBudgetError(
-            f"memory.plan: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
+            f"plan.fit_budget: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
             f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB)\n{report.table()}",
             smallest,
             report,

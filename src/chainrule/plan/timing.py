@@ -1,15 +1,15 @@
 """The planner's time model: a training step's seconds predicted from shapes and a short calibration.
 
 **The model.** A pass over the graph is the sum over its nodes (found by running it on
-placeholders, :mod:`chainrule.shapes`; nothing is computed) of
+placeholders, :mod:`chainrule.measure.shapes`; nothing is computed) of
 
 * forward: ``c_fwd + t(op)``, and for a node backward reaches: ``c_bwd + Σ t(vjp op)`` over the
   inputs that receive a gradient;
 * ``t(matmul)`` is the **measured** time of ``np.matmul`` on that exact product (operand shapes
   and transposition, forward ``x @ W``, backward ``g @ W.T`` and ``x.T @ g``), timed once per
   shape (best of 5 after two warm-up calls) and cached;
-* ``t(any other op)`` is its FLOP count (:func:`chainrule.cost.forward_flops` /
-  :func:`chainrule.cost.backward_flops`) times the measured seconds per element of an
+* ``t(any other op)`` is its FLOP count (:func:`chainrule.measure.cost.forward_flops` /
+  :func:`chainrule.measure.cost.backward_flops`) times the measured seconds per element of an
   elementwise NumPy op on an array of that many elements (log-log interpolation of a table
   measured at 2^6 ... 2^22 elements);
 * ``c_fwd``, ``c_bwd``: the engine's fixed cost per recorded node and per node of the backward
@@ -110,7 +110,7 @@ def _engine_overheads(dt: np.dtype[Any], tiny: float) -> dict[str, float]:
     from chainrule.core.constructors import as_tensor
     from chainrule.optim import SGD
     from chainrule.parallel import accumulate
-    from chainrule.training import objective
+    from chainrule.train.trainer import objective
 
     x = np.ones((4, 4), dt)
     y = np.zeros(4, np.int64)
@@ -244,7 +244,7 @@ class StepTimer:
         self.param_sizes = [int(p.data.size) for p in model.parameters()]
 
     def _node_seconds(self, node: Any, out: Any, backward: bool) -> float:
-        from chainrule.cost import backward_flops, forward_flops
+        from chainrule.measure.cost import backward_flops, forward_flops
 
         cal = self.cal
         name = node.prim.name
@@ -271,8 +271,8 @@ class StepTimer:
             return self._cache[key]
         import chainrule.nn.functional as F
         from chainrule.core.node import hook
-        from chainrule.cost import _reachable
-        from chainrule.shapes import ShapeDtype, abstract, placeholder
+        from chainrule.measure.cost import _reachable
+        from chainrule.measure.shapes import ShapeDtype, abstract, placeholder
 
         layers = getattr(self.model, "layers", None)
         rec = _Nodes()
@@ -282,7 +282,7 @@ class StepTimer:
             y = placeholder(ShapeDtype((b,), self.label_dtype), mem)
             with hook(rec):
                 if layers is None:
-                    from chainrule.training import objective
+                    from chainrule.train.trainer import objective
 
                     out = objective(self.model, x, y)[0]
                 else:

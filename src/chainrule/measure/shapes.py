@@ -10,7 +10,7 @@ the real size is allocated and no arithmetic happens.
 Placeholders come from an :class:`AbstractMemory`, which records how many bytes each
 would occupy if it were real and frees them when Python frees the placeholder (a weak
 reference on the one-element owner). So the abstract run has exactly the real run's
-lifetimes: the basis of :func:`chainrule.memory.estimate`.
+lifetimes: the basis of :func:`chainrule.measure.memory.estimate`.
 
 Which primitives have which kind of rule (see :data:`RULE_KIND`):
 
@@ -316,7 +316,7 @@ def _fallback(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
             _FALLBACKS.add(name)
             warnings.warn(
                 f"eval_shape: primitive {name!r} has no shape rule; running its impl on placeholders "
-                f"(allocates its real output). Add one with chainrule.shapes.register_shape_rule",
+                f"(allocates its real output). Add one with chainrule.measure.shapes.register_shape_rule",
                 stacklevel=2,
             )
         return impl(*args, **params)

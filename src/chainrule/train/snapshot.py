@@ -2,7 +2,7 @@
 
 Writing: every array becomes a ``.npy`` member (format 1.0, little-endian numeric dtypes only)
 of an uncompressed zip whose every field is fixed (no timestamps, no extra fields), so the
-same content always gives the same bytes; the file goes through :func:`chainrule.io.atomic_write`.
+same content always gives the same bytes; the file goes through :func:`chainrule.data.io.atomic_write`.
 ``np.load`` reads it like any ``.npz``.
 
 Loading never trusts a declared size: the file is read once (its real length bounds
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import DataError
-from chainrule.io import atomic_write
+from chainrule.data.io import atomic_write
 
 _META = "__meta__"
 _DIGEST = "__sha256__"

@@ -11,7 +11,7 @@ saved by two nodes counts once, under the first category that claims it in that 
 Peaks between two points (inside an operation) come from ``tracemalloc``'s peak.
 
 **Predicted** (:func:`estimate`): the same step runs on placeholders
-(:mod:`chainrule.shapes`): the forward pass through the real engine with every primitive's
+(:mod:`chainrule.measure.shapes`): the forward pass through the real engine with every primitive's
 impl swapped for its shape rule, the backward pass through a replica of the engine's loop
 whose derivative rules are replaced by models of what each rule allocates
 (:data:`VJP_MEMORY`), and the optimizer's update by its per-element footprint measured once
@@ -36,7 +36,7 @@ import numpy as np
 from chainrule.core import backward as _backward_module
 from chainrule.core.node import THREAD, Node, hook, no_grad
 from chainrule.core.tensor import Tensor
-from chainrule.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of, ufunc_buffer
+from chainrule.measure.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of, ufunc_buffer
 
 DOMAIN = int(np.lib.tracemalloc_domain)
 CATEGORIES = ("parameters", "optimizer", "gradients", "inputs", "activations", "temporaries")
@@ -472,7 +472,7 @@ def profile(
 
 
 def _loss(model: Any, x: Any, y: Any) -> Any:
-    from chainrule.training import objective
+    from chainrule.train.trainer import objective
 
     return objective(model, x, y)[0]
 
@@ -1023,7 +1023,3 @@ __all__ = [
     "training_step",
     "update_footprint",
 ]
-
-from chainrule.planner import plan  # noqa: E402  (the memory-budget planner, built on estimate)
-
-__all__ += ["plan"]

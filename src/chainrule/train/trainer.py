@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 
 import chainrule.nn.functional as F
-from chainrule.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.core.constructors import as_tensor
 from chainrule.core.errors import ChainruleError
 from chainrule.core.node import no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
-from chainrule.io import atomic_write
+from chainrule.data.io import atomic_write
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
@@ -72,7 +72,7 @@ class Config:
     parallel: str = "none"  # none | data | pipeline (under mpiexec -n N)
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe
     data_reduce: str = "shared"  # data parallel: shared (sharded optimizer, shared memory) | allreduce
-    memory_budget: int = 0  # bytes a training step may use (0 = no budget); cr.memory.plan picks the plan
+    memory_budget: int = 0  # bytes a training step may use (0 = no budget); cr.plan.fit_budget picks the plan
 
 
 @dataclass
@@ -429,15 +429,15 @@ class Trainer:
         self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and not checkpointing else loss_and_grads
 
     def _plan_memory(self, x_train: np.ndarray) -> Any:
-        """``--memory-budget``: the cheapest plan that fits (cr.memory.plan), applied to the model and config."""
-        from chainrule.planner import MemoryBudgetError, plan
+        """``--memory-budget``: the cheapest plan that fits (cr.plan.fit_budget), applied to the model and config."""
+        from chainrule.plan.planner import MemoryBudgetError, fit_budget
 
         cfg = self.cfg
         ranks = self.comm.size if self.comm is not None else 1
         if cfg.parallel != "none" and ranks < 2:
             raise UsageError(f"--memory-budget with --parallel {cfg.parallel}: run under mpiexec -n N (N >= 2)")
         try:
-            report = plan(
+            report = fit_budget(
                 self.model, x_train.shape[1:], cfg.batch_size, cfg.memory_budget, ranks=ranks,
                 optimizer=self.optimizer, dtype=x_train.dtype, parallel=(cfg.parallel,),
             )  # fmt: skip

@@ -52,12 +52,15 @@ class Stepper(Protocol):
 
 
 class Optimizer:
-    """Base class: holds the parameters, a learning rate ``lr`` and per-parameter state.
+    """Base class: holds the parameters in parameter groups, and per-parameter state.
 
-    ``params``: ``nn.Parameter``s (``model.parameters()``) or tensors that require grad; a
-    NumPy array or a tensor that does not require grad is refused with a ``TypeError`` or
-    ``ValueError`` naming the optimizer. ``step()`` updates each parameter's data in place from
-    its ``.grad``; ``zero_grad()`` clears the gradients.
+    ``params``: ``nn.Parameter``s (``model.parameters()``) or tensors that require grad, or, as
+    PyTorch's ``param_groups``, a list of dicts ``{"params": ..., "lr": ..., "weight_decay": ...}``
+    whose keys override the constructor's defaults for that group. A NumPy array, a tensor that
+    does not require grad, a parameter in two groups or an unknown key is refused with a
+    ``TypeError`` or ``ValueError`` naming the optimizer. ``step()`` updates each parameter's data
+    in place from its ``.grad`` with its group's hyperparameters; ``zero_grad()`` clears the
+    gradients. ``lr`` reads the first group's learning rate and sets every group's.
 
     Examples:
         >>> import chainrule as cr
@@ -67,33 +70,84 @@ class Optimizer:
         >>> opt.step()
         >>> w
         tensor([0., 0.], requires_grad=True)
+        >>> b = cr.tensor([1.0], requires_grad=True)
+        >>> opt = SGD([{"params": [w], "weight_decay": 3.0}, {"params": b}], lr=0.1)
+        >>> [g["weight_decay"] for g in opt.param_groups]
+        [3.0, 0.0]
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+    def __init__(self, params: Iterable[Any], lr: float, **hyper: Any) -> None:
         name = f"optim.{type(self).__name__}"
-        if isinstance(params, Tensor | np.ndarray):
+        if isinstance(params, Tensor | np.ndarray | dict):
             raise TypeError(
-                f"{name}: expected an iterable of Parameters (model.parameters()), got a single {type(params).__name__}"
+                f"{name}: expected an iterable of Parameters (model.parameters()) or of parameter-group dicts, "
+                f"got a single {type(params).__name__}"
             )
-        self.params = list(params)
-        if not self.params:
+        self.defaults: dict[str, Any] = {"lr": lr, **hyper}
+        for key, value in hyper.items():  # the defaults, also as attributes (what measure.memory reads)
+            setattr(self, key, value)
+        specs = list(params)
+        if not specs:
             raise ValueError(f"{name}: got an empty parameter list")
-        for i, p in enumerate(self.params):
+        if not all(isinstance(s, dict) for s in specs):
+            if any(isinstance(s, dict) for s in specs):
+                raise TypeError(f"{name}: mix of parameter-group dicts and tensors; put every tensor in a group")
+            specs = [{"params": specs}]
+        self.param_groups: list[dict[str, Any]] = [self._group(spec, g, name) for g, spec in enumerate(specs)]
+        self.params: list[Tensor] = [p for group in self.param_groups for p in group["params"]]
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
+        self.steps = 0
+        self._active: dict[str, Any] | None = None
+
+    def _group(self, spec: dict[str, Any], g: int, name: str) -> dict[str, Any]:
+        """One parameter group: its tensors checked, unknown keys refused, missing ones from the defaults."""
+        if "params" not in spec:
+            raise ValueError(f"{name}: parameter group {g} has no 'params' entry")
+        unknown = sorted(set(spec) - set(self.defaults) - {"params"})
+        if unknown:
+            raise ValueError(
+                f"{name}: parameter group {g} has unknown option(s) {unknown}; this optimizer takes "
+                f"{sorted(self.defaults)}"
+            )
+        tensors = spec["params"]
+        tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+        if not tensors:
+            raise ValueError(f"{name}: parameter group {g} is empty")
+        for i, p in enumerate(tensors):
             if not isinstance(p, Tensor):
                 raise TypeError(
                     f"{name}: expected Parameters or tensors that require grad (e.g. model.parameters() or "
                     f"cr.tensor(a, requires_grad=True)), got {type(p).__name__} at position {i}"
+                    + (f" of parameter group {g}" if g else "")
                 )
             if not p.requires_grad:
                 raise ValueError(f"{name}: a parameter of shape {p.shape} does not require grad")
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
-        self.lr = lr
-        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
-        self.steps = 0
+        group = {**self.defaults, **{k: v for k, v in spec.items() if k != "params"}, "params": tensors}
+        if not group["lr"] > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {group['lr']}")
+        self._check_group(group)
+        return group
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Refuse a group's invalid hyperparameters (subclasses check their own)."""
+
+    @property
+    def lr(self) -> float:
+        """The first parameter group's learning rate; setting it sets every group's (schedules do)."""
+        return float(self.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = value
 
     def rebind(self, params: Iterable[Tensor]) -> Optimizer:
         """A copy of this optimizer (class, hyperparameters, ``lr``, step count) over ``params``, with fresh state.
+
+        Only an optimizer whose groups all share their hyperparameters can be rebound (the new
+        one has one group); otherwise a ``ValueError``.
 
         Examples:
             >>> import chainrule as cr
@@ -102,8 +156,15 @@ class Optimizer:
             >>> type(other).__name__, other.lr, other.params[0].shape
             ('SGD', 0.5, (2,))
         """
+        hypers = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        if any(h != hypers[0] for h in hypers):
+            raise ValueError(
+                f"{type(self).__name__}.rebind: its {len(hypers)} parameter groups have different "
+                f"hyperparameters ({hypers}); one flat parameter list cannot keep them"
+            )
         new = copy.copy(self)
-        Optimizer.__init__(new, params, self.lr)
+        hyper = dict(hypers[0])
+        Optimizer.__init__(new, params, hyper.pop("lr"), **hyper)
         new.steps = self.steps
         return new
 
@@ -118,26 +179,62 @@ class Optimizer:
         for p in self.params:
             _check_not_saved(p, type(self).__name__)
         self.steps += 1
-        for p, state in zip(self.params, self.state, strict=True):
-            if p.grad is not None:
-                self._update(p.data, p.grad.data, state)
+        i = 0
+        try:
+            for group in self.param_groups:
+                self._active = group  # what _update reads (its signature stays (w, g, state))
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p.data, p.grad.data, self.state[i])
+                    i += 1
+        finally:
+            self._active = None
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        """Update ``w`` in place from ``g`` with the hyperparameters of :meth:`_hyper`."""
         raise NotImplementedError
 
+    def _hyper(self) -> dict[str, Any]:
+        """The parameter group being stepped, or (outside ``step``) the defaults with the current ``lr``."""
+        group = self._active
+        return group if group is not None else {**self.defaults, "lr": self.lr}
+
     def state_dict(self) -> dict[str, Any]:
+        """``lr``, ``steps``, the ``"i.slot"`` arrays of parameter ``i`` and, with several parameter
+        groups, each group's hyperparameters as ``"group.g.name"`` scalars."""
         flat: dict[str, Any] = {"lr": self.lr, "steps": self.steps}
         for i, st in enumerate(self.state):
             for k, v in st.items():
                 flat[f"{i}.{k}"] = v.copy()
+        if len(self.param_groups) > 1:
+            for g, group in enumerate(self.param_groups):
+                for k, v in group.items():
+                    if k != "params":
+                        flat[f"group.{g}.{k}"] = np.asarray(v, dtype=np.float64)
         return flat
 
     def load_state_dict(self, flat: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the parameter groups must be the same)."""
+        groups = {k: v for k, v in flat.items() if k.startswith("group.")}
+        count = len({k.split(".")[1] for k in groups})
+        if count and count != len(self.param_groups):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state has {count} parameter groups, "
+                f"this optimizer {len(self.param_groups)}"
+            )
         self.lr = float(flat["lr"])
+        for key, value in groups.items():
+            _, g, name = key.split(".", 2)
+            group = self.param_groups[int(g)]
+            if name not in group or name == "params":
+                raise ValueError(f"{type(self).__name__}.load_state_dict: unknown group entry {key!r}")
+            default = self.defaults[name]
+            value = np.asarray(value)
+            group[name] = tuple(float(v) for v in value) if isinstance(default, tuple) else type(default)(value.item())
         self.steps = int(flat["steps"])
         self.state = [{} for _ in self.params]
         for key, value in flat.items():
-            if key in ("lr", "steps"):
+            if key in ("lr", "steps") or key in groups:
                 continue
             i, name = key.split(".", 1)
             self.state[int(i)][name] = np.array(value, copy=True)
@@ -162,34 +259,39 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor],
+        params: Iterable[Any],
         lr: float,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if group["momentum"] < 0 or group["weight_decay"] < 0:
+            raise ValueError(
+                f"SGD: momentum and weight_decay must be >= 0, got {group['momentum']}, {group['weight_decay']}"
+            )
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        if self.weight_decay and not self.momentum:
+        h = self._hyper()
+        lr, momentum, weight_decay = h["lr"], h["momentum"], h["weight_decay"]
+        if weight_decay and not momentum:
             # w - lr (g + λw) = (1 - lr λ) w - lr g, with no temporary for g + λw
-            w *= w.dtype.type(1 - self.lr * self.weight_decay)
-            w -= w.dtype.type(self.lr) * g
+            w *= w.dtype.type(1 - lr * weight_decay)
+            w -= w.dtype.type(lr) * g
             return
-        if self.weight_decay:
-            g = g + w.dtype.type(self.weight_decay) * w
-        if self.momentum:
+        if weight_decay:
+            g = g + w.dtype.type(weight_decay) * w
+        if momentum:
             buf = state.get("momentum")
             if buf is None:
                 buf = state["momentum"] = g.copy()
             else:
-                buf *= self.momentum
+                buf *= momentum
                 buf += g
-            g = g + self.momentum * buf if self.nesterov else buf
-        w -= w.dtype.type(self.lr) * g
+            g = g + momentum * buf if h["nesterov"] else buf
+        w -= w.dtype.type(lr) * g
 
 
 class Adam(Optimizer):
@@ -211,39 +313,40 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor],
+        params: Iterable[Any],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
+        super().__init__(params, lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         self.beta1, self.beta2 = betas
-        self.eps, self.weight_decay = eps, weight_decay
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         # PyTorch's arithmetic, fused into one scratch array (no other temporaries):
         # m ← β1 m + (1-β1) g;  v ← β2 v + (1-β2) g²;  w ← w - lr/(1-β1ᵗ) · m / (√v / √(1-β2ᵗ) + ε)
+        h = self._hyper()
+        lr, weight_decay, (beta1, beta2) = h["lr"], h["weight_decay"], h["betas"]
         t = w.dtype.type
-        if self.weight_decay and self.decoupled:
-            w *= t(1 - self.lr * self.weight_decay)
-        elif self.weight_decay:
-            g = g + t(self.weight_decay) * w
+        if weight_decay and self.decoupled:
+            w *= t(1 - lr * weight_decay)
+        elif weight_decay:
+            g = g + t(weight_decay) * w
         if "m" not in state:
             state["m"] = np.zeros_like(w)
             state["v"] = np.zeros_like(w)
         m, v = state["m"], state["v"]
         tmp = np.empty_like(w)
-        m *= t(self.beta1)
-        m += np.multiply(g, t(1 - self.beta1), out=tmp)
-        v *= t(self.beta2)
+        m *= t(beta1)
+        m += np.multiply(g, t(1 - beta1), out=tmp)
+        v *= t(beta2)
         np.multiply(g, g, out=tmp)
-        v += np.multiply(tmp, t(1 - self.beta2), out=tmp)
+        v += np.multiply(tmp, t(1 - beta2), out=tmp)
         np.sqrt(v, out=tmp)
-        tmp /= t(math.sqrt(1 - self.beta2**self.steps))  # bias corrections; steps counts this step
-        tmp += t(self.eps)
+        tmp /= t(math.sqrt(1 - beta2**self.steps))  # bias corrections; steps counts this step
+        tmp += t(h["eps"])
         np.divide(m, tmp, out=tmp)
-        w -= np.multiply(tmp, t(self.lr / (1 - self.beta1**self.steps)), out=tmp)
+        w -= np.multiply(tmp, t(lr / (1 - beta1**self.steps)), out=tmp)
 
 
 class AdamW(Adam):
@@ -265,7 +368,7 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        params: Iterable[Tensor],
+        params: Iterable[Any],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -288,12 +391,14 @@ class StepLR:
     def __init__(self, optimizer: Stepper, step_size: int, gamma: float = 0.1) -> None:
         self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
         self.base_lr = optimizer.lr
+        self.base_lrs = _base_lrs(optimizer)
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** (epoch // self.step_size)
 
     def set_epoch(self, epoch: int) -> None:
-        self.optimizer.lr = self.lr_at(epoch)
+        """Set the learning rate of ``epoch`` (each parameter group's, from its own starting lr)."""
+        _set_lrs(self.optimizer, [b * self.gamma ** (epoch // self.step_size) for b in self.base_lrs])
 
 
 class CosineAnnealingLR:
@@ -311,9 +416,26 @@ class CosineAnnealingLR:
     def __init__(self, optimizer: Stepper, t_max: int, eta_min: float = 0.0) -> None:
         self.optimizer, self.t_max, self.eta_min = optimizer, t_max, eta_min
         self.base_lr = optimizer.lr
+        self.base_lrs = _base_lrs(optimizer)
 
     def lr_at(self, epoch: int) -> float:
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
 
     def set_epoch(self, epoch: int) -> None:
-        self.optimizer.lr = self.lr_at(epoch)
+        """Set the learning rate of ``epoch`` (each parameter group's, from its own starting lr)."""
+        c = (1 + math.cos(math.pi * epoch / self.t_max)) / 2
+        _set_lrs(self.optimizer, [self.eta_min + (b - self.eta_min) * c for b in self.base_lrs])
+
+
+def _base_lrs(optimizer: Stepper) -> list[float]:
+    groups = getattr(optimizer, "param_groups", None)
+    return [float(g["lr"]) for g in groups] if groups else [optimizer.lr]
+
+
+def _set_lrs(optimizer: Stepper, lrs: list[float]) -> None:
+    groups = getattr(optimizer, "param_groups", None)
+    if groups and len(groups) == len(lrs) > 1:
+        for group, lr in zip(groups, lrs, strict=True):
+            group["lr"] = lr
+    else:
+        optimizer.lr = lrs[0]

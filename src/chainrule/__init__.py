@@ -87,6 +87,24 @@ _LAZY_SUBMODULES = {
 }
 
 
+def manual_seed(seed: int) -> Any:
+    """Seed the default generator that ``nn`` layers' initialisation, ``Dropout`` masks and
+    ``DataLoader`` shuffling draw from (as ``torch.manual_seed``); returns it. See
+    :mod:`chainrule.data.rng`.
+
+    Examples:
+        >>> import chainrule as cr
+        >>> _ = cr.manual_seed(0)
+        >>> a = cr.nn.Dropout(0.5)(cr.ones(6)).numpy()
+        >>> _ = cr.manual_seed(0)
+        >>> bool((cr.nn.Dropout(0.5)(cr.ones(6)).numpy() == a).all())
+        True
+    """
+    from chainrule.data.rng import manual_seed as seed_default_generator
+
+    return seed_default_generator(seed)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         module = importlib.import_module(_LAZY_SUBMODULES[name])
@@ -140,6 +158,7 @@ __all__ = [
     "tree_unflatten",
     "jvp",
     "linalg",
+    "manual_seed",
     "memory",
     "nn",
     "no_grad",

@@ -3,8 +3,9 @@
 - ``load_fashion_mnist(data_dir=None)``: uint8 images (N, 28, 28) and uint8 labels (N,) for the
   train and test splits; an explicit ``data_dir`` is the only place looked at.
 - ``as_float_inputs(images)``: float32 rows (N, 784) in [0, 1].
-- ``DataLoader(*arrays, batch_size=256, shuffle=False, seed=0)``: minibatches of equally long
-  arrays, each epoch's order reproducible from ``(seed, epoch)``.
+- ``DataLoader(*arrays, batch_size=256, shuffle=False, seed=None)``: minibatches of equally long
+  arrays, each epoch's order reproducible from ``(seed, epoch)`` (no seed: one drawn from the
+  default generator, which ``cr.manual_seed`` seeds).
 
 Examples:
     >>> import numpy as np
@@ -17,14 +18,17 @@ Examples:
 
 from chainrule.data.fashion_mnist import CLASSES, FashionMNIST, load_fashion_mnist, read_idx
 from chainrule.data.loader import DataLoader, as_float_inputs, load_csv, load_npz
+from chainrule.data.rng import default_generator, manual_seed
 
 __all__ = [
     "CLASSES",
     "DataLoader",
     "FashionMNIST",
     "as_float_inputs",
+    "default_generator",
     "load_csv",
     "load_fashion_mnist",
     "load_npz",
+    "manual_seed",
     "read_idx",
 ]

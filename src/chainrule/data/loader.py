@@ -10,17 +10,25 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import DataError, ShapeError
+from chainrule.data.rng import default_generator
 
 
 class DataLoader:
     """Iterate over ``(x_batch, y_batch, ...)`` minibatches of equally long arrays.
 
     With ``shuffle``, epoch ``e`` uses the permutation drawn from ``(seed, e)``, so any
-    epoch can be reproduced on its own (this is what makes ``--resume`` exact).
+    epoch can be reproduced on its own (this is what makes ``--resume`` exact). Without a
+    ``seed``, one is drawn from the default generator when the loader is made, so each run
+    shuffles differently unless ``cr.manual_seed`` was called (as PyTorch's loaders).
     """
 
     def __init__(
-        self, *arrays: np.ndarray, batch_size: int = 256, shuffle: bool = False, seed: int = 0, drop_last: bool = False
+        self,
+        *arrays: np.ndarray,
+        batch_size: int = 256,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         if not arrays:
             raise ValueError("DataLoader: expected at least one array, got none")
@@ -32,7 +40,7 @@ class DataLoader:
         self.arrays = arrays
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.seed = seed
+        self.seed = int(default_generator().integers(2**63)) if seed is None else seed
         self.drop_last = drop_last
         self.epoch = 0
 

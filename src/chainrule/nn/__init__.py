@@ -1,4 +1,4 @@
-"""Neural-network building blocks: ``Module``, ``Parameter``, layers (``Linear``, ``ReLU``,
+"""Neural-network building blocks: ``Module``, ``Parameter``, layers (``Linear``, ``LazyLinear``, ``ReLU``,
 ``Tanh``, ``Sigmoid``, ``Dropout``, ``Flatten``, ``Sequential``), ``functional`` (activations and
 losses) and ``init`` (initializers). Batches are rows: (batch, features).
 
@@ -11,11 +11,23 @@ Examples:
 """
 
 from chainrule.nn import functional, init
-from chainrule.nn.modules import Dropout, Flatten, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Tanh
+from chainrule.nn.modules import (
+    Dropout,
+    Flatten,
+    LazyLinear,
+    Linear,
+    Module,
+    Parameter,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
 
 __all__ = [
     "Dropout",
     "Flatten",
+    "LazyLinear",
     "Linear",
     "Module",
     "Parameter",

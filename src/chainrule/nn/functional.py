@@ -23,6 +23,7 @@ import numpy as np
 
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
 from chainrule.core.tensor import Primitive, Tensor, _contains_tensor
+from chainrule.data.rng import default_generator
 from chainrule.ops import exp, log, max, mean, stack, sum
 from chainrule.ops.shape import array_of, stop_gradient
 
@@ -221,11 +222,11 @@ def skip_draws(rng: np.random.Generator, n: int) -> None:
 dropout_mask = Primitive("dropout_mask", _dropout_mask, differentiable=False)
 
 
-def dropout(x: Any, p: float, rng: np.random.Generator, training: bool = True) -> Any:
+def dropout(x: Any, p: float = 0.5, rng: np.random.Generator | None = None, training: bool = True) -> Any:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
-    Any shape and float dtype; ``rng`` is a ``numpy.random.Generator``. The identity when not
-    ``training`` or when ``p`` is 0.
+    Any shape and float dtype; ``rng`` is a ``numpy.random.Generator`` (default: the one
+    ``cr.manual_seed`` seeds). The identity when not ``training`` or when ``p`` is 0.
 
     Examples:
         >>> import numpy as np
@@ -235,7 +236,7 @@ def dropout(x: Any, p: float, rng: np.random.Generator, training: bool = True) -
     x = _operand(x)
     if not training or p == 0:
         return x
-    return x * dropout_mask(x, p=p, rng=rng)
+    return x * dropout_mask(x, p=p, rng=rng if rng is not None else default_generator())
 
 
 _xent_p = Primitive("cross_entropy", _xent, save=(0, 1))

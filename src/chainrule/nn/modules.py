@@ -9,6 +9,7 @@ import numpy as np
 
 from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Tensor
+from chainrule.data.rng import default_generator
 from chainrule.nn import functional as F
 from chainrule.nn import init as initializers
 from chainrule.ops import reshape
@@ -155,7 +156,7 @@ class Linear(Module):
         init: str | Callable[..., np.ndarray] = "he_uniform",
         rng: np.random.Generator | None = None,
     ) -> None:
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = rng if rng is not None else default_generator()
         init_fn = initializers.INITIALIZERS[init] if isinstance(init, str) else init
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(init_fn((out_features, in_features), rng))
@@ -167,6 +168,63 @@ class Linear(Module):
             raise ShapeError(f"Linear: expected input with {self.in_features} features, got shape {x.shape}")
         out = x @ self.weight.T
         return out + self.bias if self.bias is not None else out
+
+
+class LazyLinear(Linear):
+    """A :class:`Linear` whose ``in_features`` is the last axis of its first input (``nn.LazyLinear``).
+
+    Until the first call ``weight`` is a Parameter of shape (out_features, 0) (an optimizer can
+    already hold it: it is filled in place) and ``in_features`` is None; the first call on a real
+    array fixes both, after which it is a ``Linear`` (another width is a ``ShapeError``). Shape-only
+    evaluation (``cr.memory.estimate``, ``cr.plan.fit_budget``, ``cr.eval_shape``) cannot infer the
+    weight: before the first call it raises a ``ShapeError`` saying to call the model once.
+
+    Examples:
+        >>> import numpy as np, chainrule as cr
+        >>> layer = LazyLinear(3, rng=np.random.default_rng(0))
+        >>> layer.weight.shape, layer.in_features
+        ((3, 0), None)
+        >>> layer(cr.tensor(np.ones((2, 5)))).shape, layer.weight.shape
+        ((2, 3), (3, 5))
+    """
+
+    def __init__(
+        self,
+        out_features: int,
+        bias: bool = True,
+        init: str | Callable[..., np.ndarray] = "he_uniform",
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if type(out_features) is not int or out_features < 1:
+            raise ValueError(f"LazyLinear: out_features must be a positive integer, got {out_features!r}")
+        self._rng = rng if rng is not None else default_generator()
+        self._init = initializers.INITIALIZERS[init] if isinstance(init, str) else init
+        self.out_features = out_features
+        self.in_features: int | None = None  # type: ignore[assignment]
+        self.weight = Parameter(np.zeros((out_features, 0), np.float32))
+        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+
+    @property
+    def initialized(self) -> bool:
+        """Whether the first call has fixed ``in_features`` and the weight."""
+        return self.in_features is not None
+
+    def forward(self, x: Any) -> Any:
+        if self.in_features is None:
+            x = F._operand(x)
+            a = x.data
+            if a.ndim == 0:
+                raise ShapeError("LazyLinear: expected input of shape (..., in_features), got a 0-d tensor")
+            if a.ndim and a.flags.writeable and not any(a.strides) and a.size:  # a shape-only placeholder
+                raise ShapeError(
+                    f"LazyLinear({self.out_features}): its weight's shape is inferred on the first call, and "
+                    f"shape-only evaluation (cr.memory.estimate, cr.plan.fit_budget, cr.eval_shape) cannot make "
+                    f"it; call the model once on a real batch (e.g. model(x[:1])) first, or use "
+                    f"nn.Linear(in_features, {self.out_features})"
+                )
+            self.in_features = int(x.shape[-1])
+            self.weight.data = np.asarray(self._init((self.out_features, self.in_features), self._rng))
+        return super().forward(x)
 
 
 class Sequential(Module):
@@ -269,7 +327,8 @@ class Flatten(Module):
 class Dropout(Module):
     """Zero each element with probability p in training, scale the rest by 1/(1-p).
 
-    Any shape, dtype kept; the identity after ``model.eval()``. ``seed`` seeds its own generator.
+    Any shape, dtype kept; the identity after ``model.eval()``. ``seed`` seeds its own generator;
+    without it the masks come from the default generator (``cr.manual_seed`` makes them reproducible).
 
     Examples:
         >>> import numpy as np, chainrule as cr
@@ -284,7 +343,7 @@ class Dropout(Module):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed) if seed is not None else default_generator()
         self.draws_per_example: int | None = None  # random numbers drawn per example (seen in training)
 
     def forward(self, x: Any) -> Any:

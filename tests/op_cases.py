@@ -219,5 +219,6 @@ def _cases() -> list[Case]:
 
 from tests.cases_linalg_shape import cases as _linalg_shape_cases  # noqa: E402
 from tests.cases_math import cases as _math_cases  # noqa: E402
+from tests.cases_vocab import cases as _vocab_cases  # noqa: E402
 
-CASES = _cases() + _math_cases() + _linalg_shape_cases()
+CASES = _cases() + _math_cases() + _linalg_shape_cases() + _vocab_cases()

@@ -17,6 +17,7 @@ Examples:
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
 from chainrule.core.tensor import Primitive, Tensor, _contains_tensor
 from chainrule.data.rng import default_generator
-from chainrule.ops import exp, log, max, mean, stack, sum
+from chainrule.ops import exp, log, max, mean, reshape, stack, sum
 from chainrule.ops.shape import array_of, stop_gradient
 
 
@@ -124,7 +125,12 @@ def softmax(x: Any, axis: int = -1) -> Any:
                [0.5, 0.5]])
     """
     x = _operand(x)
-    return _softmax_p(x, axis=axis % array_of(x).ndim)
+    ndim = array_of(x).ndim
+    if not -builtins.max(ndim, 1) <= axis < builtins.max(ndim, 1):
+        raise ValueError(f"softmax: axis {axis} is out of range for an array of {ndim} dimensions")
+    if ndim == 0:  # one element: softmax is 1, with zero derivatives (as PyTorch)
+        return reshape(_softmax_p(reshape(x, (1,)), axis=0), ())
+    return _softmax_p(x, axis=axis % ndim)
 
 
 def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> None:

@@ -4,8 +4,22 @@
 import sys
 
 from chainrule.core.tensor import install_ops
-from chainrule.ops import elementwise, manip, matrix, numeric, numpy_dispatch, products, reduce, shape
+from chainrule.ops import (
+    compose,
+    elementwise,
+    logic,
+    manip,
+    matrix,
+    methods,
+    numeric,
+    numpy_dispatch,
+    products,
+    reduce,
+    shape,
+)
+from chainrule.ops.compose import *  # noqa: F403
 from chainrule.ops.elementwise import *  # noqa: F403
+from chainrule.ops.logic import *  # noqa: F403
 from chainrule.ops.manip import *  # noqa: F403
 from chainrule.ops.matrix import *  # noqa: F403
 from chainrule.ops.numeric import *  # noqa: F403
@@ -15,7 +29,9 @@ from chainrule.ops.shape import *  # noqa: F403
 from chainrule.ops.unbroadcast import sum_to as sum_to  # for the engine (install_ops), not public
 
 __all__ = [
+    *compose.__all__,
     *elementwise.__all__,
+    *logic.__all__,
     *matrix.__all__,
     *manip.__all__,
     *numeric.__all__,
@@ -25,4 +41,5 @@ __all__ = [
 ]
 
 numpy_dispatch.install()
+methods.install()  # %, //, argmax/argmin (integer tensors), all/any, copy on Tensor
 install_ops(sys.modules[__name__])  # Tensor's operators and the engine's sum_to/broadcast_to/astype/stack

@@ -361,9 +361,16 @@ _clip_p.defjvp(lambda t, out, x, a_min=None, a_max=None: t * _float_mask(_inside
 
 
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
-    """Limit values to [a_min, a_max]; the gradient passes where the input lies inside (inclusive)."""
+    """Limit values to [a_min, a_max]; the gradient passes where the input lies inside (inclusive).
+
+    Tensor bounds (PyTorch's ``clamp(x, min_tensor, max_tensor)``) are operands, not constants:
+    ``minimum(maximum(x, a_min), a_max)``, differentiable in the bounds too.
+    """
     if a_min is None and a_max is None:
         raise ValueError("clip: expected at least one of a_min or a_max, got neither")
+    if isinstance(a_min, Tensor) or isinstance(a_max, Tensor):
+        out = x if a_min is None else maximum(x, a_min)
+        return out if a_max is None else minimum(out, a_max)
     return _clip_p(x, a_min=a_min, a_max=a_max)
 
 

@@ -8,6 +8,7 @@ positions), never on the data.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -65,11 +66,23 @@ def take_along_axis(arr: Any, indices: Any, axis: int | None) -> Any:
     ax = _axis(axis, len(shape), "take_along_axis")
     if idx.ndim != len(shape):
         raise ShapeError(f"take_along_axis: indices have {idx.ndim} dimensions, the array has {len(shape)}")
-    grid = list(np.ogrid[tuple(slice(n) for n in idx.shape)])
-    grid[ax] = idx
+    # The other axes broadcast against each other (NumPy's rule): (5, 5) with (1, 2) indices is (5, 2)
+    out = list(idx.shape)
     for d, n in enumerate(shape):
-        if d != ax and idx.shape[d] not in (1, n):
-            raise ShapeError(f"take_along_axis: indices shape {idx.shape} does not match array shape {shape}")
+        if d != ax:
+            if idx.shape[d] != n and 1 not in (idx.shape[d], n):
+                raise ShapeError(
+                    f"take_along_axis: indices shape {idx.shape} does not broadcast against array shape {shape} "
+                    f"outside axis {ax}"
+                )
+            out[d] = n if idx.shape[d] == 1 else idx.shape[d]
+    grid: list[Any] = []
+    for d, n in enumerate(out):
+        if d == ax:
+            grid.append(np.broadcast_to(idx, tuple(out)))
+        else:
+            positions = np.arange(n) if shape[d] == n else np.zeros(n, dtype=np.intp)  # a length-1 axis repeats
+            grid.append(positions.reshape([n if e == d else 1 for e in range(len(out))]))
     return _getitem_p(arr, index=tuple(grid))
 
 
@@ -212,6 +225,10 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
     if ndim == 0:
         raise ValueError("diff: requires input that is at least one dimensional")
     axis = _axis(axis, ndim, "diff")
+    if n < 0:
+        raise ValueError(f"diff: order must be non-negative but got {n}")
+    if n == 0:  # NumPy: the input itself, without prepend/append
+        return a
     parts = []
     for extra in (prepend, a, append):
         if extra is None:
@@ -345,8 +362,8 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
     ndim = array_of(ary).ndim
     axis = _axis(axis, ndim, "array_split")
     n = array_of(ary).shape[axis]
-    if isinstance(indices_or_sections, int | np.integer):
-        sections = int(indices_or_sections)
+    if np.ndim(indices_or_sections) == 0:  # an int, or a 0-d array such as np.array(3)
+        sections = operator.index(indices_or_sections)
         if sections <= 0:
             raise ValueError("array_split: number of sections must be larger than 0")
         size, extra = divmod(n, sections)
@@ -358,7 +375,7 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
 
 def _split_even(ary: Any, indices_or_sections: Any, axis: int, op: str) -> list[Any]:
     n = array_of(ary).shape[axis]
-    if isinstance(indices_or_sections, int | np.integer) and n % int(indices_or_sections):
+    if np.ndim(indices_or_sections) == 0 and n % operator.index(indices_or_sections):
         raise ShapeError(f"{op}: axis {axis} of length {n} does not divide into {indices_or_sections} equal parts")
     return array_split(ary, indices_or_sections, axis)
 

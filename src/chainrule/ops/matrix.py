@@ -23,7 +23,7 @@ from chainrule.ops.reduce import max as _max
 from chainrule.ops.reduce import min as _min
 from chainrule.ops.reduce import normalize_axis
 from chainrule.ops.reduce import sum as _sum
-from chainrule.ops.shape import _getitem_p, array_of, concatenate, reshape, swapaxes, transpose
+from chainrule.ops.shape import _getitem_p, array_of, as_operand, concatenate, reshape, swapaxes, transpose
 
 
 def _transposed_layout(a: Any) -> bool:
@@ -474,8 +474,10 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
 
     Vectors: ord None/2, 1, inf, -inf, 0 (count of nonzeros), p >= 1. Matrices (2-D input
     with ``axis=None`` or a pair of axes): None/'fro', 'nuc', 1, -1, 2, -2, inf, -inf.
-    At ``x == 0`` the 2-norm and p-norms take the subgradient 0 (as PyTorch), never nan.
+    At ``x == 0`` the 2-norm and p-norms take the subgradient 0 (as PyTorch), never nan. ``x``
+    may be a list (of numbers or tensors), as in NumPy.
     """
+    x = as_operand(x)
     ndim = array_of(x).ndim
     if axis is None:
         if ord is None:
@@ -498,6 +500,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
 
 def vector_norm(x: Any, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
     """NumPy 2's ``np.linalg.vector_norm``: a vector norm over ``axis`` (all axes if None)."""
+    x = as_operand(x)
     if axis is None:
         flat = reshape(x, (-1,))
         out = _vector_norm(flat, ord, 0, False)
@@ -507,6 +510,7 @@ def vector_norm(x: Any, axis: Any = None, keepdims: bool = False, ord: Any = 2) 
 
 def matrix_norm(x: Any, keepdims: bool = False, ord: Any = "fro") -> Any:
     """NumPy 2's ``np.linalg.matrix_norm``: a matrix norm over the last two axes."""
+    x = as_operand(x)
     ndim = array_of(x).ndim
     return _matrix_norm(x, ord, (ndim - 2, ndim - 1), keepdims)
 
@@ -529,27 +533,68 @@ def matrix_power(a: Any, n: int) -> Any:
     return result
 
 
-def _no_pinv_derivative(*args: Any, **params: Any) -> Any:
-    raise LinAlgGradientError(
-        "pinv: not differentiable at a rank-deficient matrix (the pseudo-inverse is discontinuous "
-        "there: a small perturbation raises the rank)"
+def _pinv_projectors(x: Any, out: Any) -> tuple[Any, Any]:
+    """I - A A⁺ (M × M) and I - A⁺ A (N × N): the projectors off A's range and row space."""
+    data = array_of(x)
+    m, n = data.shape[-2:]
+    return _eye(m, data) - matmul(x, out), _eye(n, data) - matmul(out, x)
+
+
+def _pinv_vjp(g: Any, out: Any, x: Any, rtol: Any = None) -> Any:
+    # Golub & Pereyra: dX = -X dA X + X Xᵀ dAᵀ (I - A X) + (I - X A) dAᵀ Xᵀ X, transposed
+    left, right = _pinv_projectors(x, out)
+    xt, gt = _mT(out), _mT(g)
+    return (
+        negative(matmul(xt, matmul(g, xt)))
+        + matmul(left, matmul(gt, matmul(out, xt)))
+        + matmul(matmul(xt, out), matmul(gt, right))
     )
 
 
-_pinv_deficient_p = Primitive("pinv", np.linalg.pinv, doc="``pinv`` of a rank-deficient input: no derivative.")
-_pinv_deficient_p.defvjp(_no_pinv_derivative)
-_pinv_deficient_p.defjvp(_no_pinv_derivative)
+def _pinv_jvp(t: Any, out: Any, x: Any, rtol: Any = None) -> Any:
+    left, right = _pinv_projectors(x, out)
+    xt, tt = _mT(out), _mT(t)
+    return (
+        negative(matmul(out, matmul(t, out)))
+        + matmul(matmul(out, xt), matmul(tt, left))
+        + matmul(right, matmul(tt, matmul(xt, out)))
+    )
 
 
-def pinv(a: Any, rcond: float | None = None) -> Any:
-    """Moore-Penrose pseudo-inverse. Full-rank inputs use the normal equations, differentiable
-    there; at a rank-deficient input (rank judged with ``rcond``, default ``max(M, N) * eps``)
-    the pseudo-inverse is discontinuous and its gradient raises :class:`LinAlgGradientError`."""
+def _pinv(a: Any, rtol: Any = None) -> Any:
+    return np.linalg.pinv(a, rtol=rtol)
+
+
+_pinv_deficient_p = Primitive(
+    "pinv",
+    _pinv,
+    save=(0,),
+    save_output=True,
+    doc="``pinv`` of a rank-deficient input, with the derivative along paths of constant rank.",
+)
+_pinv_deficient_p.defvjp(_pinv_vjp)
+_pinv_deficient_p.defjvp(_pinv_jvp)
+
+
+def pinv(a: Any, rcond: float | None = None, hermitian: bool = False, *, rtol: float | None = None) -> Any:
+    """Moore-Penrose pseudo-inverse (NumPy's ``pinv``; ``rtol`` is NumPy 2's name for ``rcond``).
+
+    Full-rank inputs use the normal equations, differentiable there. At a rank-deficient input
+    (rank judged with ``rcond``, default ``max(M, N) * eps``) the pseudo-inverse is continuous only
+    along paths that keep the rank: the derivative is that one (Golub & Pereyra's formula, as
+    PyTorch's). ``hermitian=True`` (NumPy's shortcut for symmetric input) gives the same result;
+    a non-symmetric input with it is refused (NumPy would silently read one triangle).
+    """
     shape = array_of(a).shape
     if len(shape) < 2:
         raise ShapeError(f"pinv: expected (..., M, N) matrices, got shape {shape}")
+    if rcond is not None and rtol is not None:
+        raise ValueError("pinv: give rcond or rtol, not both (they are the same cutoff)")
+    rcond = rtol if rcond is None else rcond
     m, n = shape[-2:]
     data = array_of(a)
+    if hermitian and (m != n or not np.allclose(data, np.swapaxes(data, -1, -2))):
+        raise ValueError("pinv: hermitian=True needs symmetric matrices; this input is not symmetric")
     rcond = max(m, n) * np.finfo(data.dtype).eps if rcond is None else rcond
     if not np.all(np.linalg.matrix_rank(data, rtol=rcond) == min(m, n)):
         return _pinv_deficient_p(a, rtol=rcond)

@@ -99,9 +99,9 @@ def _normalize(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[str, lis
     sizes: dict[str, int] = {}
     for s, shape in zip(expanded, shapes, strict=True):
         for c, n in zip(s, shape, strict=True):
-            if sizes.get(c, 1) == 1 or n == 1:
-                sizes[c] = max(sizes.get(c, 1), n)
-            elif sizes[c] != n:
+            if c not in sizes or sizes[c] == 1:  # a length-1 axis broadcasts, to any length including 0
+                sizes[c] = n
+            elif n != 1 and sizes[c] != n:
                 raise ShapeError(f"einsum: subscript {c!r} has sizes {sizes[c]} and {n}")
     targets: list[tuple[int, ...] | None] = []
     for s, shape in zip(expanded, shapes, strict=True):
@@ -113,9 +113,36 @@ def _normalize(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[str, lis
     return ",".join(expanded) + "->" + out, targets
 
 
-def einsum(subscripts: str, *operands: Any) -> Any:
-    """Einstein summation (NumPy's ``einsum``, subscripts form): explicit or implicit output,
-    ``...`` broadcasting, repeated subscripts for traces and diagonals."""
+def _sublists(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """NumPy's sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as subscripts and operands."""
+
+    def letters(sub: Any) -> str:
+        out = []
+        for s in sub:
+            if s is Ellipsis:
+                out.append("...")
+            elif isinstance(s, int | np.integer) and 0 <= s < len(_LETTERS):
+                out.append(_LETTERS[int(s)])
+            else:
+                raise ValueError(f"einsum: sublist entries must be ints in [0, {len(_LETTERS)}) or ..., got {s!r}")
+        return "".join(out)
+
+    operands, subs = args[0::2], args[1::2]
+    if len(operands) == len(subs) + 1:  # a trailing output sublist
+        operands, out = operands[:-1], "->" + letters(args[-1])
+    else:
+        out = ""
+    if len(operands) != len(subs):
+        raise ValueError("einsum: the sublist form takes operand, sublist pairs and an optional output sublist")
+    return ",".join(letters(s) for s in subs) + out, operands
+
+
+def einsum(subscripts: Any, *operands: Any) -> Any:
+    """Einstein summation (NumPy's ``einsum``): a subscripts string, or NumPy's sublist form
+    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``; explicit or implicit output, ``...`` broadcasting,
+    repeated subscripts for traces and diagonals."""
+    if not isinstance(subscripts, str):
+        subscripts, operands = _sublists((subscripts, *operands))
     if not operands:
         raise ValueError("einsum: expected at least one operand")
     if len(operands) > _MAX_OPERANDS:

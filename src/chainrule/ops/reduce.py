@@ -12,13 +12,31 @@ import numpy as np
 from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Primitive, Tensor
 from chainrule.ops.elementwise import exp, log, sqrt, where
-from chainrule.ops.shape import array_of, broadcast_to, concatenate, getitem, reshape, stop_gradient, transpose
+from chainrule.ops.shape import (
+    array_of,
+    as_operand,
+    astype,
+    broadcast_to,
+    concatenate,
+    getitem,
+    reshape,
+    stop_gradient,
+    transpose,
+)
 
 
-def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+def normalize_axis(axis: Any, ndim: int, op: str, zero_d: bool = False) -> tuple[int, ...] | None:
+    """``axis`` (None, an int or a sequence) as a tuple of non-negative axes, checked against ``ndim``.
+
+    ``zero_d``: a 0-d array's axis 0 or -1 means no axis (as NumPy's ufunc reductions ``sum``,
+    ``prod``, ``max``, ``min`` and PyTorch's reductions, ``mean``/``var``/``std`` included, take it):
+    the empty tuple.
+    """
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    if zero_d and ndim == 0 and all(a in (0, -1) for a in axes) and len(axes) == 1:
+        return ()
     out = []
     for a in axes:
         if not -ndim <= a < ndim:
@@ -100,14 +118,17 @@ for _p in (_max_p, _min_p):
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
-    return _sum_p(x, axis=normalize_axis(axis, array_of(x).ndim, "sum"), keepdims=keepdims)
+    return _sum_p(x, axis=normalize_axis(axis, array_of(x).ndim, "sum", zero_d=True), keepdims=keepdims)
 
 
 def _extremum(prim: Primitive, x: Any, axis: Any, keepdims: bool) -> Any:
     data = array_of(x)
-    ax = normalize_axis(axis, data.ndim, prim.name)
-    if data.size == 0:
-        raise ValueError(f"{prim.name}: expected a non-empty array, got one of size 0")
+    ax = normalize_axis(axis, data.ndim, prim.name, zero_d=True)
+    if data.size == 0 and (ax is None or any(data.shape[a] == 0 for a in ax)):  # an empty slice has no extremum
+        reduced = "the whole array" if ax is None else f"axis {axis}"
+        raise ValueError(
+            f"{prim.name}: expected a non-empty slice to reduce, but {reduced} of shape {data.shape} is empty"
+        )
     return prim(x, axis=ax, keepdims=keepdims)
 
 
@@ -218,10 +239,18 @@ _prod_p.defjvp(
 )
 
 
-def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Product over ``axis``. Its derivatives of every order are exact with zeros in the input
-    (nothing is divided by them)."""
-    return _prod_p(x, axis=normalize_axis(axis, array_of(x).ndim, "prod"), keepdims=keepdims)
+def _in_dtype(x: Any, dtype: Any) -> Any:
+    """``x`` cast to NumPy's accumulator ``dtype=`` (None: as it is); the gradient is cast back."""
+    if dtype is None or np.dtype(dtype) == array_of(x).dtype:
+        return x
+    return astype(x, dtype)
+
+
+def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Any:
+    """Product over ``axis``, computed in ``dtype`` if given. Its derivatives of every order are
+    exact with zeros in the input (nothing is divided by them)."""
+    x = _in_dtype(x, dtype)
+    return _prod_p(x, axis=normalize_axis(axis, array_of(x).ndim, "prod", zero_d=True), keepdims=keepdims)
 
 
 # --- statistics ---------------------------------------------------------------------
@@ -230,7 +259,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis``. An empty slice gives NaN with a RuntimeWarning, as in NumPy."""
     shape = array_of(x).shape
-    ax = normalize_axis(axis, len(shape), "mean")
+    ax = normalize_axis(axis, len(shape), "mean", zero_d=True)
     count = _count(shape, ax)
     total = _sum_p(x, axis=ax, keepdims=keepdims)
     if count == 0:
@@ -243,7 +272,7 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     """Variance over ``axis``: sum((x - mean)**2) / (N - ddof). N - ddof <= 0 gives inf or NaN with a
     RuntimeWarning, as in NumPy."""
     shape = array_of(x).shape
-    ax = normalize_axis(axis, len(shape), "var")
+    ax = normalize_axis(axis, len(shape), "var", zero_d=True)
     dof = builtins.max(_count(shape, ax) - ddof, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an empty slice is reported once, below
@@ -258,13 +287,16 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
 
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     """Standard deviation over ``axis``, sqrt(var(x, axis, ddof)); its derivative is infinite where
-    the deviation is 0."""
+    the deviation of a slice of several elements is 0. A slice of one element (ddof 0) has the
+    deviation |x - mean(x)|, identically 0, whose derivatives are 0 (not sqrt'(0)·0 = nan)."""
+    shape = array_of(x).shape
+    ax = normalize_axis(axis, len(shape), "std", zero_d=True)
+    if ddof == 0 and _count(shape, ax) == 1:
+        return _sum_p(abs(x - mean(x, axis=ax, keepdims=True)), axis=ax, keepdims=keepdims)
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
-def _as_operand(x: Any) -> Any:
-    """Tensors and None as they are; lists and scalars as arrays, so operators act elementwise."""
-    return x if x is None or isinstance(x, Tensor) else np.asarray(x)
+_as_operand = as_operand  # tensors and None as they are; lists (of tensors too) and scalars as operands
 
 
 def _is_zero(x: Any) -> Any:
@@ -306,7 +338,7 @@ def average(x: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) computed stably; the shift by the max carries no gradient (it cancels)."""
-    ax = normalize_axis(axis, array_of(x).ndim, "logsumexp")
+    ax = normalize_axis(axis, array_of(x).ndim, "logsumexp", zero_d=True)
     shift = stop_gradient(_max_p(x, axis=ax, keepdims=True))
     lse = log(_sum_p(exp(x - shift), axis=ax, keepdims=True)) + shift
     if not keepdims:
@@ -365,24 +397,26 @@ _cumprod_p.defjvp(_cumprod_jvp)
 
 
 def _scan_axis(x: Any, axis: Any, op: str) -> tuple[Any, int]:
-    if axis is None:  # NumPy scans the flattened array
+    ndim = array_of(x).ndim
+    if axis is None or (ndim == 0 and op != "sort" and axis in (0, -1)):  # NumPy scans the flattened array
         return reshape(x, (-1,)), 0
-    ax = normalize_axis(axis, array_of(x).ndim, op)
+    ax = normalize_axis(axis, ndim, op)
     if ax is None or len(ax) != 1:
         raise ValueError(f"{op}: expected an int axis or None, got {axis!r}")
     return x, ax[0]
 
 
-def cumsum(x: Any, axis: Any = None) -> Any:
-    """Cumulative sum along ``axis`` (None: over the flattened array)."""
-    x, ax = _scan_axis(x, axis, "cumsum")
+def cumsum(x: Any, axis: Any = None, dtype: Any = None) -> Any:
+    """Cumulative sum along ``axis`` (None: over the flattened array), computed in ``dtype`` if given."""
+    x, ax = _scan_axis(_in_dtype(x, dtype), axis, "cumsum")
     return _cumsum_p(x, axis=ax)
 
 
-def cumprod(x: Any, axis: Any = None) -> Any:
-    """Cumulative product along ``axis`` (None: over the flattened array). Its derivatives of every
-    order are exact with zeros in the input (they are then built from scans, not divisions)."""
-    x, ax = _scan_axis(x, axis, "cumprod")
+def cumprod(x: Any, axis: Any = None, dtype: Any = None) -> Any:
+    """Cumulative product along ``axis`` (None: over the flattened array), computed in ``dtype`` if
+    given. Its derivatives of every order are exact with zeros in the input (they are then built
+    from scans, not divisions)."""
+    x, ax = _scan_axis(_in_dtype(x, dtype), axis, "cumprod")
     return _cumprod_p(x, axis=ax)
 
 

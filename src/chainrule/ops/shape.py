@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 
 from chainrule.core.errors import ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.tensor import Primitive, Tensor, _contains_tensor
 from chainrule.core.tensor import array_of as array_of  # re-exported: ops modules import it from here
 
 
@@ -92,12 +93,16 @@ def broadcast_to(x: Any, shape: Any) -> Any:
     return _broadcast_p(x, shape=shape)
 
 
-def expand_dims(x: Any, axis: int) -> Any:
-    """Insert a new axis of length 1 at position ``axis``."""
-    shape = list(array_of(x).shape)
-    axis = axis % (len(shape) + 1)
-    shape.insert(axis, 1)
-    return reshape(x, tuple(shape))
+def expand_dims(x: Any, axis: Any) -> Any:
+    """Insert new axes of length 1 at ``axis`` (an int or a tuple of positions in the result)."""
+    shape = array_of(x).shape
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    ndim = len(shape) + len(axes)
+    new = {_check_axis(a, ndim, "expand_dims") for a in axes}
+    if len(new) != len(axes):
+        raise ValueError(f"expand_dims: repeated axis in {axis}")
+    rest = iter(shape)
+    return reshape(x, tuple(1 if d in new else next(rest) for d in range(ndim)))
 
 
 def squeeze(x: Any, axis: Any = None) -> Any:
@@ -243,10 +248,21 @@ def stack(xs: Any, axis: int = 0) -> Any:
     return _stack_p(*xs, axis=axis)
 
 
+def as_operand(x: Any) -> Any:
+    """A tensor or None as it is; a (nested) list or tuple holding tensors stacked into one tensor
+    (so its gradient flows); anything else a NumPy array."""
+    if x is None or isinstance(x, Tensor):
+        return x
+    if (type(x) is list or type(x) is tuple) and _contains_tensor(x):
+        return stack([as_operand(e) if type(e) in (list, tuple) else e for e in x])
+    return np.asarray(x)
+
+
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
     """Split into equal parts (an int that must divide the length) or at the given indices."""
     n = array_of(x).shape[axis]
-    if isinstance(indices_or_sections, int):
+    if np.ndim(indices_or_sections) == 0:  # an int, or a 0-d array such as np.array(3)
+        indices_or_sections = operator.index(indices_or_sections)
         if n % indices_or_sections:
             raise ShapeError(f"split: axis {axis} of length {n} does not divide into {indices_or_sections} equal parts")
         step = n // indices_or_sections

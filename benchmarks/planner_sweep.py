@@ -30,7 +30,7 @@ from chainrule.optim import SGD
 from chainrule.parallel import accumulate
 from chainrule.plan.planner import Candidate, fit_budget
 from chainrule.plan.timing import calibrate
-from chainrule.train.trainer import objective
+from chainrule.models.objective import objective
 
 D, CLASSES = 64, 10
 

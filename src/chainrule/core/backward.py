@@ -50,7 +50,7 @@ def backward(
         while walk.ready:
             node = heapq.heappop(walk.ready)[1]
             g = walk.grads.pop(node)
-            if walk.reads_only(node, g):
+            if walk.leads is not None and walk.reads_only(node, g):
                 continue  # a target with no other target below it: its gradient is read, it is not run
             walk.visit(node, g, retain_graph)
     return walk.results(targets)
@@ -62,6 +62,7 @@ class _Walk:
     def __init__(self, state: State, create_graph: bool, targets: Sequence[Tensor] | None) -> None:
         self.state = state
         self.top = state.top
+        self.vjp = run_vjp if state.top is None else state.top.vjp  # the chain rule's one step at a node
         # compile's capture records the backward as primitives. Under forward mode the rules
         # must run on tensors that carry their tangents, recorded or not.
         self.record = create_graph or state.capturing
@@ -91,21 +92,25 @@ class _Walk:
         if node.released and (node.prim.save or node.prim.save_output):
             _released(node)
         args, out, g = _reconnect(node, g) if self.on_tensors else (node.kept, node.output, g)
-        top = self.top
+        vjp, grads = self.vjp, self.grads
         for i, parent in enumerate(node.parents):
             if parent is None:
                 continue
-            gi = run_vjp(node, i, g, out, args) if top is None else top.vjp(node, i, g, out, args)
+            gi = vjp(node, i, g, out, args)
             if gi is None:
                 continue
             expected = node.kept[i]
             if gi.shape != expected.shape or gi.dtype != expected.dtype:
                 gi = self.conform(gi, node, i)
-            self.send(parent, gi)
+            if type(parent) is Node and parent not in grads:  # the first gradient to reach it
+                grads[parent] = gi
+                heapq.heappush(self.ready, (-parent.seq, parent))
+            else:
+                self.send(parent, gi)
         if not retain_graph:
             node.release()
-        if top is not None:
-            top.visited(node)
+        if self.top is not None:
+            self.top.visited(node)
 
     def send(self, parent: Node | Tensor, gi: Any) -> None:
         """Pass a gradient to the node that made an input, or to a leaf."""
@@ -137,8 +142,7 @@ class _Walk:
             self.leads = _leading(list(self.grads), wanted)
 
     def reads_only(self, node: Node, g: Any) -> bool:
-        if self.leads is None:
-            return False
+        assert self.leads is not None
         self.captured[node] = g
         return node not in self.leads
 

@@ -28,6 +28,7 @@ from chainrule.data.io import atomic_write
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train.progress import bytes_bar, emit, progress_bar
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.transforms.compile import compile as compile_step
 
@@ -261,9 +262,10 @@ def prepare_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return load_data(cfg)[0]
 
 
-def load_data(cfg: Config) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Path]:
-    """:func:`prepare_data`'s arrays and the folder they were read from."""
-    data = load_fashion_mnist(cfg.data_dir)
+def load_data(cfg: Config, progress: Any = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Path]:
+    """:func:`prepare_data`'s arrays and the folder they were read from; ``progress`` makes a
+    bar for each file downloaded (see :func:`chainrule.data.fashion_mnist.download`)."""
+    data = load_fashion_mnist(cfg.data_dir, progress=progress)
     x_train, y_train = as_float_inputs(data.train_images), data.train_labels.astype(np.int64)
     x_test, y_test = as_float_inputs(data.test_images), data.test_labels.astype(np.int64)
     if cfg.limit_train:
@@ -358,24 +360,6 @@ def accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     return correct / max(len(x), 1)
 
 
-def emit(line: str, stream: Any = None) -> None:
-    """Print a line; if the reader has gone away (``| head -1``), stop printing and go on.
-
-    A closed pipe must not lose the run: stdout is pointed at /dev/null so that neither this
-    nor the interpreter's final flush raises again, and the run log still gets every line.
-    """
-    stream = stream or sys.stdout
-    try:
-        print(line, file=stream, flush=True)
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
 class RunLog:
     """``run.log`` in the run folder, rewritten atomically with each new line."""
 
@@ -400,7 +384,8 @@ class Trainer:
         self.out = Path(out_dir)
         self.quiet = quiet
         self.log: RunLog | None = None  # set by the command line, which owns the run folder
-        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg)
+        # a first run downloads 30 MB: a bar per file then, before the first epoch's bar
+        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg, None if quiet else bytes_bar)
         self.loader = DataLoader(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.model = build_model(cfg)
         self.optimizer: Stepper = build_optimizer(cfg, self.model)
@@ -755,7 +740,7 @@ class Trainer:
         st, cfg = self.state, self.cfg
         if self.schedule is not None:
             self.schedule.set_epoch(st.epoch)
-        bar = _progress(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch, self.quiet)
+        bar = None if self.quiet else progress_bar(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch)
         start = time.perf_counter()
         try:
             for sel in self.loader.index_batches(st.epoch, start=st.batch):
@@ -824,16 +809,6 @@ class Trainer:
         png = io.BytesIO()
         plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
-
-
-def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the progress bar is optional; the per-epoch line is always printed
-        return None
-    return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", disable=None)
 
 
 def recipe(cfg: Config) -> str:
@@ -905,4 +880,4 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     return accuracy(model, x_test, y_test)
 
 
-__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "evaluate", "validate_config"]
+__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "emit", "evaluate", "validate_config"]

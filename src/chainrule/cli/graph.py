@@ -54,9 +54,33 @@ def _format_and_path(args: argparse.Namespace) -> tuple[str, Path]:
     return fmt, out
 
 
+NO_GRAPHVIZ_PACKAGE = (
+    "chainrule: error: drawing needs the Python package graphviz, which is not installed: "
+    '`pip install graphviz` (it comes with `pip install -e ".[train]"`)'
+)
+
+
+def no_dot_message(source_path: str | None) -> str:
+    """The one line printed when Graphviz's ``dot`` program is missing (the drawing's source kept)."""
+    line = (
+        "chainrule: error: Graphviz's `dot` program is not on PATH: install it with `sudo apt-get install graphviz` "
+        "(macOS: `brew install graphviz`; conda: `conda install -c conda-forge graphviz`)"
+    )
+    if source_path:
+        line += f"; the graph's source is in {source_path} (`dot -Tsvg {source_path}` renders it)"
+    return line
+
+
 def graph_command(args: argparse.Namespace) -> int:
-    """Draw the chosen model's graph to a file; 2 on a usage problem (existing file, no ``dot``)."""
-    from chainrule.viz.drawing import DotNotFoundError, atomic_write, draw, write
+    """Draw the chosen model's graph to a file; 2 on a usage problem (existing file, no ``dot``,
+    no Python ``graphviz``), each told in one line."""
+    try:
+        from chainrule.viz.drawing import DotNotFoundError, atomic_write, draw, write
+    except ModuleNotFoundError as exc:
+        if exc.name != "graphviz":
+            raise
+        print(NO_GRAPHVIZ_PACKAGE, file=sys.stderr)
+        return 2
 
     fmt, out = _format_and_path(args)
     if out.exists() and not args.force:
@@ -102,7 +126,7 @@ def graph_command(args: argparse.Namespace) -> int:
         print(f"chainrule: error: {exc}", file=sys.stderr)
         return 2
     except DotNotFoundError as exc:
-        print(f"chainrule: error: {exc}", file=sys.stderr)
+        print(no_dot_message(exc.source_path), file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -64,3 +64,51 @@ def test_explain_needs_no_graphviz_at_all(tmp_path: Path) -> None:
     run = chainrule("explain", "--text", code=WITHOUT_GRAPHVIZ, path=str(empty))
     assert run.returncode == 0, run.stderr
     assert "∂J/∂W2" in run.stdout
+
+
+def _explain(capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+    from chainrule.cli.main import main
+
+    assert main(["explain", *flags]) == 0
+    return capsys.readouterr().out
+
+
+def test_explain_prints_readable_unicode_by_default_and_latex_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    default = chainrule("explain")
+    assert default.returncode == 0, default.stderr
+    assert default.stdout == _explain(capsys, "--text")  # --text still works, and is the default
+    assert "∂J/∂W2 = ∂J/∂o hᵀ + λW2" in default.stdout and "s = λ/2 ‖W1‖² + λ/2 ‖W2‖²" in default.stdout
+    for raw in ("\\frac", "\\partial", "$$", "\\mathbf"):
+        assert raw not in default.stdout
+    markdown = _explain(capsys, "--markdown")
+    assert markdown.startswith("### Forward propagation")
+    assert "$$ \\frac{\\partial J}{\\partial \\mathbf{W}^{(2)}} = " in markdown
+    latex = _explain(capsys, "--latex")
+    lines = [line for line in latex.splitlines() if line]
+    assert all(line.startswith(("\\[", "%")) for line in lines), lines
+    assert "\\[ \\frac{\\partial J}{\\partial \\mathbf{W}^{(2)}} = " in latex
+    assert sum(line.startswith("\\[") for line in lines) == markdown.count("$$") // 2 + markdown.count("chain rule: $")
+    from chainrule.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "--text", "--latex"])
+    assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_explain_on_an_encoding_without_the_symbols_says_so_in_one_line() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "chainrule", "explain"],
+        capture_output=True,
+        env={**ENV, "PYTHONIOENCODING": "ascii"},
+        check=False,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    err = run.stderr.decode()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and "PYTHONIOENCODING=utf-8" in err
+
+
+def test_the_docs_show_what_chainrule_explain_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    page = (ROOT / "docs" / "graph.md").read_text()
+    shown = page.split("```text\n$ chainrule explain\n", 1)[1].split("```", 1)[0]
+    assert _explain(capsys) == shown

@@ -38,7 +38,21 @@ def add_parsers(subparsers: Any) -> None:
     e = subparsers.add_parser("explain", help="print the forward and backward equations of the section's models")
     e.add_argument("--model", default="section", choices=examples.MODELS)
     e.add_argument("--forward-only", action="store_true", help="only the forward equations")
-    e.add_argument("--text", action="store_true", help="plain Unicode text instead of Markdown with LaTeX")
+    style = e.add_mutually_exclusive_group()
+    style.add_argument(
+        "--text", dest="style", action="store_const", const="text", help="plain Unicode text, for a terminal (default)"
+    )
+    style.add_argument(
+        "--markdown",
+        dest="style",
+        action="store_const",
+        const="markdown",
+        help="Markdown with LaTeX math ($$ … $$), for a notebook or a docs page",
+    )
+    style.add_argument(
+        "--latex", dest="style", action="store_const", const="latex", help="LaTeX only: one \\[ … \\] per equation"
+    )
+    e.set_defaults(style="text")
     e.add_argument("--batch", type=int, default=4)
     e.set_defaults(func=explain_command)
 
@@ -133,7 +147,8 @@ def graph_command(args: argparse.Namespace) -> int:
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    """Print the chosen model's forward equations and its chain-rule steps."""
+    """Print the chosen model's forward equations and its chain-rule steps: Unicode text by
+    default, Markdown with LaTeX (``--markdown``) or LaTeX alone (``--latex``) on request."""
     ex = examples.build(args.model, batch=args.batch)
     text = equations(
         ex.J,
@@ -141,10 +156,43 @@ def explain_command(args: argparse.Namespace) -> int:
         names=ex.names,
         symbols=ex.symbols,
         batch_axis=ex.batch_axis,
-        style="text" if args.text else "markdown",
+        style="text" if args.style == "text" else "markdown",
     )
-    sys.stdout.write(text)
+    if args.style == "latex":
+        text = markdown_to_latex(text)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except UnicodeEncodeError:
+        encoding = getattr(sys.stdout, "encoding", "?")
+        print(
+            f"chainrule: error: the output's encoding ({encoding}) cannot show the equations' symbols (∂, ⊙, λ); "
+            "use a UTF-8 locale or set PYTHONIOENCODING=utf-8",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def markdown_to_latex(markdown: str) -> str:
+    """The equations' Markdown as LaTeX alone: each ``$$ … $$`` and each inline chain-rule ``$ … $``
+    becomes ``\\[ … \\]``; headings and notes become ``%`` comments."""
+    out = []
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("$$") and stripped.endswith("$$") and len(stripped) > 4:
+            out.append(f"\\[ {stripped[2:-2].strip()} \\]")
+        elif stripped.startswith("chain rule: $") and stripped.endswith("$"):
+            out.append(f"% chain rule:\n\\[ {stripped[len('chain rule: $') : -1].strip()} \\]")
+        elif stripped.startswith("#"):
+            out.append("% " + stripped.lstrip("#").strip())
+        elif stripped.startswith("_") and stripped.endswith("_"):
+            out.append("% " + stripped.strip("_"))
+        elif stripped:
+            out.append("% " + stripped)
+        else:
+            out.append("")
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

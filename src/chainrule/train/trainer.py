@@ -29,6 +29,7 @@ from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
 from chainrule.train.progress import bytes_bar, emit, progress_bar
+from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.transforms.compile import compile as compile_step
 
@@ -565,12 +566,13 @@ class Trainer:
         if self.pipeline is not None:
             self.pipeline.sync_parameters(self.model.parameters(), self.model)
 
-    def say(self, line: str) -> None:
-        """A line for the run log and, unless quiet, for stdout."""
+    def say(self, line: str, stream: Any = None) -> None:
+        """A line for the run log and, unless quiet, for stdout; a line for ``stream`` (stderr)
+        is printed even when quiet. Every line printed during a run goes through here."""
         if self.log is not None:
             self.log.add(line)
-        if not self.quiet:
-            emit(line)
+        if stream is not None or not self.quiet:
+            emit(line, stream)
 
     # --- checkpoints ------------------------------------------------------------------
     def _dropouts(self) -> list[Dropout]:
@@ -685,14 +687,14 @@ class Trainer:
                 self._check_finite()
                 path = self.save()
                 where = f"epoch {self.state.epoch + 1}, batch {self.state.batch}"
-                if self.log is not None:
-                    self.log.add(f"stopped by {signal.Signals(signum).name} at {where}; checkpoint saved")
             finally:
                 self._critical -= 1
-            print(
-                f"\n{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where}: checkpoint saved to "
-                f"{path}; continue with `chainrule train --resume {self.out}`",
-                file=sys.stderr,
+            print(file=sys.stderr)  # off the progress bar's line
+            self.say(
+                f"{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where} (stopped by "
+                f"{signal.Signals(signum).name}): checkpoint saved to {path}; "
+                f"continue with `chainrule train --resume {self.out}`",
+                sys.stderr,
             )
             raise Interrupted(signum) from None
         finally:
@@ -787,10 +789,7 @@ class Trainer:
             self.save()
         finally:
             self._critical -= 1
-        self.say(
-            f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
-            f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s"
-        )
+        self.say(epoch_line(m))
         self._check_stop()
 
     def write_reports(self) -> None:
@@ -809,54 +808,6 @@ class Trainer:
         png = io.BytesIO()
         plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
-
-
-def recipe(cfg: Config) -> str:
-    """A one-line name of the training recipe, e.g. for a plot's title."""
-    model = {"section": "section MLP", "section-bias": "section MLP + bias", "mlp": "MLP"}.get(cfg.model, cfg.model)
-    parts = [
-        f"{model} 784-{cfg.hidden}-10 {cfg.activation}",
-        f"{cfg.optimizer} lr {cfg.lr:g}",
-        f"batch {cfg.batch_size}",
-        f"λ {cfg.weight_decay:g}",
-        f"{cfg.epochs} epochs",
-    ]
-    if cfg.schedule != "none":
-        parts.append(f"{cfg.schedule} schedule")
-    if cfg.dropout:
-        parts.append(f"dropout {cfg.dropout:g}")
-    return ", ".join(parts)
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO, title: str | None = None) -> None:
-    """Three panels per epoch: the losses (train J = L + s averaged over the epoch's minibatches,
-    test L at the epoch's end), the penalty s, and train/test accuracy; ``title`` names the recipe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train J = L + s (epoch mean)")
-    ax1.plot(epochs, [h.get("test_loss", math.nan) for h in history], "s-", label="test L")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.plot(epochs, [h.get("penalty", 0.0) for h in history], "o-", color="tab:green", label="s = λ/2(‖W1‖² + ‖W2‖²)")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("penalty s")
-    ax2.legend()
-    ax3.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train accuracy")
-    ax3.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test accuracy")
-    ax3.set_xlabel("epoch")
-    ax3.set_ylabel("accuracy")
-    ax3.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -112,3 +112,10 @@ def test_the_docs_show_what_chainrule_explain_prints(capsys: pytest.CaptureFixtu
     page = (ROOT / "docs" / "graph.md").read_text()
     shown = page.split("```text\n$ chainrule explain\n", 1)[1].split("```", 1)[0]
     assert _explain(capsys) == shown
+
+
+def test_the_readme_first_screen_leads_to_graph_and_explain() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("```bash", 1)[1].split("```", 1)[0]
+    assert 'pip install -e ".[train]"' in first
+    assert "`chainrule graph`" in first and "`chainrule explain`" in first and "apt-get install graphviz" in first

@@ -79,6 +79,9 @@ def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO, title: s
     ax3.legend()
     for ax in (ax1, ax2, ax3):
         _epoch_axis(ax, epochs)
+        ax.margins(y=0.2)  # room for the legend: no point on the frame
+    if len(epochs) == 1 and history[0].get("penalty", 0.0) > 0:  # one value: its scale, from 0
+        ax2.set_ylim(0, 1.5 * history[0]["penalty"])
     if title:
         fig.suptitle(title)
     fig.tight_layout()

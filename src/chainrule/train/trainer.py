@@ -568,11 +568,12 @@ class Trainer:
 
     def say(self, line: str, stream: Any = None) -> None:
         """A line for the run log and, unless quiet, for stdout; a line for ``stream`` (stderr)
-        is printed even when quiet. Every line printed during a run goes through here."""
-        if self.log is not None:
-            self.log.add(line)
+        is printed even when quiet. Every line printed during a run goes through here; it is
+        printed first, so a log that cannot be written does not hide it."""
         if stream is not None or not self.quiet:
             emit(line, stream)
+        if self.log is not None:
+            self.log.add(line)
 
     # --- checkpoints ------------------------------------------------------------------
     def _dropouts(self) -> list[Dropout]:

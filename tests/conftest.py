@@ -20,7 +20,7 @@ def fashion_mnist_read_once(monkeypatch):
 
     real = training.load_fashion_mnist
 
-    def cached(data_dir=None):
+    def cached(data_dir=None, **kwargs):
         if data_dir not in _FASHION_MNIST:
             _FASHION_MNIST[data_dir] = real(data_dir)
         return _FASHION_MNIST[data_dir]

@@ -235,22 +235,20 @@ def _main(args: argparse.Namespace) -> int:
             trainer = Trainer(cfg, run.path, quiet=quiet)
         trainer.log = log
         log.add(f"data: Fashion-MNIST from {trainer.data_source}")
-        if not quiet:
-            emit(
-                f"run folder {trainer.out}; {trainer.model.num_parameters():,} parameters; "
-                f"data from {trainer.data_source}"
-            )
+        # every line printed from here on goes to run.log too (Trainer.say)
+        trainer.say(
+            f"run folder {trainer.out}; {trainer.model.num_parameters():,} parameters; data from {trainer.data_source}"
+        )
         try:
             trainer.run()
         except (OutputError, FloatingPointError) as exc:
             try:
-                log.add(f"failed: {exc}")
+                log.add(f"chainrule: error: {exc}")  # the line main() prints
             except OutputError:
                 pass
             raise
+        trainer.say(f"wrote {trainer.out}/metrics.csv, metrics.json, curves.png, checkpoint.npz, run.log")
         log.add("finished")
-        if not quiet:
-            emit(f"wrote {trainer.out}/metrics.csv, metrics.json, curves.png, checkpoint.npz, run.log")
     return 0
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import DTypeError
-from chainrule.core.tensor import Primitive
+from chainrule.core.primitive import Primitive
 from chainrule.ops.elementwise import divide, isnan, power, where
 from chainrule.ops.manip import diag
-from chainrule.ops.reduce import normalize_axis
+from chainrule.ops.reduce import broadcast_to, normalize_axis
 from chainrule.ops.reduce import sum as _sum
-from chainrule.ops.shape import array_of, as_operand, astype, broadcast_to, concatenate, reshape
+from chainrule.ops.shape import array_of, as_operand, astype, concatenate, reshape
 
 positive: Primitive = Primitive("positive", np.positive, doc="+x: a copy, elementwise.")
 positive.defvjp(lambda g, out, x: g)

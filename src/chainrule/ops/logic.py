@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.tensor import Primitive
+from chainrule.core.primitive import Primitive
 from chainrule.ops.reduce import normalize_axis
 from chainrule.ops.shape import array_of
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.tensor import Tensor
 
 # NumPy names whose chainrule counterpart is spelled differently.
 _ALIASES = {"true_divide": "divide", "absolute": "abs", "amax": "max", "amin": "min", "concat": "concatenate"}

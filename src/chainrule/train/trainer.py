@@ -21,13 +21,16 @@ import numpy as np
 import chainrule.nn.functional as F
 from chainrule.core.constructors import as_tensor
 from chainrule.core.errors import ChainruleError
-from chainrule.core.node import no_grad
+from chainrule.core.state import no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
 from chainrule.data.io import atomic_write
 from chainrule.models import SectionMLP
+from chainrule.models.objective import objective
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train.progress import bytes_bar, emit, progress_bar
+from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.transforms.compile import compile as compile_step
 
@@ -261,9 +264,10 @@ def prepare_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return load_data(cfg)[0]
 
 
-def load_data(cfg: Config) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Path]:
-    """:func:`prepare_data`'s arrays and the folder they were read from."""
-    data = load_fashion_mnist(cfg.data_dir)
+def load_data(cfg: Config, progress: Any = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Path]:
+    """:func:`prepare_data`'s arrays and the folder they were read from; ``progress`` makes a
+    bar for each file downloaded (see :func:`chainrule.data.fashion_mnist.download`)."""
+    data = load_fashion_mnist(cfg.data_dir, progress=progress)
     x_train, y_train = as_float_inputs(data.train_images), data.train_labels.astype(np.int64)
     x_test, y_test = as_float_inputs(data.test_images), data.test_labels.astype(np.int64)
     if cfg.limit_train:
@@ -315,15 +319,6 @@ def build_optimizer(cfg: Config, model: Module) -> Optimizer:
     raise ValueError(f"train: --optimizer must be sgd, momentum, adam or adamw, got {cfg.optimizer!r}")
 
 
-def objective(model: Module, x: Tensor, y: Any) -> tuple[Tensor, Tensor]:
-    """Return (J, logits) for a minibatch."""
-    if isinstance(model, SectionMLP):
-        nodes = model.objective(x, y)
-        return nodes["J"], nodes["o"]
-    logits = model(x)
-    return F.cross_entropy(logits, y), logits
-
-
 def penalty(model: Module, lam: float) -> float:
     """s = λ/2 Σ‖W‖F² over the penalized weights (W1 and W2 for the section's model, all parameters otherwise)."""
     params = [model.W1, model.W2] if isinstance(model, SectionMLP) else model.parameters()
@@ -358,24 +353,6 @@ def accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     return correct / max(len(x), 1)
 
 
-def emit(line: str, stream: Any = None) -> None:
-    """Print a line; if the reader has gone away (``| head -1``), stop printing and go on.
-
-    A closed pipe must not lose the run: stdout is pointed at /dev/null so that neither this
-    nor the interpreter's final flush raises again, and the run log still gets every line.
-    """
-    stream = stream or sys.stdout
-    try:
-        print(line, file=stream, flush=True)
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
 class RunLog:
     """``run.log`` in the run folder, rewritten atomically with each new line."""
 
@@ -400,7 +377,8 @@ class Trainer:
         self.out = Path(out_dir)
         self.quiet = quiet
         self.log: RunLog | None = None  # set by the command line, which owns the run folder
-        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg)
+        # a first run downloads 30 MB: a bar per file then, before the first epoch's bar
+        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg, None if quiet else bytes_bar)
         self.loader = DataLoader(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.model = build_model(cfg)
         self.optimizer: Stepper = build_optimizer(cfg, self.model)
@@ -580,12 +558,14 @@ class Trainer:
         if self.pipeline is not None:
             self.pipeline.sync_parameters(self.model.parameters(), self.model)
 
-    def say(self, line: str) -> None:
-        """A line for the run log and, unless quiet, for stdout."""
+    def say(self, line: str, stream: Any = None) -> None:
+        """A line for the run log and, unless quiet, for stdout; a line for ``stream`` (stderr)
+        is printed even when quiet. Every line printed during a run goes through here; it is
+        printed first, so a log that cannot be written does not hide it."""
+        if stream is not None or not self.quiet:
+            emit(line, stream)
         if self.log is not None:
             self.log.add(line)
-        if not self.quiet:
-            emit(line)
 
     # --- checkpoints ------------------------------------------------------------------
     def _dropouts(self) -> list[Dropout]:
@@ -700,14 +680,14 @@ class Trainer:
                 self._check_finite()
                 path = self.save()
                 where = f"epoch {self.state.epoch + 1}, batch {self.state.batch}"
-                if self.log is not None:
-                    self.log.add(f"stopped by {signal.Signals(signum).name} at {where}; checkpoint saved")
             finally:
                 self._critical -= 1
-            print(
-                f"\n{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where}: checkpoint saved to "
-                f"{path}; continue with `chainrule train --resume {self.out}`",
-                file=sys.stderr,
+            print(file=sys.stderr)  # off the progress bar's line
+            self.say(
+                f"{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where} (stopped by "
+                f"{signal.Signals(signum).name}): checkpoint saved to {path}; "
+                f"continue with `chainrule train --resume {self.out}`",
+                sys.stderr,
             )
             raise Interrupted(signum) from None
         finally:
@@ -755,7 +735,7 @@ class Trainer:
         st, cfg = self.state, self.cfg
         if self.schedule is not None:
             self.schedule.set_epoch(st.epoch)
-        bar = _progress(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch, self.quiet)
+        bar = None if self.quiet else progress_bar(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch)
         start = time.perf_counter()
         try:
             for sel in self.loader.index_batches(st.epoch, start=st.batch):
@@ -802,10 +782,7 @@ class Trainer:
             self.save()
         finally:
             self._critical -= 1
-        self.say(
-            f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
-            f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s"
-        )
+        self.say(epoch_line(m))
         self._check_stop()
 
     def write_reports(self) -> None:
@@ -824,64 +801,6 @@ class Trainer:
         png = io.BytesIO()
         plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
-
-
-def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the progress bar is optional; the per-epoch line is always printed
-        return None
-    return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", disable=None)
-
-
-def recipe(cfg: Config) -> str:
-    """A one-line name of the training recipe, e.g. for a plot's title."""
-    model = {"section": "section MLP", "section-bias": "section MLP + bias", "mlp": "MLP"}.get(cfg.model, cfg.model)
-    parts = [
-        f"{model} 784-{cfg.hidden}-10 {cfg.activation}",
-        f"{cfg.optimizer} lr {cfg.lr:g}",
-        f"batch {cfg.batch_size}",
-        f"λ {cfg.weight_decay:g}",
-        f"{cfg.epochs} epochs",
-    ]
-    if cfg.schedule != "none":
-        parts.append(f"{cfg.schedule} schedule")
-    if cfg.dropout:
-        parts.append(f"dropout {cfg.dropout:g}")
-    return ", ".join(parts)
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO, title: str | None = None) -> None:
-    """Three panels per epoch: the losses (train J = L + s averaged over the epoch's minibatches,
-    test L at the epoch's end), the penalty s, and train/test accuracy; ``title`` names the recipe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train J = L + s (epoch mean)")
-    ax1.plot(epochs, [h.get("test_loss", math.nan) for h in history], "s-", label="test L")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.plot(epochs, [h.get("penalty", 0.0) for h in history], "o-", color="tab:green", label="s = λ/2(‖W1‖² + ‖W2‖²)")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("penalty s")
-    ax2.legend()
-    ax3.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train accuracy")
-    ax3.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test accuracy")
-    ax3.set_xlabel("epoch")
-    ax3.set_ylabel("accuracy")
-    ax3.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -905,4 +824,4 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     return accuracy(model, x_test, y_test)
 
 
-__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "evaluate", "validate_config"]
+__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "emit", "evaluate", "validate_config"]

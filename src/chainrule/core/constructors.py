@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core.random import GENERATOR
 from chainrule.core.tensor import Tensor
 
 
@@ -103,14 +104,15 @@ def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, seed: int | None = None) -> Tensor:
-    """Standard normal samples of the given shape (NumPy's ``default_rng(seed)``); float32 unless ``dtype``.
+    """Standard normal samples of the given shape (NumPy's ``default_rng(seed)``; without a seed the
+    default generator, which ``cr.manual_seed`` seeds); float32 unless ``dtype``.
 
     Examples:
         >>> import chainrule as cr
         >>> cr.randn(2, 3, seed=0).shape
         (2, 3)
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if seed is not None else GENERATOR
     data = rng.standard_normal(_shape(shape)).astype(_dtype(dtype))
     return Tensor(data, requires_grad, dtype=_dtype(dtype))
 

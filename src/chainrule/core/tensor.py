@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.errors import DTypeError
+from chainrule.core import inplace
+from chainrule.core.errors import DTypeError, InPlaceError
 from chainrule.core.node import Node
+from chainrule.core.random import GENERATOR
 from chainrule.core.state import THREAD
 
 
@@ -302,8 +304,165 @@ class Tensor:
         """Two axes exchanged (NumPy's ``swapaxes``)."""
         return UP.ops.swapaxes(self, axis1, axis2)
 
-    def argmax(self, axis: Any = None) -> np.ndarray[Any, Any]:
-        return np.asarray(self.data.argmax(axis=axis))
+    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Index of the largest element (flattened if ``axis`` is None): an integer tensor."""
+        return UP.ops.argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Index of the smallest element (flattened if ``axis`` is None): an integer tensor."""
+        return UP.ops.argmin(self, axis=axis, keepdims=keepdims)
+
+    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Whether every element (along ``axis``) is true: a bool tensor."""
+        return UP.ops.all(self, axis=axis, keepdims=keepdims)
+
+    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Whether any element (along ``axis``) is true: a bool tensor."""
+        return UP.ops.any(self, axis=axis, keepdims=keepdims)
+
+    def copy(self) -> Tensor:
+        """A copy (a new array; the gradient passes through), as ``np.copy``/``torch.clone``."""
+        return UP.ops.copy(self)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return UP.ops.mod(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return UP.ops.mod(other, self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return UP.ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return UP.ops.floor_divide(other, self)
+
+    # --- in place (PyTorch's idioms; the rules are in chainrule.core.inplace) ----------------
+    def _inplace(self, op: str, name: str, other: Any) -> Tensor:
+        is_t = isinstance(other, Tensor)
+        if inplace.recording(op, self, is_t and other.requires_grad, is_t and bool(other.tangents)):
+            return self._take(getattr(UP.ops, name)(self, other))
+        array = inplace.writable(self.data, op)
+        inplace.apply(op, inplace.UFUNCS[name], array, other.data if is_t else other)
+        self.data = array
+        return self
+
+    def _take(self, new: Tensor) -> Tensor:
+        """Become ``new`` (its array and node): a recorded in-place update."""
+        self.data, self.node, self.requires_grad = new.data, new.node, new.requires_grad
+        if self.node is not None and self.name is not None:
+            self.node.label = self.name
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace("+=", "add", other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace("-=", "subtract", other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace("*=", "multiply", other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace("/=", "divide", other)
+
+    def __ipow__(self, other: Any) -> Tensor:
+        return self._inplace("**=", "power", other)
+
+    def __imod__(self, other: Any) -> Tensor:
+        return self._inplace("%=", "mod", other)
+
+    def __ifloordiv__(self, other: Any) -> Tensor:
+        return self._inplace("//=", "floor_divide", other)
+
+    def __imatmul__(self, other: Any) -> Tensor:
+        raise InPlaceError("@=: matrix products are not computed in place; write a = a @ b")
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self += alpha * other`` in place (PyTorch's ``add_``); returns self."""
+        return self._inplace("add_", "add", other if alpha == 1 else other * alpha)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self -= alpha * other`` in place; returns self."""
+        return self._inplace("sub_", "subtract", other if alpha == 1 else other * alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        """``self *= other`` in place; returns self."""
+        return self._inplace("mul_", "multiply", other)
+
+    def div_(self, other: Any) -> Tensor:
+        """``self /= other`` in place; returns self."""
+        return self._inplace("div_", "divide", other)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002  (PyTorch's names)
+        """Limit the values to [min, max] in place (PyTorch's ``clamp_``); returns self."""
+        lo, hi = (b.data if isinstance(b, Tensor) and not b.requires_grad else b for b in (min, max))
+        if inplace.recording("clamp_", self, any(isinstance(b, Tensor) and b.requires_grad for b in (lo, hi)), False):
+            return self._take(UP.ops.clip(self, lo, hi))
+        if lo is None and hi is None:
+            raise ValueError("clamp_: expected at least one of min or max, got neither")
+        array = inplace.writable(self.data, "clamp_")
+        np.clip(array, lo, hi, out=array)
+        self.data = array
+        return self
+
+    def copy_(self, src: Any) -> Tensor:
+        """Overwrite the values with ``src`` (broadcast, cast to this dtype) in place; returns self."""
+        is_t = isinstance(src, Tensor)
+        if inplace.recording("copy_", self, is_t and src.requires_grad, is_t and bool(src.tangents)):
+            return self._take(UP.ops.broadcast_to(UP.ops.astype(src, self.data.dtype), self.data.shape))
+        array = inplace.writable(self.data, "copy_")
+        array[...] = src.data if is_t else src
+        self.data = array
+        return self
+
+    def _overwrite(self, op: str) -> np.ndarray[Any, Any]:
+        if inplace.recording(op, self, False, False):
+            raise InPlaceError(
+                f"{op}: this tensor is part of a recorded graph; overwriting it would cut the graph. "
+                f"Make a new tensor (cr.full_like, cr.zeros_like) or call it under cr.no_grad()"
+            )
+        return inplace.writable(self.data, op)
+
+    def fill_(self, value: Any) -> Tensor:
+        """Set every element to ``value`` in place; returns self."""
+        array = self._overwrite("fill_")
+        array[...] = value.data if isinstance(value, Tensor) else value
+        self.data = array
+        return self
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0 in place (``p.grad.zero_()``); returns self."""
+        array = self._overwrite("zero_")
+        array[...] = 0
+        self.data = array
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill with N(mean, std²) samples in place (``generator``: a NumPy Generator; default the
+        one ``cr.manual_seed`` seeds); returns self."""
+        array = self._overwrite("normal_")
+        array[...] = (generator or GENERATOR).normal(mean, std, array.shape)
+        self.data = array
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill with U(a, b) samples in place; returns self."""
+        array = self._overwrite("uniform_")
+        array[...] = (generator or GENERATOR).uniform(a, b, array.shape)
+        self.data = array
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``t[index] = value``: written in place, or recorded (``index_update``) on a tensor in a graph."""
+        is_t = isinstance(value, Tensor)
+        if inplace.recording("t[index] = v", self, is_t and value.requires_grad, is_t and bool(value.tangents)):
+            self._take(UP.ops.index_update(self, index, value))
+            return
+        array = inplace.writable(self.data, "t[index] = v")
+        items = index if isinstance(index, tuple) else (index,)
+        clean = tuple(i.data if isinstance(i, Tensor) else i for i in items)
+        array[clean if isinstance(index, tuple) else clean[0]] = value.data if is_t else value
+        self.data = array
 
 
 def _as_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:

@@ -1,5 +1,6 @@
 """The default random generator: what ``nn`` layers' initialisation, ``Dropout`` masks and
-``DataLoader`` shuffling draw from when not given a generator or seed of their own.
+``DataLoader`` shuffling, ``cr.randn`` and the in-place ``normal_``/``uniform_`` draw from when
+not given a generator or seed of their own (it lives in :mod:`chainrule.core.random`).
 
 :func:`manual_seed` (``cr.manual_seed``, as ``torch.manual_seed``) reseeds it in place, so one
 call makes a run reproducible, including layers and loaders made before the call.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_GENERATOR = np.random.default_rng()
+from chainrule.core.random import GENERATOR as _GENERATOR
 
 
 def manual_seed(seed: int) -> np.random.Generator:

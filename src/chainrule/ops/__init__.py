@@ -11,7 +11,6 @@ from chainrule.ops import (
     logic,
     manip,
     matrix,
-    methods,
     numeric,
     numpy_dispatch,
     products,
@@ -42,5 +41,4 @@ __all__ = [
 ]
 
 numpy_dispatch.install()
-methods.install()  # %, //, argmax/argmin (integer tensors), all/any, copy on Tensor
 install_ops(sys.modules[__name__], backward)  # Tensor's operators and backward; sum_to, broadcast_to, astype, stack

@@ -218,6 +218,32 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", constant_values: Any
     return array
 
 
+def index_update(x: Any, index: Any, value: Any) -> Any:
+    """``x`` with ``x[index]`` replaced by ``value`` (broadcast to the indexed shape), as a new
+    array: what ``t[index] = value`` records on a tensor in a graph. Differentiable in both: the
+    gradient reaches ``x`` off the index and ``value`` on it. Repeated array indices are refused
+    (NumPy keeps the last write; which element's gradient that is would be a guess)."""
+    index = _clean(index)
+    data = array_of(x)
+    positions = np.arange(data.size).reshape(data.shape)[index]
+    if _has_array(index) and np.unique(positions).size != positions.size:
+        raise ValueError("index_update: repeated indices (t[idx] = v with idx naming an element twice)")
+    mask = np.zeros(data.shape, dtype=bool)
+    mask[index] = True
+    placed = _scatter_add_p(broadcast_to(value, positions.shape), index=index, shape=data.shape)
+    return where(mask, placed, x)
+
+
+def _clean(index: Any) -> Any:
+    items = index if isinstance(index, tuple) else (index,)
+    cleaned = tuple(np.asarray(array_of(i)) if hasattr(i, "data") or isinstance(i, list) else i for i in items)
+    return cleaned if isinstance(index, tuple) else cleaned[0]
+
+
+def _has_array(index: Any) -> bool:
+    return any(isinstance(i, np.ndarray) for i in (index if isinstance(index, tuple) else (index,)))
+
+
 def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Any:
     """The ``n``-th discrete difference along ``axis`` (NumPy's ``diff``)."""
     ndim = array_of(a).ndim
@@ -402,6 +428,7 @@ def dsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
 
 
 __all__ = [
+    "index_update",
     "array_split",
     "atleast_1d",
     "atleast_2d",

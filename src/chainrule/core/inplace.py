@@ -1,0 +1,102 @@
+"""PyTorch's in-place idioms on tensors (``-=``, ``zero_()``, ``t[i] = v``...): the rules.
+
+An in-place write goes one of two ways, decided per call (nothing is added to ``bind`` or the
+backward walk):
+
+* **written**: nothing is being recorded (under ``cr.no_grad()``, or no tensor involved requires
+  grad): the operation writes into the tensor's array, like NumPy's ``a -= b``. The array must
+  not be saved by a live node (the read-only protection of :func:`~chainrule.core.node.hold`,
+  PyTorch's version counter): that raises :class:`InPlaceError` naming the node. A read-only
+  broadcast view (some gradients are) is first replaced by a private copy.
+* **recorded**: gradients are being recorded and a tensor involved requires grad: the tensor
+  takes the result of the out-of-place operation (its array and node), so the graph stays
+  right and every reference to the tensor object sees the new value. A leaf that requires grad
+  is refused (PyTorch's rule: update parameters under ``cr.no_grad()``), and so is a tensor whose
+  array views another's (the write could not reach the viewed tensor).
+
+Forward mode (``cr.jvp``) and a compiled step's capture are refused: they could not replay it.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.errors import InPlaceError
+from chainrule.core.node import holder_of
+from chainrule.core.state import THREAD
+
+UFUNCS = {
+    "add": np.add,
+    "subtract": np.subtract,
+    "multiply": np.multiply,
+    "divide": np.divide,
+    "power": np.power,
+    "mod": np.mod,
+    "floor_divide": np.floor_divide,
+}
+
+
+def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> bool:
+    """Whether this in-place call must be recorded (else it writes); refuses what cannot be honoured."""
+    st = THREAD.state
+    if st.capturing:
+        raise InPlaceError(f"{op}: in-place operations cannot be captured by cr.compile; write t = t - x instead")
+    if tensor.tangents or other_tangents or st.forward:
+        raise InPlaceError(f"{op}: in-place operations are not supported inside cr.jvp; write t = t - x instead")
+    if not st.grad_enabled or not (tensor.requires_grad or other_grad):
+        return False
+    if tensor.node is None and tensor.requires_grad:
+        raise InPlaceError(
+            f"{op}: a leaf tensor that requires grad (a parameter) cannot be modified in place while gradients "
+            f"are recorded; do the update under `with cr.no_grad():` (as PyTorch requires), or use an optimizer"
+        )
+    if tensor.data.base is not None:
+        raise InPlaceError(
+            f"{op}: this tensor's array is a view of another tensor's (t = x[...] or x.reshape(...)), and a "
+            f"recorded in-place update cannot reach that tensor; write x[idx] = x[idx] * c, or t = t * c"
+        )
+    return True
+
+
+def writable(array: np.ndarray[Any, Any], op: str) -> np.ndarray[Any, Any]:
+    """The array to write into: ``array`` itself, or a private copy of a read-only broadcast view."""
+    if array.flags.writeable:
+        return array
+    holder = holder_of(array)
+    if holder is not None:
+        gc.collect()  # a graph that is only unreachable (a reference cycle) lets go when collected
+        holder = holder_of(array)
+    if holder is not None:
+        raise InPlaceError(
+            f"{op}: this tensor's array (shape {array.shape}) is saved by a '{holder}' node of a graph that has "
+            f"not been backpropagated yet (or was kept with retain_graph=True); writing it in place would make "
+            f"that graph's gradients wrong. Call backward first, or drop that graph"
+        )
+    if array.flags.writeable:
+        return array
+    if array.base is not None:  # a read-only view (a broadcast gradient): the tensor gets its own copy
+        return array.copy()
+    raise InPlaceError(
+        f"{op}: this tensor's array is read-only (the NumPy array it was made from is); "
+        f"make the tensor from a writable copy, e.g. cr.tensor(a)"
+    )
+
+
+def apply(op: str, ufunc: Any, array: np.ndarray[Any, Any], other: Any) -> None:
+    """``array op= other`` in place, with NumPy's casting rule; errors name the operation."""
+    try:
+        ufunc(array, other, out=array, casting="same_kind")
+    except TypeError as exc:
+        from chainrule.core.errors import DTypeError
+
+        raise DTypeError(f"{op}: cannot write the result into a {array.dtype} tensor in place ({exc})") from None
+    except ValueError as exc:
+        from chainrule.core.errors import ShapeError
+
+        raise ShapeError(
+            f"{op}: an operand of shape {np.shape(other)} does not broadcast into the tensor's shape "
+            f"{array.shape} ({exc})"
+        ) from None

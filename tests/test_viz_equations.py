@@ -41,7 +41,7 @@ def test_explain_section_gives_the_books_backward_equations(capsys: object) -> N
         assert f"  {line}" in text, (line, text)
     # The book's prod step is made explicit for each gradient it collects.
     assert "∂J/∂W2 = prod(∂J/∂o, ∂o/∂W2) + prod(∂J/∂s, ∂s/∂W2)" in text
-    rc, md = _run(["explain", "--model", "section"], capsys)
+    rc, md = _run(["explain", "--model", "section", "--markdown"], capsys)
     for eq in BOOK_BACKWARD_TEX:
         assert eq in md, eq
 
@@ -57,7 +57,7 @@ def test_bias_variant_derives_exercise_2(capsys: object) -> None:
     assert "z = W1 x + b1" in text
     assert "∂J/∂b1 = Σ_batch ∂J/∂z" in text  # summed over the batch, no penalty on b1
     assert "∂J/∂W1 = ∂J/∂z xᵀ + λW1" in text
-    rc, md = _run(["explain", "--model", "section-bias"], capsys)
+    rc, md = _run(["explain", "--model", "section-bias", "--markdown"], capsys)
     assert (
         r"\frac{\partial J}{\partial \mathbf{b}^{(1)}} = \sum_{\text{batch}} \frac{\partial J}{\partial \mathbf{z}}"
         in md

@@ -104,16 +104,22 @@ class Comm:
     def wait(self, request: Any, what: str) -> None:
         self._poll(request.Test, what)
 
-    def _progress_sends(self) -> None:
+    def _progress_sends(self) -> bool:
+        """Retire the pending sends that have completed; True when none is left."""
         if self._pending:
             self._pending = [p for p in self._pending if not p[0].Test()]
+        return not self._pending
 
     def flush(self) -> None:
-        """Complete every send posted so far (before a step ends or a buffer is reused)."""
-        while self._pending:
-            request, _buffer, what = self._pending[0]
-            self.wait(request, what)
-            self._pending.pop(0)
+        """Complete every send posted so far (before a step ends or a buffer is reused).
+
+        The polling loop itself retires completed sends (:meth:`_progress_sends`), so the list
+        is only ever filtered, never popped by position: a send that completes while another
+        one is being waited for is simply gone from it (popping "the first" would then remove
+        a send still in flight, or fail on an empty list).
+        """
+        if self._pending:
+            self._poll(self._progress_sends, self._pending[0][2])
 
     # --- point to point -------------------------------------------------------------------
     def send(self, array: np.ndarray[Any, Any], dest: int, tag: int, what: str = "message") -> None:

@@ -15,9 +15,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
+from chainrule.data.fashion_mnist import DEBIAN_DIR  # noqa: E402
 from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
 
 FLUSH_ROUNDS, FLUSH_FLOATS = 40, 1 << 20  # 4 MiB: too big to be sent eagerly, so the send stays pending
@@ -100,10 +102,140 @@ def _flush_worker(out: str) -> None:
         Path(out).write_text(json.dumps({"rounds": FLUSH_ROUNDS, "received": received}))
 
 
+# --- ranks started with different settings ---------------------------------------------------
+TINY = ["--model", "mlp", "--hidden", "16", "--limit-train", "202", "--limit-test", "50", "--batch-size", "101"]
+TINY += ["--epochs", "1", "--quiet"]
+needs_data = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
+
+
+@needs_mpi
+@needs_data
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seed", "1", "--seed: rank 0 has 0, rank 1 has 1"),
+        ("--lr", "0.2", "--lr: rank 0 has 0.1, rank 1 has 0.2"),
+        ("--hidden", "32", "--hidden: rank 0 has 16, rank 1 has 32"),
+        ("--limit-train", "303", "--limit-train: rank 0 has 202, rank 1 has 303"),
+    ],
+)
+def test_ranks_with_different_settings_fail_fast(tmp_path: Path, flag: str, value: str, message: str) -> None:
+    """``mpiexec -n 1 chainrule train ... : -n 1 chainrule train ... FLAG VALUE``: one line naming the
+    setting and both values, exit code 2, within 10 s; no traceback, nothing trained."""
+    assert MPIEXEC is not None
+    train = [sys.executable, "-m", "chainrule", "train", *TINY, "--parallel", "data", "--out", str(tmp_path / "run")]
+    start = time.monotonic()
+    proc = launch([MPIEXEC, "-n", "1", *train, ":", "-n", "1", *train, flag, value], mpi_env(), 60)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    assert seconds < 10, seconds
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"chainrule: error: MPI ranks disagree on {message} (start every rank with the same options)"]
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+@needs_mpi
+@needs_data
+def test_every_rank_raises_the_disagreement(tmp_path: Path) -> None:
+    """Through the Trainer: both ranks raise RanksDisagree (a usage error) naming both settings."""
+    assert MPIEXEC is not None
+    proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), "disagree", str(tmp_path)], mpi_env(), 60)
+    assert proc.returncode == 0, proc.stderr
+    want = (
+        "MPI ranks disagree on --seed: rank 0 has 0, rank 1 has 1; --weight-decay: rank 0 has 0.0001, "
+        "rank 1 has 0.0 (start every rank with the same options)"
+    )
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert result == {"type": "RanksDisagree", "usage": True, "message": want}, rank
+
+
+def _small_config(**changes: Any) -> Any:
+    from chainrule.train.trainer import Config
+
+    base = dict(
+        model="mlp", hidden=16, optimizer="adam", lr=0.01, limit_train=202, limit_test=50, batch_size=101, epochs=2,
+        parallel="data",
+    )  # fmt: skip
+    return Config(**{**base, **changes})
+
+
+def _disagree_worker(out: str) -> None:
+    from chainrule.parallel import Comm
+    from chainrule.train.trainer import Trainer
+
+    rank = Comm().rank
+    result: dict[str, Any] = {"type": None}
+    try:
+        Trainer(_small_config(seed=rank, weight_decay=0.0 if rank else 1e-4), Path(out) / "run", quiet=True)
+    except Exception as exc:  # noqa: BLE001 - the test looks at what was raised
+        result = {"type": type(exc).__name__, "usage": isinstance(exc, ValueError), "message": str(exc)}
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+# --- a rank dying in the final save ------------------------------------------------------------
+@needs_mpi
+@needs_data
+@pytest.mark.parametrize("how", ["kill", "raise"])
+def test_a_rank_dying_in_the_final_save_ends_the_job_with_the_metrics_written(tmp_path: Path, how: str) -> None:
+    """``chainrule train --parallel data --epochs 2 --optimizer adam``: rank 1 is killed (SIGKILL), or
+    raises IndexError, as Adam's state is gathered for the checkpoint after the last epoch. The job ends
+    within 30 s; metrics.csv and metrics.json hold both epochs; the checkpoint of epoch 1 is intact; a
+    raise is one line on stderr, exit code 1."""
+    from chainrule.train.snapshot import load_checkpoint
+
+    assert MPIEXEC is not None
+    run = tmp_path / "run"
+    start = time.monotonic()
+    proc = launch(
+        [MPIEXEC, "-n", "2", sys.executable, str(HERE), f"save-{how}", str(run)],
+        mpi_env(CHAINRULE_MPI_TIMEOUT="60"),
+        90,
+    )
+    seconds = time.monotonic() - start
+    assert proc.returncode != 0 and seconds < 30, (seconds, proc.stderr)
+    report = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in report["epochs"]] == [1, 2]
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3
+    _, meta = load_checkpoint(run / "checkpoint.npz")
+    assert meta["state"]["epoch"] == 1
+    if how == "raise":
+        assert proc.returncode == 1
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(
+            "chainrule: error: stopping because rank 1 failed: IndexError: pop from empty list (at "
+        ), proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def _dying_save_worker(how: str, out: str) -> int:
+    import signal
+
+    from chainrule.cli.main import main
+    from chainrule.train.trainer import Trainer
+
+    save = Trainer.save
+
+    def dying_save(self: Trainer) -> Path:
+        if self.rank == 1 and self.state.epoch == self.cfg.epochs:
+            if how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise IndexError("pop from empty list")
+        return save(self)
+
+    Trainer.save = dying_save  # type: ignore[method-assign]
+    argv = ["train", *TINY[:-3], "--epochs", "2", "--optimizer", "adam", "--quiet", "--parallel", "data", "--out", out]
+    return main(argv)
+
+
 def worker(mode: str, out: str) -> None:
     """Under mpiexec: one of the scenarios above."""
     if mode == "flush":
         _flush_worker(out)
+    elif mode == "disagree":
+        _disagree_worker(out)
+    elif mode.startswith("save-"):
+        sys.exit(_dying_save_worker(mode.split("-")[1], out))
     else:
         raise SystemExit(f"unknown mode {mode}")
 

@@ -228,12 +228,74 @@ def _dying_save_worker(how: str, out: str) -> int:
     return main(argv)
 
 
+# --- --resume under mpiexec of a single-process run -----------------------------------------------
+@needs_mpi
+@needs_data
+def test_resume_of_a_single_process_run_under_mpiexec_is_refused(tmp_path: Path) -> None:
+    """Each rank would train the run alone and rank 1 would write into rank 0's folder: every rank refuses,
+    one line says how to resume it instead, exit code 2, and the run folder is left exactly as it was."""
+    from chainrule.train.trainer import Trainer
+
+    run = tmp_path / "one"
+    Trainer(_small_config(parallel="none", epochs=1), run, quiet=True).run()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert MPIEXEC is not None
+    start = time.monotonic()
+    train = [sys.executable, "-m", "chainrule", "train", "--resume", str(run), "--epochs", "2"]
+    proc = launch([MPIEXEC, "-n", "2", *train], mpi_env(), 60)
+    assert proc.returncode == 2 and time.monotonic() - start < 30, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"chainrule: error: --resume {run}: the run was made as a single process (no --parallel), so under "
+        f"mpiexec -n 2 every rank would train it alone; resume it without mpiexec: chainrule train --resume {run}"
+    ]
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+# --- one line per failure; blocking calls with a deadline -------------------------------------------
+@needs_mpi
+def test_an_error_every_rank_finds_is_printed_once(tmp_path: Path) -> None:
+    """Both ranks reject ``--model section --parallel pipeline``: one whole line, no Abort(N) lines, exit 2
+    (the 4-rank pipeline error used to print once per rank, two of them on one line, then MPI_Abort's)."""
+    assert MPIEXEC is not None
+    train = [sys.executable, "-m", "chainrule", "train", "--model", "section", "--parallel", "pipeline"]
+    proc = launch([MPIEXEC, "-n", "2", *train, "--out", str(tmp_path / "run")], mpi_env(), 60)
+    assert proc.returncode == 2
+    assert proc.stderr == "chainrule: error: --parallel pipeline: pipeline needs a sequential model: --model mlp\n"
+
+
+@needs_mpi
+def test_a_blocking_call_that_never_returns_ends_the_job(tmp_path: Path) -> None:
+    """Comm.blocking: rank 1 passes the barrier, then stalls before the blocking collective; rank 0's
+    watchdog ends the job after the deadline (2 s here) with one line naming what was awaited."""
+    assert MPIEXEC is not None
+    start = time.monotonic()
+    proc = launch([MPIEXEC, "-n", "2", sys.executable, str(HERE), "watchdog", str(tmp_path)], mpi_env(), 60)
+    assert proc.returncode == 1 and time.monotonic() - start < 15, proc.stderr
+    assert "chainrule: rank 0 failed: PeerTimeout: a blocking barrier did not complete within 2 s" in proc.stderr
+
+
+def _watchdog_worker() -> None:
+    from chainrule.parallel import Comm
+
+    comm = Comm(timeout=2)
+
+    def barrier() -> None:
+        if comm.rank == 1:
+            time.sleep(30)
+        comm.comm.Barrier()
+
+    comm.blocking("a blocking barrier", barrier)
+
+
 def worker(mode: str, out: str) -> None:
     """Under mpiexec: one of the scenarios above."""
     if mode == "flush":
         _flush_worker(out)
     elif mode == "disagree":
         _disagree_worker(out)
+    elif mode == "watchdog":
+        _watchdog_worker()
     elif mode.startswith("save-"):
         sys.exit(_dying_save_worker(mode.split("-")[1], out))
     else:

@@ -102,6 +102,39 @@ def _flush_worker(out: str) -> None:
         Path(out).write_text(json.dumps({"rounds": FLUSH_ROUNDS, "received": received}))
 
 
+# --- the messages, without MPI ------------------------------------------------------------------
+def test_disagreement_names_every_differing_setting_and_rank() -> None:
+    from chainrule.parallel.agree import disagreement
+
+    every = [{"--seed": 0, "--lr": 0.1, "--model": "mlp"}, {"--seed": 0, "--lr": 0.1, "--model": "mlp"}]
+    assert disagreement(every) == ""
+    every += [{"--seed": 2, "--lr": 0.1, "--model": "section"}]
+    assert disagreement(every) == (
+        "MPI ranks disagree on --seed: rank 0 has 0, rank 2 has 2; --model: rank 0 has mlp, rank 2 has section "
+        "(start every rank with the same options)"
+    )
+    assert "--extra: rank 0 has (not set), rank 1 has 1" in disagreement([{}, {"--extra": 1}])
+
+
+def test_failure_lines_and_exit_codes() -> None:
+    from chainrule.parallel import PeerFailed, PeerTimeout, RankFailed, RanksDisagree
+    from chainrule.parallel.failure import failure_code, failure_text
+    from chainrule.train.trainer import UsageError
+
+    try:
+        [].pop()
+    except IndexError as exc:
+        text = failure_text(exc)
+    assert text.startswith("IndexError: pop from empty list (at test_parallel_failures.py:") and text.endswith(
+        " in test_failure_lines_and_exit_codes)"
+    )
+    assert failure_text(UsageError("--lr 0: must be positive")) == "UsageError: --lr 0: must be positive"
+    assert str(PeerFailed(1, "ShapeError: x", 2)) == "stopping because rank 1 failed: ShapeError: x"
+    codes = [UsageError("u"), RanksDisagree("d"), PeerTimeout("t"), PeerFailed(1, "x", 2), RankFailed("r")]
+    assert [failure_code(e) for e in codes] == [2, 2, 1, 2, 1]
+    assert failure_code(FloatingPointError("diverged")) == 1 and failure_code(RuntimeError("bug")) == 1
+
+
 # --- ranks started with different settings ---------------------------------------------------
 TINY = ["--model", "mlp", "--hidden", "16", "--limit-train", "202", "--limit-test", "50", "--batch-size", "101"]
 TINY += ["--epochs", "1", "--quiet"]

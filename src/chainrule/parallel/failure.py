@@ -129,7 +129,7 @@ def end_job(comm: Comm, exc: BaseException | None, printed: bool, linger: float 
     ``printed``: the caller has already printed the error (rank 0 under ``chainrule train``).
     """
     code = failure_code(exc) if code is None else code
-    _default_signals()  # mpiexec ends the other ranks with SIGTERM: let it, quietly (no SIGKILL banner)
+    _default_signals()  # this rank is ending: a signal now ends it at once (no checkpoint to save)
     if exc is not None:
         tell_peers(comm, exc)
     if comm.rank == 0:

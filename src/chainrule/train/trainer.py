@@ -822,8 +822,9 @@ class Trainer:
         try:
             st.history.append(asdict(m))
             self.state = RunState(epoch=st.epoch + 1, history=st.history)
-            if self.comm is not None:  # a peer dying in the save's gather takes this rank with it (mpiexec)
-                self.write_reports()
+            if self.comm is not None:  # a peer dying in the save's gather takes this rank with it (mpiexec):
+                self.write_reports()  # the epoch's metrics are written first, and every rank waits for that
+                self.comm.barrier("writing the epoch's metrics")
             self.save()
         finally:
             self._critical -= 1

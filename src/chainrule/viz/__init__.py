@@ -4,12 +4,14 @@
   (forward, backward with the engine's walk order, saved memory, grouped by module).
 - :func:`equations`: the graph written out as forward equations and chain-rule steps.
 - :func:`html`: one offline HTML page to explore the drawing and replay backpropagation.
-- :func:`trace`, :func:`track_modules`: hooks that record the walk order and module of each node.
+- :func:`trace`: ``with cr.viz.trace():`` around a forward names its variables from the caller's and keeps
+  its constants (λ/2, x) for drawings made after backward; :func:`track_modules` records each node's module.
 """
 
 from chainrule.viz.equations import Explanation, equations, explain
 from chainrule.viz.notation import register_notation
-from chainrule.viz.trace import Trace, trace, track_modules
+from chainrule.viz.recording import trace
+from chainrule.viz.trace import Trace, track_modules
 
 __all__ = [
     "DotNotFoundError",

@@ -20,6 +20,7 @@ import graphviz
 from chainrule.core.tensor import Tensor
 from chainrule.viz.model import Graph, Op, Var, build, classify_second_order
 from chainrule.viz.notation import grad_text, symbol, var_text
+from chainrule.viz.recording import context
 from chainrule.viz.trace import Trace, dry_run, module_of, module_type
 
 INSTALL_HINT = (
@@ -182,11 +183,13 @@ def draw(
     group: ``"module"`` clusters nodes by the ``nn.Module`` that made them (record with
         ``cr.viz.track_modules(model)``); ``collapse`` (True/False/"auto": over 200 operators)
         draws each module as one box and runs of identical blocks as one box "× k".
-    names: ``{"x": x, "y": y}`` (or a Module) names constants and leaves by identity.
+    names: ``{"x": x, "y": y}``, a Module or ``locals()`` names constants, leaves and intermediates
+        (:mod:`chainrule.viz.names`); a forward run under ``with cr.viz.trace():`` is named by itself.
     """
     if not outputs:
         raise ValueError("draw: give at least one output tensor")
     outs = list(outputs)
+    names, trace = context(outs, names, trace)
     second = classify_second_order(outs, trace)
     g = build(outs, names, second, trace)
     drawing = Drawing(name="chainrule", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "labelloc": "t"})

@@ -19,6 +19,7 @@ from chainrule.core.tensor import Tensor
 from chainrule.viz.drawing import atomic_write, draw, human_bytes
 from chainrule.viz.equations import explain
 from chainrule.viz.model import build
+from chainrule.viz.recording import context
 from chainrule.viz.trace import Step, Trace, dry_run
 
 
@@ -51,6 +52,7 @@ def html(
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
     outs = list(outputs)
+    names, trace = context(outs, names, trace)
     g = build(outs, names, trace=trace)
     seqs = {op.seq for op in g.ops}
     walk, source = _replay(outs, trace, seqs)

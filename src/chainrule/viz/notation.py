@@ -58,6 +58,14 @@ _GREEK = {
 _TEX_GREEK = {v: f"\\{k}" for k, v in _GREEK.items() if k != "lam"}
 
 
+def greek_symbol(name: str) -> str | None:
+    """``lam``/``lambda``/``λ`` -> ``λ`` (a trailing ``_`` ignored); None for a name that is no Greek letter."""
+    key = name.rstrip("_")
+    if key in _GREEK:
+        return _GREEK[key]
+    return key if key in _TEX_GREEK else None
+
+
 def var_text(name: str | None) -> str:
     return name or "·"
 

@@ -1,0 +1,96 @@
+"""Names without ceremony: ``names=locals()``, ``with cr.viz.trace():`` and names that survive backward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+import chainrule.nn.functional as F
+
+pytest.importorskip("graphviz")
+
+SECTION = ("x", "W1", "W2", "z", "h", "o", "y", "L", "s", "J")
+
+
+def _readme(backward: bool = True, record: bool = False) -> dict[str, Any]:
+    """The README's example (smaller), returning its local variables."""
+    rng = np.random.default_rng(0)
+    W1 = cr.tensor(rng.standard_normal((16, 12)) * 0.01, requires_grad=True)
+    W2 = cr.tensor(rng.standard_normal((10, 16)) * 0.01, requires_grad=True)
+    x, y = cr.tensor(rng.random((12, 4))), rng.integers(0, 10, 4)
+    lam = 1e-4
+    lr = 0.5  # not a Greek name: never a symbol
+    with cr.viz.trace() if record else _nothing():
+        z = W1 @ x
+        h = F.relu(z)
+        o = W2 @ h
+        L = F.cross_entropy(o.T, y)
+        s = lam / 2 * ((W1 * W1).sum() + (W2 * W2).sum())
+        J = L + s
+        if backward:
+            J.backward()
+    del lr
+    return dict(locals())
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def test_names_dict_of_constants_still_names_them_after_backward() -> None:
+    v = _readme()
+    text = cr.viz.equations(v["J"], names={"x": v["x"], "y": v["y"]}, style="text")
+    assert "c2" not in text and "c3" not in text  # only the released λ/2 is left unnamed (c1)
+    assert "φ(θ1 x)" in text and "onehot(y)" in text and ") xᵀ" in text
+
+
+def test_locals_after_backward_name_every_variable_of_the_section() -> None:
+    v = _readme()
+    drawing = cr.viz.draw(v["J"], names=v)
+    src = drawing.source
+    for name in SECTION:
+        assert f'label="{name}\n' in src, name
+    text = cr.viz.equations(v["J"], names=v, style="text")
+    for eq in ("z = W1 x", "h = φ(z)", "o = W2 h", "L = l(oᵀ, y)", "J = L + s"):
+        assert f"  {eq}\n" in text, eq
+    # λ/2 was a Python number the backward released: said so, not guessed.
+    assert "released by backward" in text
+
+
+def test_trace_block_names_and_keeps_lambda_over_two_without_arguments() -> None:
+    v = _readme(record=True)
+    text = cr.viz.equations(v["J"], style="text")
+    assert "  s = λ/2 ‖W1‖² + λ/2 ‖W2‖²\n" in text
+    assert "∂J/∂W1 = ∂J/∂z xᵀ + λW1" in text
+    assert "lr" not in text and "released" not in text
+    src = cr.viz.draw(v["J"], backward=True).source
+    for name in SECTION:
+        assert f'label="{name}\n' in src, name
+    assert "∂J/∂W1" in src
+
+
+def test_symbols_catch_lambda_over_two_before_backward_and_with_a_trace() -> None:
+    v = _readme(backward=False)
+    text = cr.viz.equations(v["J"], names={"x": v["x"]}, symbols={"λ": v["lam"]}, style="text")
+    assert "λ/2 ‖θ1‖²" in text
+    with cr.viz.trace() as tr:
+        w = _readme(backward=True)
+    text = cr.viz.equations(w["J"], names={"W1": w["W1"]}, symbols={"λ": w["lam"]}, trace=tr, style="text")
+    assert "λ/2 ‖W1‖²" in text
+
+
+def test_ambiguous_released_constants_stay_unnamed() -> None:
+    rng = np.random.default_rng(1)
+    a = cr.tensor(rng.random((3, 3)), requires_grad=True)
+    b, c = rng.random((3, 3)).astype(np.float32), rng.random((3, 3)).astype(np.float32)
+    out = ((a * b) * c).sum()
+    out.backward()
+    text = cr.viz.equations(out, names={"b": b, "c": c}, style="text")
+    assert " b" not in text and " c " not in text  # two arrays of one shape: no guess

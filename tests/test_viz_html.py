@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/
 if shutil.which("dot") is None or not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():  # pragma: no cover
     pytest.skip("needs Graphviz's dot, chromium and chromium-driver", allow_module_level=True)
 
-from tests.viz_helpers import Recorder  # noqa: E402
+from tests.viz_helpers import Recorder, chromium  # noqa: E402
 
 import chainrule as cr  # noqa: E402
 from chainrule.viz import examples  # noqa: E402
@@ -24,32 +23,8 @@ from chainrule.viz.trace import trace  # noqa: E402
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="chainrule-chromium-")
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--window-size=1600,1400",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _click(driver, element_id: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,13 +8,15 @@
   its constants (λ/2, x) for drawings made after backward; :func:`track_modules` records each node's module.
 """
 
-from chainrule.viz.equations import Explanation, equations, explain
+from chainrule.viz.equations import Equations, Explanation, equations, explain
 from chainrule.viz.notation import register_notation
 from chainrule.viz.recording import trace
 from chainrule.viz.trace import Trace, track_modules
 
 __all__ = [
     "DotNotFoundError",
+    "Equations",
+    "Explorer",
     "Explanation",
     "Trace",
     "draw",
@@ -35,8 +37,17 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from chainrule.viz import drawing as _draw
 
         return getattr(_draw, name)
-    if name == "html":
-        from chainrule.viz.explorer import html
+    if name in ("html", "Explorer"):
+        from chainrule.viz import explorer as _explorer
 
-        return html
+        return getattr(_explorer, name)
     raise AttributeError(f"module 'chainrule.viz' has no attribute {name!r}")
+
+
+def _in_a_kernel() -> None:
+    from chainrule.viz.notebook import register_tensor_display
+
+    register_tensor_display()
+
+
+_in_a_kernel()

@@ -9,6 +9,7 @@ in the SVG, so the drawing can be read back (tests, the HTML explorer).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -66,12 +67,39 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = True) 
     return target
 
 
+def _plain(value: Any) -> Any:
+    """User text as a plain Graphviz string: never HTML-like (``<...>``), backslashes literal."""
+    if not isinstance(value, str):
+        return value
+    return graphviz.nohtml(value.replace("\\", "\\\\"))
+
+
+def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _plain(v) for k, v in attrs.items()}
+    if isinstance(attrs.get("class"), str):  # class tokens: word characters only
+        out["class"] = re.sub(r"[^\w\s-]", "_", attrs["class"])
+    return out
+
+
 class Drawing(graphviz.Digraph):  # type: ignore[misc]
     """A ``graphviz.Digraph`` whose rendering explains how to install ``dot`` when it is missing.
 
     In Jupyter it displays itself (graphviz's rich display); ``.render(...)``, ``.pipe(...)``
     and ``.save(...)`` behave as in graphviz.
     """
+
+    # Every attribute goes through these: user text (tensor, module, primitive names, titles)
+    # is never read as a Graphviz HTML-like label (which can carry links) nor as an escape.
+    def node(self, name: str, label: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
+        super().node(name, _plain(label), _attributes=_attributes, **_plain_attrs(attrs))
+
+    def edge(
+        self, tail_name: str, head_name: str, label: str | None = None, _attributes: Any = None, **attrs: Any
+    ) -> None:
+        super().edge(tail_name, head_name, _plain(label), _attributes=_attributes, **_plain_attrs(attrs))
+
+    def attr(self, kw: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
+        super().attr(kw, _attributes=_attributes, **_plain_attrs(attrs))
 
     def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -256,7 +256,7 @@ def equations(
     batch_axis: int | None = None,
     style: str = "markdown",
     trace: Any = None,
-) -> str:
+) -> Equations:
     """Markdown (LaTeX) or plain Unicode text (``style="text"``) for the graph that produced ``output``.
 
     names: ``{"x": x, "y": y}`` or ``locals()`` names constants, leaves and intermediates; a
@@ -265,4 +265,31 @@ def equations(
     batch_axis: the axis examples run along, so a broadcast sum over it reads "Σ_batch".
     """
     ex = explain(output, names=names, symbols=symbols, batch_axis=batch_axis, trace=trace)
-    return ex.text(backward) if style == "text" else ex.markdown(backward)
+    return Equations(ex.text(backward) if style == "text" else ex.markdown(backward), ex, backward)
+
+
+class Equations(str):
+    """The equations as a ``str`` (Markdown or text, as asked) that also displays itself in Jupyter.
+
+    In a notebook it shows as readable Unicode (``text/html``, no math renderer needed); the
+    LaTeX is in the ``text/latex`` part of the display for LaTeX/PDF export.
+    """
+
+    explanation: Explanation
+    backward: bool
+
+    def __new__(cls, text: str, explanation: Explanation, backward: bool = True) -> Equations:
+        obj = super().__new__(cls, text)
+        obj.explanation = explanation
+        obj.backward = backward
+        return obj
+
+    def _repr_html_(self) -> str:
+        from chainrule.viz.notebook import equations_html
+
+        return equations_html(self.explanation, self.backward)
+
+    def _repr_latex_(self) -> str:
+        from chainrule.viz.notebook import equations_latex
+
+        return equations_latex(self.explanation, self.backward)

@@ -28,6 +28,7 @@ from chainrule.data.io import atomic_write
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train import progress
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.transforms.compile import compile as compile_step
 
@@ -756,6 +757,7 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.set_epoch(st.epoch)
         bar = _progress(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch, self.quiet)
+        bar = progress.notebook_bar(bar, len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch, self.quiet)
         start = time.perf_counter()
         try:
             for sel in self.loader.index_batches(st.epoch, start=st.batch):
@@ -806,6 +808,7 @@ class Trainer:
             f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
             f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s"
         )
+        progress.epoch_done(self.out, st.history, recipe(cfg), self.quiet)  # a notebook's live plot
         self._check_stop()
 
     def write_reports(self) -> None:

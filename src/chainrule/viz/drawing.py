@@ -199,6 +199,7 @@ def draw(
     trace: Trace | None = None,
     title: str | None = None,
     rankdir: str = "BT",
+    layout: str = "dot",
 ) -> Drawing:
     """Draw everything that produced ``outputs`` as a ``graphviz.Digraph``.
 
@@ -211,6 +212,9 @@ def draw(
     group: ``"module"`` clusters nodes by the ``nn.Module`` that made them (record with
         ``cr.viz.track_modules(model)``); ``collapse`` (True/False/"auto": over 200 operators)
         draws each module as one box and runs of identical blocks as one box "× k".
+    layout: ``"dot"`` (inputs at the bottom, ``rankdir``) or ``"book"``: the book's Figure 5.3.1
+        (:mod:`chainrule.viz.layout`: input lower-left, objective upper-right, the penalty one
+        operator; the forward graph only).
     names: ``{"x": x, "y": y}``, a Module or ``locals()`` names constants, leaves and intermediates
         (:mod:`chainrule.viz.names`); a forward run under ``with cr.viz.trace():`` is named by itself.
     """
@@ -220,6 +224,15 @@ def draw(
     names, trace = context(outs, names, trace)
     second = classify_second_order(outs, trace)
     g = build(outs, names, second, trace)
+    if layout not in ("dot", "book"):
+        raise ValueError(f"draw: layout must be 'dot' or 'book', got {layout!r}")
+    if layout == "book" and (backward or group is not None):
+        raise ValueError(
+            "draw: layout='book' draws the forward graph as the book's Figure 5.3.1; "
+            "use the default layout='dot' with backward=True or group="
+        )
+    if layout == "book":
+        return _draw_book(g, saved, title)
     drawing = Drawing(name="chainrule", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "labelloc": "t"})
     drawing.attr("node", fontname="Helvetica", fontsize="11")
     drawing.attr("edge", fontname="Helvetica", fontsize="9", color="#555555", arrowsize="0.7")
@@ -237,6 +250,44 @@ def draw(
         if backward:
             _draw_backward(drawing, g, walk, _written(g, outs, names, trace))
     drawing.attr(label=title or _caption(g, saved, backward, walk_source))
+    return drawing
+
+
+def _draw_book(g: Graph, saved: bool, title: str | None) -> Drawing:
+    from chainrule.viz.layout import book_graph, pinned
+
+    bg = book_graph(g)
+    drawing = Drawing(
+        name="chainrule",
+        engine="neato",
+        graph_attr={"inputscale": "72", "splines": "true", "fontname": "Helvetica", "labelloc": "t"},
+    )
+    drawing.attr("node", fontname="Helvetica", fontsize="11")
+    drawing.attr("edge", fontname="Helvetica", fontsize="9", color="#555555", arrowsize="0.7")
+    for vid in bg.vars:
+        v = g.vars[vid]
+        attrs = dict(_STYLE["named" if v.kind == "value" and v.name else v.kind])
+        attrs.update(label=_var_label(v), id=vid, **{"class": _classes(v, g.outputs)}, **pinned(bg.pos[vid]))
+        if vid in g.outputs:
+            attrs["peripheries"] = "2"
+        drawing.node(vid, **attrs)
+    by_id = {op.id: op for op in g.ops}
+    for node_id in bg.ops:
+        attrs = dict(_STYLE["op"])
+        if node_id in bg.collapsed:
+            members = bg.collapsed[node_id]
+            names = sorted({op.name for op in members})
+            square = set(names) <= {"multiply", "sum", "add", "square", "power"}
+            label = "‖·‖²" if square else "⋯"
+            attrs.update(label=label, tooltip=" ".join(names), **{"class": "op collapsed " + " ".join(names)})
+        else:
+            op = by_id[node_id]
+            attrs.update(label=_op_label(g, op, saved), tooltip=op.name, **{"class": f"op {op.name}"})
+        attrs.update(id=node_id, **pinned(bg.pos[node_id]))
+        drawing.node(node_id, **attrs)
+    for a, b in bg.edges:
+        drawing.edge(a, b, id=f"{a}->{b}", **{"class": "fwd"})
+    drawing.attr(label=title or f"{len(g.ops)} operators, {len(g.vars)} variables (the book's layout)")
     return drawing
 
 

@@ -72,8 +72,11 @@ def have_chromium() -> bool:
 
 
 @contextlib.contextmanager
-def chromium(size: str = "1600,1400") -> Iterator[Any]:
-    """A headless Chromium driven by selenium, with its own throw-away profile."""
+def chromium(size: str = "1600,1400", offline: bool = False) -> Iterator[Any]:
+    """A headless Chromium driven by selenium, with its own throw-away profile.
+
+    ``offline``: every host name fails to resolve (a page's external resources fail at once).
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -95,6 +98,8 @@ def chromium(size: str = "1600,1400") -> Iterator[Any]:
         f"--window-size={size}",
     ):
         opts.add_argument(flag)
+    if offline:
+        opts.add_argument("--host-resolver-rules=MAP * ~NOTFOUND")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
         yield driver

@@ -67,6 +67,19 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = True) 
     return target
 
 
+_SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"')
+
+
+def fit_svg(svg: str, max_width: float = 940.0, max_height: float = 900.0) -> str:
+    """Graphviz's SVG with its width and height (points) scaled to fit the box; never enlarged."""
+    m = _SVG_SIZE.search(svg)
+    if m is None:
+        return svg
+    w, h = float(m.group(1)), float(m.group(2))
+    k = min(1.0, max_width / w if w else 1.0, max_height / h if h else 1.0)
+    return svg[: m.start()] + f'<svg width="{w * k:.0f}pt" height="{h * k:.0f}pt"' + svg[m.end() :]
+
+
 def _plain(value: Any) -> Any:
     """User text as a plain Graphviz string: never HTML-like (``<...>``), backslashes literal."""
     if not isinstance(value, str):
@@ -100,6 +113,10 @@ class Drawing(graphviz.Digraph):  # type: ignore[misc]
 
     def attr(self, kw: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
         super().attr(kw, _attributes=_attributes, **_plain_attrs(attrs))
+
+    def _repr_image_svg_xml(self) -> str:
+        """Jupyter's SVG: the drawing scaled down to fit a notebook's width (the viewBox is kept)."""
+        return fit_svg(self.pipe(format="svg").decode("utf-8"), 940.0)
 
     def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -267,7 +284,9 @@ def _draw_book(g: Graph, saved: bool, title: str | None) -> Drawing:
     for vid in bg.vars:
         v = g.vars[vid]
         attrs = dict(_STYLE["named" if v.kind == "value" and v.name else v.kind])
-        attrs.update(label=_var_label(v), id=vid, **{"class": _classes(v, g.outputs)}, **pinned(bg.pos[vid]))
+        label = var_text(v.name) if v.name else _var_label(v)
+        tip = f"{v.name}: {v.describe()}" if v.name else v.describe()
+        attrs.update(label=label, tooltip=tip, id=vid, **{"class": _classes(v, g.outputs)}, **pinned(bg.pos[vid]))
         if vid in g.outputs:
             attrs["peripheries"] = "2"
         drawing.node(vid, **attrs)

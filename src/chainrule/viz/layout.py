@@ -7,7 +7,8 @@
   under the operator it feeds (further ones to the left), so every arrow points right, up, or both;
 - the penalty, every operator that reads only parameters and constants (``λ/2 (‖W1‖² +
   ‖W2‖²)``), is one operator fed by W1 and W2 directly;
-- unnamed intermediates (``oᵀ``) are not boxes: an arrow goes from operator to operator.
+- unnamed intermediates (``oᵀ``) are not boxes: an arrow goes from operator to operator;
+- a box shows the variable's name, as in the book (its shape and dtype are its tooltip).
 
 Positions are computed here and pinned (Graphviz ``neato -n``), so the figure is the same on
 every machine. The drawing keeps the ids and classes of the default layout.
@@ -20,9 +21,9 @@ from typing import Any
 
 from chainrule.viz.model import Graph, Op
 
-DX, DY = 150.0, 66.0  # one step of the staircase (points)
-SIDE_DX, SIDE_DY = 0.0, 96.0  # a side input: below the operator it feeds
-SPREAD = 136.0  # further side inputs of one operator, further left
+DX, DY = 84.0, 44.0  # one step of the staircase (points)
+SIDE_DX, SIDE_DY = 0.0, 64.0  # a side input: below the operator it feeds
+SPREAD = 70.0  # further side inputs of one operator, further left
 
 
 @dataclass

@@ -143,9 +143,9 @@ def tensor_html(t: Any) -> str | None:
             return (
                 text + f"<p>(graph of over {MAX_INLINE_OPS} operators: <code>cr.viz.draw(t, group='module')</code>)</p>"
             )
-        from chainrule.viz.drawing import draw
+        from chainrule.viz.drawing import draw, fit_svg
 
-        svg: str = draw(t).pipe(format="svg").decode("utf-8")
+        svg: str = fit_svg(draw(t).pipe(format="svg").decode("utf-8"), 480.0, 420.0)
     except Exception:  # no dot, no graphviz: the repr is still worth showing
         return text
     return text + svg[svg.index("<svg") :]

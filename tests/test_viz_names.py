@@ -94,3 +94,19 @@ def test_ambiguous_released_constants_stay_unnamed() -> None:
     out.backward()
     text = cr.viz.equations(out, names={"b": b, "c": c}, style="text")
     assert " b" not in text and " c " not in text  # two arrays of one shape: no guess
+
+
+def test_the_readmes_own_example_drawn_after_backward_with_locals() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Using it", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert "J.backward()" in code
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's example, as a user runs it
+    drawing = cr.viz.draw(scope["J"], names=scope, layout="book")
+    for name in SECTION:
+        assert f"label={name} " in drawing.source or f'label="{name}"' in drawing.source, name
+    text = cr.viz.equations(scope["J"], names=scope, style="text")
+    for eq in ("z = W1 x", "h = φ(z)", "o = W2 h", "L = l(oᵀ, y)", "J = L + s", "∂J/∂z = ∂J/∂h ⊙ φ′(z)"):
+        assert eq in text, eq

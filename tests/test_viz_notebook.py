@@ -64,6 +64,10 @@ def test_tour_notebook_runs_and_displays_inline(tmp_path: Path) -> None:
     ops = [n for n in g.nodes.values() if "op" in n.classes]
     assert len(ops) >= 6 and all("ellipse" in n.shapes for n in ops)
 
+    # The recorded tensor shows its repr and its graph.
+    shown = next(d for src, d in outs if src.rstrip().endswith("# a tensor with a recorded graph shows it"))
+    assert shown["text/html"].startswith("<pre>tensor(") and "<svg" in shown["text/html"]
+
     # The equations in the book's symbols, as text (their LaTeX only in the text/latex part).
     eqs = next(d for src, d in outs if src.startswith("cr.viz.equations"))
     assert "z = W1 x" in eqs["text/html"] and "s = λ/2 ‖W1‖² + λ/2 ‖W2‖²" in eqs["text/html"]

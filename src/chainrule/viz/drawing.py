@@ -104,15 +104,23 @@ class Drawing(graphviz.Digraph):  # type: ignore[misc]
     # Every attribute goes through these: user text (tensor, module, primitive names, titles)
     # is never read as a Graphviz HTML-like label (which can carry links) nor as an escape.
     def node(self, name: str, label: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
-        super().node(name, _plain(label), _attributes=_attributes, **_plain_attrs(attrs))
+        super().node(
+            name, _plain(label), _attributes=_plain_attrs(_attributes) if _attributes else None, **_plain_attrs(attrs)
+        )
 
     def edge(
         self, tail_name: str, head_name: str, label: str | None = None, _attributes: Any = None, **attrs: Any
     ) -> None:
-        super().edge(tail_name, head_name, _plain(label), _attributes=_attributes, **_plain_attrs(attrs))
+        super().edge(
+            tail_name,
+            head_name,
+            _plain(label),
+            _attributes=_plain_attrs(_attributes) if _attributes else None,
+            **_plain_attrs(attrs),
+        )
 
     def attr(self, kw: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
-        super().attr(kw, _attributes=_attributes, **_plain_attrs(attrs))
+        super().attr(kw, _attributes=_plain_attrs(_attributes) if _attributes else None, **_plain_attrs(attrs))
 
     def _repr_image_svg_xml(self) -> str:
         """Jupyter's SVG: the drawing scaled down to fit a notebook's width (the viewBox is kept)."""

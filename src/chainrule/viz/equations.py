@@ -85,6 +85,16 @@ def _const_expr(v: Var, symbols: dict[str, float]) -> Lin:
     return E.number(float(value))
 
 
+def _released_notes(g: Graph) -> list[str]:
+    """Say so when backward released a Python-number constant (its value cannot be written)."""
+    if any(v.kind == "input" and v.shape == () and v.dtype is None and not v.name for v in g.vars.values()):
+        return [
+            "a Python-number constant was released by backward (its value is gone): run the forward under "
+            "`with cr.viz.trace():` to write it (λ/2)"
+        ]
+    return []
+
+
 def explain(
     *outputs: Tensor,
     names: Any = None,
@@ -158,11 +168,7 @@ def explain(
     ex.values = {vid: e.txt() for vid, e in val.items()}
     if used_relu:
         ex.notes.append("φ = ReLU, φ′(z) = 𝟙[z > 0]")
-    if any(v.kind == "input" and v.shape == () and v.dtype is None and not v.name for v in g.vars.values()):
-        ex.notes.append(
-            "a Python-number constant was released by backward (its value is gone): run the forward under "
-            "`with cr.viz.trace():` to write it (λ/2)"
-        )
+    ex.notes += _released_notes(g)
 
     # Backward: gradients in the engine's order (latest-created node first), leaves after
     # the last gradient they collect from.

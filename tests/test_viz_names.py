@@ -110,3 +110,21 @@ def test_the_readmes_own_example_drawn_after_backward_with_locals() -> None:
     text = cr.viz.equations(scope["J"], names=scope, style="text")
     for eq in ("z = W1 x", "h = φ(z)", "o = W2 h", "L = l(oᵀ, y)", "J = L + s", "∂J/∂z = ∂J/∂h ⊙ φ′(z)"):
         assert eq in text, eq
+
+
+def test_a_recording_keeps_no_ones_arrays_alive() -> None:
+    import gc
+    import weakref
+
+    def run() -> tuple[Any, Any]:
+        a = cr.tensor(np.ones((3, 3), np.float32), requires_grad=True)
+        c = np.ones((3, 3), np.float32)
+        with cr.viz.trace():
+            out = (a * c).sum()
+            out.backward()
+        assert "out = Σ (a ⊙ c)" in cr.viz.equations(out, style="text")  # named while alive
+        return weakref.ref(a), weakref.ref(c)
+
+    refs = run()
+    gc.collect()
+    assert all(r() is None for r in refs)

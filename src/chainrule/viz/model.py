@@ -126,7 +126,7 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
             vid = new_id("p")
             leaf_ids[id(t)] = vid
             kind = "param" if type(t).__name__ == "Parameter" else "leaf"
-            name = t.name or table.by_id.get(id(t)) or table.by_id.get(id(t.data))
+            name = t.name or table.name_of(t) or table.name_of(t.data)
             g.vars[vid] = Var(vid, kind if t.requires_grad else "input", name, t.shape, str(t.dtype), tensor=t)
         return vid
 
@@ -142,7 +142,7 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
                     const_ids[value] = vid
                     dtype = getattr(item, "dtype", None)
                     g.vars[vid] = Var(
-                        vid, "input", table.by_id.get(value), tuple(item.shape), str(dtype) if dtype else None
+                        vid, "input", table.name_of_id(value), tuple(item.shape), str(dtype) if dtype else None
                     )
                 return vid
         if type(item) is np.ndarray:
@@ -151,8 +151,8 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
                 vid = new_id("c")
                 const_ids[id(item)] = vid
                 value = item.item() if item.ndim == 0 else None
-                kind = "const" if item.ndim == 0 and id(item) not in table.by_id else "input"
-                g.vars[vid] = Var(vid, kind, table.by_id.get(id(item)), item.shape, str(item.dtype), value=value)
+                kind = "const" if item.ndim == 0 and table.name_of(item) is None else "input"
+                g.vars[vid] = Var(vid, kind, table.name_of(item), item.shape, str(item.dtype), value=value)
             return vid
         vid = new_id("c")
         if isinstance(item, int | float | complex | np.number):

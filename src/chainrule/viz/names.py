@@ -18,6 +18,7 @@ the forward with ``with cr.viz.trace():`` (see :mod:`chainrule.viz.recording`) t
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +33,17 @@ _IGNORED = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
 
 @dataclass
 class Names:
-    """Resolved names: by object identity, by node (intermediates), by shape (released constants)."""
+    """Resolved names: by object identity, by node (intermediates), by shape (released constants).
+
+    Objects are held by weak reference (a recording keeps no one's arrays alive); an id whose
+    object has died names nothing, so a reused id is never mistaken for it.
+    """
 
     by_id: dict[int, str] = field(default_factory=dict)  # id(tensor) / id(array) -> name
     by_seq: dict[int, str] = field(default_factory=dict)  # node seq -> name (intermediates)
-    arrays: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)  # (name, shape, dtype)
+    arrays: list[tuple[str, tuple[int, ...], str, int]] = field(default_factory=list)  # (name, shape, dtype, id)
     numbers: dict[str, float] = field(default_factory=dict)  # Greek symbol -> value
-    keep: list[Any] = field(default_factory=list)  # what the ids refer to, so they stay valid
+    refs: dict[int, Any] = field(default_factory=dict)  # id -> weak reference to the object named
 
     def add(self, name: str, value: Any) -> None:
         """Name one tensor, array or Python number (first name wins)."""
@@ -57,30 +62,52 @@ class Names:
                 self.numbers.setdefault(sym, float(value))
 
     def _add_array(self, name: str, value: Any) -> None:
-        if id(value) in self.by_id:
+        if self.name_of_id(id(value)) is not None:
             return
+        try:
+            ref: Any = weakref.ref(value)
+        except TypeError:  # not weak-referenceable: hold it
+            ref = _Strong(value)
         self.by_id[id(value)] = name
-        self.keep.append(value)
+        self.refs[id(value)] = ref
         if isinstance(value, np.ndarray):
-            self.arrays.append((name, tuple(value.shape), str(value.dtype)))
+            self.arrays.append((name, tuple(value.shape), str(value.dtype), id(value)))
+
+    def name_of_id(self, key: int) -> str | None:
+        """The name of the object with this id, if that object is still alive."""
+        ref = self.refs.get(key)
+        return self.by_id.get(key) if ref is not None and ref() is not None else None
+
+    def name_of(self, obj: Any) -> str | None:
+        """The name given to this very object."""
+        ref = self.refs.get(id(obj))
+        return self.by_id.get(id(obj)) if ref is not None and ref() is obj else None
 
     def by_shape(self, shape: tuple[int, ...], dtype: Any) -> str | None:
-        """The one named array with this shape and dtype (None if none or several)."""
-        found = {n for n, s, d in self.arrays if s == tuple(shape) and d == str(dtype)}
+        """The one named (live) array with this shape and dtype (None if none or several)."""
+        found = {n for n, s, d, key in self.arrays if s == tuple(shape) and d == str(dtype) and self.name_of_id(key)}
         return found.pop() if len(found) == 1 else None
 
     def merged(self, other: Names | None) -> Names:
         """These names first, then ``other``'s where these say nothing."""
         if other is None:
             return self
-        out = Names(dict(other.by_id), dict(other.by_seq), list(other.arrays), dict(other.numbers), list(other.keep))
+        out = Names(dict(other.by_id), dict(other.by_seq), list(other.arrays), dict(other.numbers), dict(other.refs))
         out.by_id.update(self.by_id)
+        out.refs.update(self.refs)
         out.by_seq.update(self.by_seq)
         out.numbers.update(self.numbers)
-        taken = {n for n, _, _ in self.arrays}
+        taken = {n for n, _, _, _ in self.arrays}
         out.arrays = list(self.arrays) + [a for a in out.arrays if a[0] not in taken]
-        out.keep += self.keep
         return out
+
+
+class _Strong:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
 
 
 def resolve(names: Any) -> Names:

@@ -140,3 +140,21 @@ def test_replay_of_a_retained_graph_releases_nothing(tmp_path: Path) -> None:
     data = _page_data(html(ex.J, path=tmp_path / "g.html", trace=tr, names=ex.names))
     assert [s["seq"] for s in data["steps"]] == rec.walk
     assert not any(s["released"] for s in data["steps"])  # the counter never drops
+
+
+def test_the_explorer_fits_the_graph_to_the_window(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex = examples.section()
+    page = html(ex.J, path=tmp_path / "g.html", names=ex.names)
+    browser.get(page.as_uri())
+    inside = (
+        "const c = document.getElementById('canvas').getBoundingClientRect();"
+        "return [...document.querySelectorAll('#canvas g.node')].every(g => { const r = g.getBoundingClientRect();"
+        " return r.left >= c.left - 1 && r.right <= c.right + 1 && r.top >= c.top - 1 && r.bottom <= c.bottom + 1; })"
+    )
+    overflow = "const c = document.getElementById('canvas'); return c.scrollHeight > c.clientHeight + 2"
+    assert browser.execute_script(inside)  # x and W1 included: nothing below the fold
+    assert not browser.execute_script(overflow)
+    browser.find_element("id", "actual").click()
+    assert browser.execute_script(overflow)  # at 1:1 the section's backward graph is taller than the window
+    browser.find_element("id", "fit").click()
+    assert browser.execute_script(inside)

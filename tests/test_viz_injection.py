@@ -37,6 +37,15 @@ for (const f of ['alert', 'confirm', 'prompt']) window[f] = () => { window.__ran
 """
 
 
+@pytest.fixture(autouse=True)
+def _no_test_primitives_left() -> Any:
+    """The hostile primitives register themselves: remove them after each test (no op-table case)."""
+    before = set(REGISTRY)
+    yield
+    for name in set(REGISTRY) - before:
+        del REGISTRY[name]
+
+
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
     with chromium("1200,900") as driver:
@@ -44,11 +53,10 @@ def browser():  # type: ignore[no-untyped-def]
         yield driver
 
 
-def _hostile(p: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any], Any]:
+def _hostile(p: str) -> tuple[Any, dict[str, Any], Any]:
     """A graph whose primitive, leaf, intermediate, module, names-dict key all carry the payload."""
     prim = cr.Primitive(p, lambda a: a * 2, save=())
     prim.defvjp(lambda g, out, a: g * 2)
-    monkeypatch.delitem(REGISTRY, p, raising=False)  # no op-table case for a test primitive
     rng = np.random.default_rng(0)
     model = Sequential(Linear(3, 2, rng=rng))
     x = rng.standard_normal((4, 3)).astype(np.float32)
@@ -62,10 +70,8 @@ def _hostile(p: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, An
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_hostile_names_run_no_script_and_the_explorer_still_works(
-    browser: Any, tmp_path: Path, payload: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    J, names, _ = _hostile(payload, monkeypatch)
+def test_hostile_names_run_no_script_and_the_explorer_still_works(browser: Any, tmp_path: Path, payload: str) -> None:
+    J, names, _ = _hostile(payload)
     page = cr.viz.html(J, path=tmp_path / "e.html", names=names, title=payload)
     text = page.read_text(encoding="utf-8")
     assert "<img" not in text and "<A HREF" not in text and "<!--<script>" not in text
@@ -101,11 +107,11 @@ def test_hostile_names_run_no_script_and_the_explorer_still_works(
     assert browser.execute_script("return window.__ran") == 0
 
 
-def test_hostile_names_in_a_notebook_style_page(browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_names_in_a_notebook_style_page(browser: Any, tmp_path: Path) -> None:
     """The inline displays (a module-grouped drawing, equations, the sandboxed explorer) side by side."""
     parts = []
     for p in PAYLOADS:
-        J, names, _ = _hostile(p, monkeypatch)
+        J, names, _ = _hostile(p)
         parts.append(cr.viz.draw(J, names=names, group="module", title=p)._repr_image_svg_xml())
         parts.append(cr.viz.equations(J, names=names)._repr_html_())
         parts.append(cr.viz.html(J, names=names, title=p)._repr_html_())
@@ -130,3 +136,7 @@ def test_hostile_names_in_a_notebook_style_page(browser: Any, tmp_path: Path, mo
     assert browser.execute_script("return document.querySelectorAll('img, a[href], a[*|href], script').length") == 0
     clusters = browser.execute_script("return [...document.querySelectorAll('g.cluster text')].map(t => t.textContent)")
     assert any(PAYLOADS[0] in c for c in clusters)  # the module name drawn as text
+
+
+def test_after_these_tests_no_hostile_primitive_is_registered() -> None:
+    assert not any(p in REGISTRY for p in PAYLOADS)

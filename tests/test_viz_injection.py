@@ -105,6 +105,10 @@ def test_hostile_names_run_no_script_and_the_explorer_still_works(browser: Any, 
     for a in browser.find_elements("css selector", "a"):  # Graphviz's own tooltip anchors: clicking runs nothing
         browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", a)
     assert browser.execute_script("return window.__ran") == 0
+    # The page's CSP runs its own script only: a script element added now is refused.
+    added = "const s = document.createElement('script'); s.textContent = 'alert(2)'; document.body.append(s);"
+    browser.execute_script(added)
+    assert browser.execute_script("return window.__ran") == 0
 
 
 def test_hostile_names_in_a_notebook_style_page(browser: Any, tmp_path: Path) -> None:

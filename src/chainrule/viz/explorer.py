@@ -9,6 +9,8 @@ greying out the saved arrays as they are released, with the bytes still held.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html as _html
 import json
 import os
@@ -69,7 +71,7 @@ def html(
     batch_axis: int | None = None,
     force: bool = False,
     title: str = "chainrule graph",
-) -> Any:
+) -> Path | Explorer:
     """An offline HTML explorer of the graph that produced ``outputs``.
 
     With ``path`` the page is written there (atomically; an existing file is replaced only
@@ -134,6 +136,7 @@ def explorer_page(
         caption=_html.escape(source),
         script=_SCRIPT,
         style=_STYLE,
+        csp=CSP,
     )
     return page
 
@@ -342,8 +345,18 @@ render();
 })();
 """
 
+# Defence in depth: the page may run its own script (by hash) and nothing else, and load nothing.
+CSP = (
+    "default-src 'none'; script-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    + "'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+
 _PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>{title}</title>
 <style>{style}</style></head>
 <body>
 <div id="canvas">{svg}</div>

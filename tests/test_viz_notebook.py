@@ -1,6 +1,6 @@
 """The §5.3 tour notebook, executed by a real Jupyter kernel and rendered in headless Chromium.
 
-One test (the kernel start and the run dominate, ~30-40 s on a shared machine): every display
+One run of the notebook (the kernel start and the run dominate, ~30-40 s on a shared machine): every display
 the issue names is in the executed outputs (an SVG of Figure 5.3.1 with the section's names
 in boxes and circles for operators, the explorer's self-contained HTML, a finished progress
 bar and the live board), and the notebook exported by nbconvert shows no raw LaTeX.
@@ -9,24 +9,27 @@ bar and the live board), and the notebook exported by nbconvert shows no raw LaT
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
+import nbclient
+import nbconvert
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
-nbconvert = pytest.importorskip("nbconvert")
-pytest.importorskip("graphviz")
-pytest.importorskip("selenium.webdriver")
-
-from tests.viz_helpers import chromium, have_chromium, parse_svg  # noqa: E402
+from tests.viz_helpers import chromium, have_chromium, parse_svg
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "tour_5_3.ipynb"
 SECTION = {"x", "W1", "W2", "z", "h", "o", "y", "L", "s", "J"}
 RAW_TEX = re.compile(r"\\(frac|partial|mathbf|boldsymbol|operatorname|left|right|begin|odot)\b|\$\$")
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The notebook run top to bottom by a real kernel (CellExecutionError names a failing cell)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    where = tmp_path_factory.mktemp("tour")
+    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": where}}).execute()
+    return nb
 
 
 def _outputs(nb: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -46,12 +49,8 @@ def test_committed_without_outputs() -> None:
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
-@pytest.mark.skipif(not have_chromium(), reason="needs chromium and chromium-driver")
-def test_tour_notebook_runs_and_displays_inline(tmp_path: Path) -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
-    client.execute()  # raises CellExecutionError naming the cell if any cell fails
+def test_tour_notebook_runs_and_displays_inline(executed: Any) -> None:
+    nb = executed
     outs = _outputs(nb)
 
     # Figure 5.3.1: an inline SVG whose boxes carry the section's names and whose operators are circles.
@@ -88,8 +87,11 @@ def test_tour_notebook_runs_and_displays_inline(tmp_path: Path) -> None:
     boards = [d["text/html"] for _, d in outs if "chainrule-board" in d.get("text/html", "")]
     assert len(boards) == 1 and "<svg" in boards[0]  # one board, redrawn in place
 
-    # Exported by nbconvert and rendered in Chromium: no raw LaTeX anywhere on the page.
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+
+@pytest.mark.skipif(not have_chromium(), reason="needs chromium and chromium-driver")
+def test_the_exported_notebook_in_chromium_shows_no_raw_latex(executed: Any, tmp_path: Path) -> None:
+    """Exported by nbconvert and rendered in Chromium: no raw LaTeX anywhere on the page."""
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(executed)
     page = tmp_path / "tour.html"
     page.write_text(body, encoding="utf-8")
     with chromium("1400,1000", offline=True) as browser:  # nbconvert's template names a CDN: fail it at once

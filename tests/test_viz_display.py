@@ -91,3 +91,18 @@ def test_a_recorded_tensor_displays_with_its_graph_in_a_kernel() -> None:
     assert page.startswith("<pre>tensor(") and "<svg" in page and ">W1<" in page
     assert tensor_html(cr.tensor([1.0, 2.0])) == f"<pre>{html.escape(repr(cr.tensor([1.0, 2.0])))}</pre>"
     assert not register_tensor_display()  # outside a kernel: nothing registered
+
+
+def test_only_fragment_and_http_links_survive_in_the_explorers_svg() -> None:
+    from chainrule.viz.explorer import safe_svg
+
+    svg = (
+        '<a xlink:href="#node1">a</a><a href="https://example.org/x">b</a>'
+        '<a xlink:href="javascript:alert(1)">c</a><a href=" JaVaScRiPt:alert(1)">d</a>'
+        "<a xlink:href='java&#x09;script:alert(1)'>e</a><a href=\"data:text/html,<script>\">f</a>"
+        '<a href="vbscript:x">g</a>'
+    )
+    out = safe_svg(svg)
+    assert 'xlink:href="#node1"' in out and 'href="https://example.org/x"' in out
+    assert "script:" not in out.lower().replace("<script>", "") and "data:" not in out
+    assert out.count("<a") == 7  # the anchors stay (their text is harmless), only the targets go

@@ -150,7 +150,7 @@ def explain_command(args: argparse.Namespace) -> int:
     """Print the chosen model's forward equations and its chain-rule steps: Unicode text by
     default, Markdown with LaTeX (``--markdown``) or LaTeX alone (``--latex``) on request."""
     ex = examples.build(args.model, batch=args.batch)
-    text = equations(
+    text: str = equations(
         ex.J,
         backward=not args.forward_only,
         names=ex.names,

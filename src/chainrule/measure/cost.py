@@ -240,6 +240,15 @@ class CostReport:
         lines.append(f"{total} {self.bytes_moved:,} |")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the table by primitive, as HTML (names escaped)."""
+        from chainrule.viz.notebook import cost_html
+
+        return cost_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.table().replace("<", "&lt;")
+
 
 class _CostHook:
     def __init__(self) -> None:

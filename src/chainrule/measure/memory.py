@@ -98,6 +98,15 @@ class MemoryProfile:
             rows.append(f"| peak during {ph} | {v:,} | {v / 2**20:.3f} |")
         return "\n".join(rows)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the breakdown at the peak as a table and the timeline as inline SVG."""
+        from chainrule.viz.notebook import memory_html
+
+        return memory_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.table()
+
     def plot(self, path: str, title: str | None = None) -> None:
         """Bytes over the sequence of events, stacked by category, phases marked (PNG, matplotlib Agg)."""
         import matplotlib

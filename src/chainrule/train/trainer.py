@@ -29,6 +29,7 @@ from chainrule.models import SectionMLP
 from chainrule.models.objective import objective
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train import notebook
 from chainrule.train.progress import bytes_bar, emit, progress_bar
 from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
@@ -758,7 +759,9 @@ class Trainer:
         st, cfg = self.state, self.cfg
         if self.schedule is not None:
             self.schedule.set_epoch(st.epoch)
-        bar = None if self.quiet else progress_bar(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch)
+        desc = f"epoch {st.epoch + 1}/{cfg.epochs}"
+        bar = None if self.quiet else progress_bar(len(self.loader), desc, st.batch)
+        bar = notebook.notebook_bar(bar, len(self.loader), desc, st.batch, self.quiet)
         start = time.perf_counter()
         try:
             for sel in self.loader.index_batches(st.epoch, start=st.batch):
@@ -809,6 +812,7 @@ class Trainer:
         finally:
             self._critical -= 1
         self.say(epoch_line(m))
+        notebook.epoch_done(self.out, st.history, recipe(cfg), self.quiet)  # a notebook's live plot
         self._check_stop()
 
     def write_reports(self) -> None:

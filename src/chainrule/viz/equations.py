@@ -19,6 +19,7 @@ from chainrule.viz import expr as E
 from chainrule.viz.expr import Lin
 from chainrule.viz.model import Graph, Var, build
 from chainrule.viz.notation import apply_forward, apply_vjp, grad_tex, var_tex
+from chainrule.viz.recording import context
 
 INLINE_LIMIT = 28  # an unnamed intermediate longer than this (as text) gets its own symbol
 
@@ -84,6 +85,16 @@ def _const_expr(v: Var, symbols: dict[str, float]) -> Lin:
     return E.number(float(value))
 
 
+def _released_notes(g: Graph) -> list[str]:
+    """Say so when backward released a Python-number constant (its value cannot be written)."""
+    if any(v.kind == "input" and v.shape == () and v.dtype is None and not v.name for v in g.vars.values()):
+        return [
+            "a Python-number constant was released by backward (its value is gone): run the forward under "
+            "`with cr.viz.trace():` to write it (λ/2)"
+        ]
+    return []
+
+
 def explain(
     *outputs: Tensor,
     names: Any = None,
@@ -93,11 +104,14 @@ def explain(
 ) -> Explanation:
     """Forward and backward equations of the graph that produced ``outputs[0]`` (the objective).
 
-    ``trace``: a :class:`~chainrule.viz.trace.Trace` that saw the forward, needed to name
+    ``names``: ``{"x": x}``, a Module or ``locals()`` (see :mod:`chainrule.viz.names`).
+    ``trace``: a :class:`~chainrule.viz.trace.Trace` that saw the forward (found by itself when the
+    forward ran under ``with cr.viz.trace():``), needed to name
     constants (x, λ/2) once a backward has released the saved arrays.
     """
-    g = build(list(outputs), names, trace=trace)
-    symbols = symbols or {}
+    resolved, trace = context(outputs, names, trace)
+    g = build(list(outputs), resolved, trace=trace)
+    symbols = {**resolved.numbers, **(symbols or {})}
     root = g.outputs[0]
     root_var = g.vars[root]
     root_name = root_var.name or "J"
@@ -154,6 +168,7 @@ def explain(
     ex.values = {vid: e.txt() for vid, e in val.items()}
     if used_relu:
         ex.notes.append("φ = ReLU, φ′(z) = 𝟙[z > 0]")
+    ex.notes += _released_notes(g)
 
     # Backward: gradients in the engine's order (latest-created node first), leaves after
     # the last gradient they collect from.
@@ -247,12 +262,40 @@ def equations(
     batch_axis: int | None = None,
     style: str = "markdown",
     trace: Any = None,
-) -> str:
+) -> Equations:
     """Markdown (LaTeX) or plain Unicode text (``style="text"``) for the graph that produced ``output``.
 
-    names: ``{"x": x, "y": y}`` names constants (and leaves) by identity.
+    names: ``{"x": x, "y": y}`` or ``locals()`` names constants, leaves and intermediates; a
+        Greek-named number in it (``lam``) is a symbol too.
     symbols: ``{"λ": 1e-3}`` writes a constant that is a simple multiple of 1e-3 as λ, λ/2, 2λ.
     batch_axis: the axis examples run along, so a broadcast sum over it reads "Σ_batch".
     """
     ex = explain(output, names=names, symbols=symbols, batch_axis=batch_axis, trace=trace)
-    return ex.text(backward) if style == "text" else ex.markdown(backward)
+    return Equations(ex.text(backward) if style == "text" else ex.markdown(backward), ex, backward)
+
+
+class Equations(str):
+    """The equations as a ``str`` (Markdown or text, as asked) that also displays itself in Jupyter.
+
+    In a notebook it shows as readable Unicode (``text/html``, no math renderer needed); the
+    LaTeX is in the ``text/latex`` part of the display for LaTeX/PDF export.
+    """
+
+    explanation: Explanation
+    backward: bool
+
+    def __new__(cls, text: str, explanation: Explanation, backward: bool = True) -> Equations:
+        obj = super().__new__(cls, text)
+        obj.explanation = explanation
+        obj.backward = backward
+        return obj
+
+    def _repr_html_(self) -> str:
+        from chainrule.viz.notebook import equations_html
+
+        return equations_html(self.explanation, self.backward)
+
+    def _repr_latex_(self) -> str:
+        from chainrule.viz.notebook import equations_latex
+
+        return equations_latex(self.explanation, self.backward)

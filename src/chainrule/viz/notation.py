@@ -58,6 +58,25 @@ _GREEK = {
 _TEX_GREEK = {v: f"\\{k}" for k, v in _GREEK.items() if k != "lam"}
 
 
+_TEX_SPECIAL = {
+    "\\": "\\backslash ", "{": "\\{", "}": "\\}", "_": "\\_", "$": "\\$", "&": "\\&", "#": "\\#",
+    "%": "\\%", "^": "\\hat{}", "~": "\\sim ", "<": "\\lt ", ">": "\\gt ", '"': "''", "'": "'",
+}  # fmt: skip
+
+
+def tex_text(name: str) -> str:
+    """A user's name as TeX text: every special character escaped, no ``<``/``>`` left (safe in HTML)."""
+    return "".join(_TEX_SPECIAL.get(c, c) for c in name if c.isprintable())
+
+
+def greek_symbol(name: str) -> str | None:
+    """``lam``/``lambda``/``λ`` -> ``λ`` (a trailing ``_`` ignored); None for a name that is no Greek letter."""
+    key = name.rstrip("_")
+    if key in _GREEK:
+        return _GREEK[key]
+    return key if key in _TEX_GREEK else None
+
+
 def var_text(name: str | None) -> str:
     return name or "·"
 
@@ -74,7 +93,7 @@ def var_tex(name: str, scalar: bool) -> str:
         return f"{letter}^{{({m.group(2)})}}"
     if re.fullmatch(r"[A-Za-z]", name):
         return name if scalar else f"\\mathbf{{{name}}}"
-    return "\\mathrm{" + name.replace("_", "\\_") + "}"
+    return "\\mathrm{" + tex_text(name) + "}"
 
 
 def grad_text(root: str, name: str | None) -> str:
@@ -422,7 +441,7 @@ _install()
 
 
 def _tex_name(name: str) -> str:
-    return name.replace("_", "\\_").replace("{", "").replace("}", "")
+    return tex_text(name)
 
 
 def generic_forward(name: str, args: list[Lin], shape: Any) -> Lin:

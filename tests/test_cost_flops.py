@@ -66,6 +66,18 @@ def test_flop_rules() -> None:
     assert forward_flops(my_op, (a,), {}, a) == 7 and my_op.facts.flops is not None
 
 
+def test_flop_rules_of_einsum_linalg_and_sorting() -> None:
+    """Textbook counts: an einsum product as matmul (2·m·n·k), inverse 2·n³, Cholesky n³/3, sort n·log₂n."""
+    a, b, out = np.zeros((3, 4)), np.zeros((4, 5)), np.zeros((3, 5))
+    assert (
+        forward_flops("einsum", (a, b), {"spec": "ij,jk->ik"}, out) == forward_flops("matmul", (a, b), {}, out) == 120
+    )
+    assert forward_flops("inv", (np.zeros((2, 5, 5)),), {}, None) == 2 * 2 * 5**3
+    assert forward_flops("cholesky", (np.zeros((6, 6)),), {}, None) == 6**3 // 3
+    assert forward_flops("argsort", (np.zeros((3, 8)),), {"axis": -1}, None) == 3 * 8 * 3
+    assert forward_flops("log1p", (a,), {}, a) == 12
+
+
 def test_an_instrument_meeting_a_primitive_without_its_facts_names_it() -> None:
     bare = cr.Primitive("bare_op", np.negative)
     with pytest.raises(MissingFact, match=r"eval_shape: primitive 'bare_op' has no 'shape' fact.*bare_op\.deffacts"):

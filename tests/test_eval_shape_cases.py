@@ -54,3 +54,12 @@ def test_memory_estimate_runs_every_cases_backward(case: Any) -> None:
     predicted = cr.memory.estimate(_backward_step(case), *specs)
     assert predicted.predicted and any(p.phase == "backward" for p in predicted.points)
     assert predicted.peak >= sum(x.nbytes for x in inputs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_cost_counts_every_cases_nodes(case: Any) -> None:
+    """Every primitive's FLOP rules (forward, and its VJP rules for the inputs that need one) run."""
+    specs = [ShapeDtype(x.shape, x.dtype, requires_grad=True) for x in case.inputs()]
+    report = cr.cost(lambda *xs: cr.sum(case.fn(*xs) * 1.0), *specs)
+    assert report.rows and all(r.forward_flops >= 0 and r.backward_flops >= 0 for r in report.rows)
+    assert any(r.backward_flops or r.backward_bytes for r in report.rows)  # the backward was charged

@@ -18,8 +18,9 @@ rules and memory models are duck-typed on the placeholder allocator ``mem`` they
   element; views, casts and copies nothing; a decomposition its textbook count.
 * ``memory``: ``model(mem, i, g, out, args, params)``, input ``i``'s gradient as a placeholder,
   allocating (``mem.new``) what the real VJP rule allocates, in the same order; a temporary is
-  a placeholder that goes out of scope. Or :data:`RULE_ITSELF`: the rule is built of
-  primitives, so running it shape-only models its allocations.
+  a placeholder that goes out of scope (the hand models: :mod:`chainrule.ops.vjp_memory`). Or
+  :data:`RULE_ITSELF`: the rule is built of primitives, so running it shape-only models its
+  allocations.
 
 An instrument meeting a primitive without the fact it needs raises :class:`MissingFact`.
 """

@@ -8,7 +8,7 @@ import chainrule as cr
 from chainrule.cli import graph as cli
 from chainrule.viz import examples
 from chainrule.viz.equations import equations, explain
-from chainrule.viz.notation import NOTATIONS, register_notation
+from chainrule.viz.notation import notation_of, register_notation
 
 BOOK_BACKWARD = [
     "∂J/∂L = 1",
@@ -78,7 +78,7 @@ def test_the_equations_agree_with_the_gradients_the_engine_computes() -> None:
 def test_a_users_primitive_without_notation_is_explained_generically() -> None:
     softplus = cr.Primitive("my_softplus", lambda x: np.log1p(np.exp(x)), save=(0,))
     softplus.defvjp(lambda g, out, x: g * (1 / (1 + cr.exp(-x))))
-    assert "my_softplus" not in NOTATIONS
+    assert softplus.facts.notation is None and notation_of("my_softplus") is None
     w = cr.tensor(np.ones((3, 2), np.float32), requires_grad=True).named("w")
     u = softplus(w).named("u")
     J = (u * u).sum().named("J")
@@ -93,7 +93,8 @@ def test_a_users_primitive_without_notation_is_explained_generically() -> None:
 def test_register_notation_changes_how_a_primitive_is_written() -> None:
     square = cr.Primitive("my_square", np.square, save=(0,))
     square.defvjp(lambda g, out, x: 2 * g * x)
-    register_notation("my_square", forward=("{0}^2", "{0}²"), vjp=("2 {a0} \\odot {g}", "2{a0} ⊙ {g}"), symbol="x²")
+    register_notation(square, forward=("{0}^2", "{0}²"), vjp=("2 {a0} \\odot {g}", "2{a0} ⊙ {g}"), symbol="x²")
+    assert square.facts.notation.symbol == "x²"
     try:
         w = cr.tensor(np.ones(3, np.float32), requires_grad=True).named("w")
         q = square(w).named("q")
@@ -102,7 +103,7 @@ def test_register_notation_changes_how_a_primitive_is_written() -> None:
         assert "q = w²" in text
         assert "∂J/∂w = 2w ⊙ ∂J/∂q" in text
     finally:
-        NOTATIONS.pop("my_square")
+        square.deffacts(notation=None)
 
 
 def test_forward_only(capsys: object) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 import chainrule as cr
 from chainrule.viz import examples
-from chainrule.viz.notebook import register_tensor_display, tensor_html
+from chainrule.viz.tensor_display import register_tensor_display, tensor_html
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

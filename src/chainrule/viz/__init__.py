@@ -45,7 +45,7 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 
 
 def _in_a_kernel() -> None:
-    from chainrule.viz.notebook import register_tensor_display
+    from chainrule.viz.tensor_display import register_tensor_display
 
     register_tensor_display()
 

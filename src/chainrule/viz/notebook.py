@@ -4,18 +4,16 @@ Nothing here needs a network or a front-end extension: equations are shown as re
 Unicode (with the LaTeX kept in the ``text/latex`` part of the bundle for LaTeX/PDF export),
 tables as HTML tables, timelines as an inline image. A tensor with a recorded graph shows its
 repr and its drawing once :mod:`chainrule.viz` is imported in an IPython kernel
-(:func:`register_tensor_display`).
+(:mod:`chainrule.viz.tensor_display`).
 """
 
 from __future__ import annotations
 
 import html
 import io
-import sys
 from typing import Any
 
 _CSS = "font-family:'DejaVu Sans Mono',Menlo,monospace;font-size:13px;line-height:1.5"
-MAX_INLINE_OPS = 150  # a larger graph is not drawn with the tensor's repr (draw it by module)
 
 
 def _e(text: Any) -> str:
@@ -128,38 +126,3 @@ def memory_timeline_svg(profile: Any) -> str:
     ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     return figure_svg(fig)
-
-
-def tensor_html(t: Any) -> str | None:
-    """A tensor's repr, and its recorded graph drawn beside it (small graphs, when ``dot`` runs)."""
-    text = f"<pre>{_e(repr(t))}</pre>"
-    node = getattr(t, "node", None)
-    if node is None:
-        return text
-    try:
-        from chainrule.core.backward import toposort
-
-        if len(toposort([node])) > MAX_INLINE_OPS:
-            return (
-                text + f"<p>(graph of over {MAX_INLINE_OPS} operators: <code>cr.viz.draw(t, group='module')</code>)</p>"
-            )
-        from chainrule.viz.drawing import draw, fit_svg
-
-        svg: str = fit_svg(draw(t).pipe(format="svg").decode("utf-8"), 480.0, 420.0)
-    except Exception:  # no dot, no graphviz: the repr is still worth showing
-        return text
-    return text + svg[svg.index("<svg") :]
-
-
-def register_tensor_display(ip: Any = None) -> bool:
-    """In an IPython kernel, show a recorded tensor with its graph (``text/html``). True if registered."""
-    if ip is None:
-        mod = sys.modules.get("IPython")
-        get = getattr(mod, "get_ipython", None)
-        ip = get() if get is not None else None
-    if ip is None or not hasattr(ip, "display_formatter"):
-        return False
-    from chainrule.core.tensor import Tensor
-
-    ip.display_formatter.formatters["text/html"].for_type(Tensor, tensor_html)
-    return True

@@ -12,7 +12,6 @@ from typing import Any
 
 from chainrule.core.backward import toposort
 from chainrule.core.tensor import Tensor
-from chainrule.viz.drawing import draw, fit_svg
 from chainrule.viz.notebook import _e
 
 MAX_INLINE_OPS = 150  # a larger graph is not drawn with the tensor's repr (draw it by module)
@@ -25,6 +24,8 @@ def tensor_html(t: Any) -> str | None:
     if node is None:
         return text
     try:
+        from chainrule.viz.drawing import draw, fit_svg  # graphviz, only when a kernel shows a tensor
+
         if len(toposort([node])) > MAX_INLINE_OPS:
             return (
                 text + f"<p>(graph of over {MAX_INLINE_OPS} operators: <code>cr.viz.draw(t, group='module')</code>)</p>"

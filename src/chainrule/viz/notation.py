@@ -297,6 +297,14 @@ def _relu_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
 
 
 def _install() -> None:
+    _install_arithmetic()
+    _install_functions()
+    _install_reductions_and_shapes()
+    _install_products_and_nn()
+
+
+def _install_arithmetic() -> None:
+    """Notation of add, subtract, multiply, divide, power, negative."""
     R = register_notation
     R("add", lambda a, p, s: E.add(a[0], a[1]).with_shape(s), _ident_vjp, "+")
     R(
@@ -314,6 +322,11 @@ def _install() -> None:
     )
     R("power", _pow_forward, _pow_vjp, "^")
     R("negative", lambda a, p, s: E.neg(a[0]), lambda i, g, o, a, p: E.neg(g), "−x")
+
+
+def _install_functions() -> None:
+    """Notation of exp, log, sqrt, abs, the trigonometric and selection functions."""
+    R = register_notation
     R("exp", _elementwise("\\exp\\left({0}\\right)", "exp({0})"), lambda i, g, o, a, p: E.had(g, o), "exp")
     R(
         "log",
@@ -379,6 +392,11 @@ def _install() -> None:
         ),
         "clip",
     )
+
+
+def _install_reductions_and_shapes() -> None:
+    """Notation of sums, extremes, reshapes, transposes, indexing, concatenation, casts."""
+    R = register_notation
     R("sum", _sum_forward, _sum_vjp, "Σ")
     R("max", _elementwise("\\max {0}", "max {0}"), _extremum_vjp("max"), "max")
     R("min", _elementwise("\\min {0}", "min {0}"), _extremum_vjp("min"), "min")
@@ -422,6 +440,11 @@ def _install() -> None:
         "concat",
     )
     R("astype", lambda a, p, s: a[0].with_shape(s), _ident_vjp, "astype")
+
+
+def _install_products_and_nn() -> None:
+    """Notation of matmul and the neural-network primitives (relu, sigmoid, softmax, cross-entropy), watch."""
+    R = register_notation
     R(
         "matmul",
         lambda a, p, s: E.mm(a[0], a[1]),

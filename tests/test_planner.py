@@ -48,7 +48,7 @@ def measured_peak(model: Sequential, opt: SGD, microbatches: int, batch: int = B
 @pytest.fixture(autouse=True)
 def _quiet() -> Any:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the checkpoint primitive has no shape rule (eval_shape says so)
+        warnings.simplefilter("ignore")
         yield
 
 

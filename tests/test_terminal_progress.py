@@ -30,29 +30,34 @@ BAR = re.compile(rb"epoch 1/1:\s+(\d+)%\|[^|]*\|\s*(\d+)/(\d+) ")
 
 def run_in_pty(argv: list[str], rows: int, cols: int, timeout: float = 120.0) -> list[tuple[float, bytes]]:
     """Run ``argv`` with a pseudo-terminal (sized ``rows`` x ``cols``; 0 x 0 = unknown) as its
-    stdin/stdout/stderr; the chunks it wrote, each with the time it arrived."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: size its terminal, then become the command
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        os.execvpe(argv[0], argv, os.environ)
+    stdin/stdout/stderr; the chunks it wrote, each with the time it arrived. The child is spawned
+    (fork + exec at once, by subprocess), not forked from this multithreaded test process."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
     chunks: list[tuple[float, bytes]] = []
     start = time.monotonic()
     try:
         while time.monotonic() - start < timeout:
-            ready, _, _ = select.select([fd], [], [], 0.5)
+            ready, _, _ = select.select([master], [], [], 0.5)
             if not ready:
+                if proc.poll() is not None:
+                    break
                 continue
             try:
-                data = os.read(fd, 65536)
+                data = os.read(master, 65536)
             except OSError:  # EIO: the child closed the terminal
                 break
             if not data:
                 break
             chunks.append((time.monotonic() - start, data))
     finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, b"".join(c for _, c in chunks).decode(errors="replace")
+        if proc.poll() is None and time.monotonic() - start >= timeout:
+            proc.kill()
+        code = proc.wait(timeout=30)
+        os.close(master)
+    assert code == 0, b"".join(c for _, c in chunks).decode(errors="replace")
     return chunks
 
 

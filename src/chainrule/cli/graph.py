@@ -30,6 +30,13 @@ def add_parsers(subparsers: Any) -> None:
         help="record the backward pass (create_graph) and draw the gradient's graph too",
     )
     g.add_argument("--group", choices=["module"], default=None, help="cluster nodes by nn.Module (mlp)")
+    g.add_argument(
+        "--layout",
+        choices=["dot", "book"],
+        default=None,
+        help="book: Figure 5.3.1's layout, input lower-left and objective upper-right (the section model's "
+        "default for its forward graph); dot: inputs at the bottom",
+    )
     g.add_argument("--format", default=None, choices=FORMATS, help="default: from --out's suffix, else svg")
     g.add_argument("--out", default=None, help="output file (default graph-<model>.<format>)")
     g.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -97,6 +104,13 @@ def graph_command(args: argparse.Namespace) -> int:
         return 2
 
     fmt, out = _format_and_path(args)
+    if args.layout == "book" and (args.backward or args.saved or args.second_order or args.group or fmt == "html"):
+        print(
+            "chainrule: error: --layout book draws the forward graph as the book's Figure 5.3.1; "
+            "drop --layout (or use --layout dot) with --backward, --saved, --second-order, --group or html",
+            file=sys.stderr,
+        )
+        return 2
     if out.exists() and not args.force:
         print(f"chainrule: error: {out} exists; pass --force to overwrite it", file=sys.stderr)
         return 2
@@ -124,13 +138,17 @@ def graph_command(args: argparse.Namespace) -> int:
                 batch_axis=ex.batch_axis,
             )
         else:
+            group = args.group or ("module" if args.model == "mlp" else None)
+            forward_only = not (args.backward or args.saved or args.second_order or group)
+            layout = args.layout or (ex.layout if forward_only else "dot")
             drawing = draw(
                 *outputs,
                 backward=args.backward,
                 saved=args.saved or args.second_order,
-                group=args.group or ("module" if args.model == "mlp" else None),
+                group=group,
                 names=ex.names,
                 trace=tr,
+                layout=layout,
             )
             if fmt == "dot":
                 atomic_write(out, drawing.source.encode("utf-8"), force=args.force)
@@ -150,7 +168,7 @@ def explain_command(args: argparse.Namespace) -> int:
     """Print the chosen model's forward equations and its chain-rule steps: Unicode text by
     default, Markdown with LaTeX (``--markdown``) or LaTeX alone (``--latex``) on request."""
     ex = examples.build(args.model, batch=args.batch)
-    text = equations(
+    text: str = equations(
         ex.J,
         backward=not args.forward_only,
         names=ex.names,

@@ -19,6 +19,8 @@ import numpy as np
 
 from chainrule.core.errors import DTypeError
 from chainrule.core.primitive import Primitive
+from chainrule.ops import facts as fx
+from chainrule.ops import vjp_memory as vm
 from chainrule.ops.elementwise import divide, isnan, power, where
 from chainrule.ops.manip import diag
 from chainrule.ops.reduce import broadcast_to, normalize_axis
@@ -36,6 +38,10 @@ _floor_divide_p = Primitive(
     doc="floor(x / y) as NumPy computes it. Not differentiable (a constant to the engine: its derivative "
     "is 0 off the jumps).",
 )
+
+
+positive.deffacts(shape=fx.broadcast(positive), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.passes_g)
+_floor_divide_p.deffacts(shape=fx.broadcast(_floor_divide_p), flops=fx.each(1))
 
 
 def floor_divide(x1: Any, x2: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.primitive import Primitive
+from chainrule.ops import facts as fx
 from chainrule.ops.reduce import normalize_axis
 from chainrule.ops.shape import array_of
 
@@ -70,6 +71,32 @@ isposinf: Primitive = _nondiff("isposinf", np.isposinf, "Whether each element is
 isneginf: Primitive = _nondiff("isneginf", np.isneginf, "Whether each element is -inf (bool).")
 isreal: Primitive = _nondiff("isreal", np.isreal, "Whether each element has no imaginary part (bool).")
 argwhere: Primitive = _nondiff("argwhere", np.argwhere, "Indices of the nonzero elements, one row each.")
+
+
+# --- facts (chainrule.ops.facts) -------------------------------------------------------------
+def _probed(prim: Primitive) -> Any:
+    """Shape rule: the impl run on a zero-stride stand-in of each input (no memory; exact shape and dtype)."""
+
+    def rule(mem: Any, *args: Any, **params: Any) -> Any:
+        stand_ins = [np.broadcast_to(np.zeros((), a.dtype), a.shape) if hasattr(a, "shape") else a for a in args]
+        out = np.asarray(prim.impl(*stand_ins, **params))
+        return mem.new(out.shape, out.dtype)
+
+    return rule
+
+
+def _data_dependent(mem: Any, *args: Any, **params: Any) -> Any:
+    from chainrule.core.errors import ShapeError
+
+    raise ShapeError("argwhere: its output's shape depends on the values; shape-only evaluation cannot give it")
+
+
+for _p in (_argmax_p, _argmin_p, _all_p, _any_p, _count_nonzero_p, _searchsorted_p):
+    _p.deffacts(shape=_probed(_p), flops=fx.input_size)
+for _p in (logical_and, logical_or, logical_xor, logical_not, signbit, isposinf, isneginf, isreal, _isclose_p):
+    _p.deffacts(shape=fx.broadcast(_p), flops=fx.each(1))
+argwhere.deffacts(shape=_data_dependent, flops=fx.input_size)
+del _p
 
 
 def _reduction_axis(x: Any, axis: Any, op: str) -> Any:

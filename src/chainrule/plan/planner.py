@@ -1,8 +1,8 @@
 """Memory-budget planner: the fastest way (microbatches, checkpointing, stages) to fit a training step in a budget.
 
 Every memory number comes from the shape-only estimator (:func:`chainrule.measure.memory.estimate`);
-nothing runs for real except the time model's short calibration. The estimator has no model
-of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes it:
+nothing runs for real except the time model's short calibration. Rather than estimating every
+candidate step, the planner composes a few estimates:
 
 * **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``; for
   ``k > 1`` three parameter-sized arrays are added (the running gradient sum, the scaled

@@ -261,7 +261,7 @@ class StepTimer:
             return t
         if backward:
             return cal.backward_node + cal.elementwise_seconds(backward_flops(node))
-        return cal.forward_node + cal.elementwise_seconds(forward_flops(name, ins, node.params, out))
+        return cal.forward_node + cal.elementwise_seconds(forward_flops(node.prim, ins, node.params, out))
 
     def seconds(self, start: int, stop: int, b: int, loss: bool) -> tuple[float, float, int]:
         """(forward seconds, backward seconds, forward nodes) of ``layers[start:stop]`` (the whole model if not a

@@ -29,6 +29,7 @@ from chainrule.models import SectionMLP
 from chainrule.models.objective import objective
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train import notebook
 from chainrule.train.progress import bytes_bar, emit, progress_bar
 from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
@@ -371,7 +372,7 @@ class RunLog:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False) -> None:
+    def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False, resume_source: str | None = None) -> None:
         validate_config(cfg, check_memory=False)
         self.cfg = cfg
         self.out = Path(out_dir)
@@ -385,8 +386,10 @@ class Trainer:
         self.state = RunState()
         self.memory_note: str | None = None
         self._join()
-        self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
-        self._parallel_setup(x_train)  # under data parallelism the optimizer may become a sharded one
+        with self._failing_together():  # under MPI: an error here reaches every rank
+            self._agree(x_train, resume_source)
+            self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
+            self._parallel_setup(x_train)  # under data parallelism the optimizer may become a sharded one
         self.schedule: StepLR | CosineAnnealingLR | None = None
         if cfg.schedule == "cosine":
             self.schedule = CosineAnnealingLR(self.optimizer, cfg.epochs)
@@ -425,7 +428,7 @@ class Trainer:
             raise UsageError(f"--memory-budget {cfg.memory_budget} with --parallel {cfg.parallel}: {exc}") from None
         assert report.plan is not None
         if self.comm is not None:  # the time model is measured on each rank: rank 0's choice is everyone's
-            report.plan = self.comm.comm.bcast(report.plan, root=0)
+            report.plan = self.comm.bcast_object(report.plan, what="the memory plan")
         cfg.microbatches = report.plan.microbatches
         if cfg.parallel == "pipeline":
             cfg.pipeline_schedule = report.plan.schedule
@@ -447,6 +450,25 @@ class Trainer:
         self.comm = Comm()
         self.rank = self.comm.rank
         self.quiet = self.quiet or self.rank != 0  # one rank speaks
+
+    def _failing_together(self) -> Any:
+        """Under MPI: a block whose error is sent to every rank, then re-raised (the caller reports it)."""
+        if self.comm is None:
+            return contextlib.nullcontext()
+        from chainrule.parallel.failure import failing_together
+
+        return failing_together(self.comm, abort=False)
+
+    def _agree(self, x_train: np.ndarray, resume_source: str | None) -> None:
+        """Under MPI: every rank's settings are rank 0's, or every rank stops naming the difference."""
+        if self.comm is None:
+            return
+        from chainrule.parallel.agree import agree, data_fingerprint
+
+        settings = {f"--{k.replace('_', '-')}": v for k, v in asdict(self.cfg).items() if k != "data_dir"}
+        settings["--resume"] = resume_source or "none (a new run)"
+        data = {"the data (--data-dir)": data_fingerprint(x_train, self.loader.arrays[1], self.x_test)}
+        agree(self.comm, settings, derived=data)
 
     def _parallel_setup(self, x_train: np.ndarray) -> None:
         """Under ``--parallel``: make the parameters identical, cut the pipeline (the plan's stages, if any)."""
@@ -608,7 +630,12 @@ class Trainer:
             cfg.data_dir = data_dir
         if cfg.epochs < state.epoch:
             raise UsageError(f"--epochs {cfg.epochs}: the run in {run_dir} has already finished {state.epoch} epochs")
-        trainer = cls(cfg, run_dir, quiet=quiet)
+        source = None
+        if cfg.parallel != "none":  # the ranks check that they resume the same checkpoint
+            from chainrule.parallel.agree import arrays_digest
+
+            source = f"epoch {state.epoch}, batch {state.batch} of checkpoint {arrays_digest(arrays)}"
+        trainer = cls(cfg, run_dir, quiet=quiet, resume_source=source)
         trainer._restore(arrays, meta, state, path)
         return trainer
 
@@ -662,17 +689,14 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
-        together: Any = contextlib.nullcontext()
-        if self.comm is not None:
-            from chainrule.parallel import failing_together
-
-            together = failing_together(self.comm)  # an error on one rank stops every rank, clearly
         try:
-            with together:
+            with self._failing_together():  # under MPI an error on one rank, even in the last save, stops every rank
                 while self.state.epoch < self.cfg.epochs:
                     self._epoch()
-            self.save()
-            self.write_reports()
+                self.save()
+                self.write_reports()
+                if self.comm is not None:  # no rank ends "finished" while another one failed
+                    self.comm.barrier("finishing the run")
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else (self._stop or signal.SIGINT)
             self._critical += 1
@@ -735,7 +759,9 @@ class Trainer:
         st, cfg = self.state, self.cfg
         if self.schedule is not None:
             self.schedule.set_epoch(st.epoch)
-        bar = None if self.quiet else progress_bar(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch)
+        desc = f"epoch {st.epoch + 1}/{cfg.epochs}"
+        bar = None if self.quiet else progress_bar(len(self.loader), desc, st.batch)
+        bar = notebook.notebook_bar(bar, len(self.loader), desc, st.batch, self.quiet)
         start = time.perf_counter()
         try:
             for sel in self.loader.index_batches(st.epoch, start=st.batch):
@@ -779,10 +805,14 @@ class Trainer:
         try:
             st.history.append(asdict(m))
             self.state = RunState(epoch=st.epoch + 1, history=st.history)
+            if self.comm is not None:  # a peer dying in the save's gather takes this rank with it (mpiexec):
+                self.write_reports()  # the epoch's metrics are written first, and every rank waits for that
+                self.comm.barrier("writing the epoch's metrics")
             self.save()
         finally:
             self._critical -= 1
         self.say(epoch_line(m))
+        notebook.epoch_done(self.out, st.history, recipe(cfg), self.quiet)  # a notebook's live plot
         self._check_stop()
 
     def write_reports(self) -> None:

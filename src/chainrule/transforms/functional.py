@@ -21,13 +21,16 @@ from chainrule.core.backward import backward
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import level, watched
 from chainrule.core.tensor import Tensor
+from chainrule.ops import facts as fx
 from chainrule.ops import reshape, stack, sum
+from chainrule.ops import vjp_memory as vm
 from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
 
 # The identity that marks "differentiate with respect to this value" on the tape.
 watch = Primitive("watch", lambda x: x, doc="Identity: marks a value a transform differentiates with respect to.")
 watch.defvjp(lambda g, out, x: g)
 watch.defjvp(lambda t, out, x: t)
+watch.deffacts(shape=fx.view(watch), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.passes_g)
 
 
 def gradients(

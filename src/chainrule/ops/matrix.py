@@ -573,7 +573,7 @@ _pinv_deficient_p = Primitive(
     _pinv,
     save=(0,),
     save_output=True,
-    doc="``pinv`` of a rank-deficient input, with the derivative along paths of constant rank.",
+    doc="``pinv``, with the derivative along paths of constant rank (every path, at full rank).",
 )
 _pinv_deficient_p.defvjp(_pinv_vjp)
 _pinv_deficient_p.defjvp(_pinv_jvp)
@@ -582,11 +582,13 @@ _pinv_deficient_p.defjvp(_pinv_jvp)
 def pinv(a: Any, rcond: float | None = None, hermitian: bool = False, *, rtol: float | None = None) -> Any:
     """Moore-Penrose pseudo-inverse (NumPy's ``pinv``; ``rtol`` is NumPy 2's name for ``rcond``).
 
-    Full-rank inputs use the normal equations, differentiable there. At a rank-deficient input
-    (rank judged with ``rcond``, default ``max(M, N) * eps``) the pseudo-inverse is continuous only
-    along paths that keep the rank: the derivative is that one (Golub & Pereyra's formula, as
-    PyTorch's). ``hermitian=True`` (NumPy's shortcut for symmetric input) gives the same result;
-    a non-symmetric input with it is refused (NumPy would silently read one triangle).
+    One primitive for every input (NumPy's SVD-based ``pinv``, singular values below ``rcond``
+    times the largest dropped; default ``max(M, N) * eps``), so shape-only evaluation and a
+    compiled step take the same path as the values would. Its derivative is Golub & Pereyra's
+    (PyTorch's): exact where the rank is full, and along paths that keep the rank at a
+    rank-deficient input (elsewhere the pseudo-inverse is discontinuous). ``hermitian=True``
+    (NumPy's shortcut for symmetric input) gives the same result; a non-symmetric input with it
+    is refused (NumPy would silently read one triangle).
     """
     shape = array_of(a).shape
     if len(shape) < 2:
@@ -599,11 +601,7 @@ def pinv(a: Any, rcond: float | None = None, hermitian: bool = False, *, rtol: f
     if hermitian and (m != n or not np.allclose(data, np.swapaxes(data, -1, -2))):
         raise ValueError("pinv: hermitian=True needs symmetric matrices; this input is not symmetric")
     rcond = max(m, n) * np.finfo(data.dtype).eps if rcond is None else rcond
-    if not np.all(np.linalg.matrix_rank(data, rtol=rcond) == min(m, n)):
-        return _pinv_deficient_p(a, rtol=rcond)
-    if m >= n:
-        return solve(matmul(_mT(a), a), _mT(a))
-    return _mT(solve(matmul(a, _mT(a)), a))
+    return _pinv_deficient_p(a, rtol=rcond)
 
 
 def trace(x: Any, offset: int = 0) -> Any:

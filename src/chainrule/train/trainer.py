@@ -35,10 +35,24 @@ CHECKPOINT = "checkpoint.npz"
 LOG = "run.log"
 RUN_FILES = (CHECKPOINT, "metrics.csv", "metrics.json", "curves.png", LOG)  # every file a run writes
 N_TRAIN, N_TEST, N_PIXELS = 60000, 10000, 784
+_GROWTH = 1000.0  # an objective this many times the run's first (or ln 10, if more) is divergence
+
+
+def _quiet_overflow() -> Any:
+    """No overflow warnings while stepping: a diverging step is reported once, by the divergence checks."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
 class UsageError(ChainruleError, ValueError):
     """A bad argument or output folder, found before any work starts (exit code 2)."""
+
+
+class Diverged(ChainruleError, FloatingPointError):
+    """The objective or the parameters became non-finite, or the objective exploded (exit code 1)."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class Interrupted(KeyboardInterrupt):
@@ -417,6 +431,7 @@ class Trainer:
         self._stop: int | None = None  # the signal that asked the run to stop
         self._stop_agreed = False  # data parallel: every rank knows of the stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
+        self._first_loss: tuple[float, int] | None = None  # (objective, step) of this process's first step
         model = self.model
 
         def loss_and_grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -693,6 +708,9 @@ class Trainer:
                     self._epoch()
             self.save()
             self.write_reports()
+        except Diverged as exc:  # the metrics of the epochs before it; the last good checkpoint stays
+            self.write_reports(failure=str(exc))
+            raise
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else (self._stop or signal.SIGINT)
             self._critical += 1
@@ -733,23 +751,51 @@ class Trainer:
         if self._stop is not None and (self.comm is None or self._stop_agreed):
             raise Interrupted(self._stop)
 
-    def _check_finite(self) -> None:
-        """Refuse to go on (or save) with NaN/Inf parameters.
+    def _check_finite(self, step: int | None = None) -> None:
+        """Refuse to go on (or save) with NaN/Inf parameters: a :class:`Diverged` at ``step``.
 
-        A step's loss is computed before its update, so a NaN made by an update shows up in
-        the next step's loss; this check covers the update that no later loss sees, and runs
-        before every checkpoint (at the end of an epoch's steps and before an interrupted run
-        is saved). A sum is finite iff every element is, unless it overflows: then look closer.
+        Runs after every update (``step``: the run's step just taken) and before every
+        checkpoint. A sum is finite iff every element is, unless it overflows: then look closer.
         """
         for p in self.optimizer.params:
             if not math.isfinite(float(np.sum(p.data))) and not np.isfinite(p.data).all():
-                raise self._diverged("parameters became non-finite", self.state.batch)
+                raise self._diverged("the parameters became non-finite", self.state.batch if step is None else step)
 
-    def _diverged(self, what: str, batch: int) -> FloatingPointError:
-        return FloatingPointError(
-            f"train: {what} at epoch {self.state.epoch + 1}, batch {batch}; lower --lr "
-            f"(the last checkpoint, after epoch {self.state.epoch}, is kept)"
+    def _step_number(self, batch: int) -> int:
+        """The run's 1-based step count of ``batch`` (1-based, within the epoch in progress)."""
+        return self.state.epoch * len(self.loader) + batch
+
+    def _diverged(self, what: str, batch: int) -> Diverged:
+        """The error that stops a diverged run at ``batch`` of the epoch in progress (0 = at its end)."""
+        st = self.state
+        where = (
+            f"step {self._step_number(batch)} (epoch {st.epoch + 1}, batch {batch} of {len(self.loader)})"
+            if batch
+            else f"the end of epoch {st.epoch + 1} (step {self._step_number(len(self.loader))})"
         )
+        kept = (
+            f"the last good checkpoint, after epoch {st.epoch}, is kept"
+            if st.epoch and self.rank == 0 and (self.out / CHECKPOINT).is_file()
+            else "no checkpoint was saved (the run diverged in its first epoch; start again with --overwrite)"
+        )
+        return Diverged(
+            f"train: diverged at {where}: {what}; the learning rate (--lr {self.cfg.lr:g}) is likely too high, "
+            f"lower it; {kept}",
+            self._step_number(batch or len(self.loader)),
+        )
+
+    def _check_loss(self, loss: float, batch: int) -> None:
+        """A non-finite objective, or one grown to 1000 times this process's first, is divergence."""
+        if not math.isfinite(loss):
+            raise self._diverged(f"the objective became {loss}", batch)
+        if self._first_loss is None:
+            self._first_loss = (loss, self._step_number(batch))
+            return
+        first, at = self._first_loss
+        if loss > _GROWTH * max(first, math.log(10)):
+            raise self._diverged(
+                f"the objective grew from {first:.4g} at step {at} to {loss:.4g} (over {_GROWTH:g} times)", batch
+            )
 
     def _epoch(self) -> None:
         st, cfg = self.state, self.cfg
@@ -762,13 +808,15 @@ class Trainer:
                 self._check_stop()
                 xb, yb = self._batch(sel)
                 self.optimizer.zero_grad()
-                loss, correct = self._step(xb, yb, len(sel))
+                with _quiet_overflow():  # a diverging step is reported by the checks below, not warned about
+                    loss, correct = self._step(xb, yb, len(sel))
                 # from here to the end of the bookkeeping a signal only sets the flag: the step is
                 # applied and counted together, or (raised before this point) not at all
                 self._critical += 1
-                self.optimizer.step()
-                if not math.isfinite(loss):
-                    raise self._diverged(f"objective became {loss}", st.batch + 1)
+                with _quiet_overflow():
+                    self.optimizer.step()
+                self._check_loss(loss, st.batch + 1)
+                self._check_finite(st.batch + 1)
                 st.loss_sum += loss * len(sel)
                 st.correct += correct
                 st.seen += len(sel)
@@ -782,9 +830,12 @@ class Trainer:
             st.seconds += time.perf_counter() - start
             if bar is not None:
                 bar.close()
-        self._check_finite()  # each loss checks the update before it; this checks the epoch's last
         self._sync_stages()
-        test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
+        with _quiet_overflow():  # a diverged test loss is reported below, not warned about
+            test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
+        pen = penalty(self.model, self.cfg.weight_decay)
+        if not (math.isfinite(test_loss) and math.isfinite(pen)):
+            raise self._diverged(f"the test loss became {test_loss} (penalty s = {pen})", 0)
         m = EpochMetrics(
             epoch=st.epoch + 1,
             train_loss=st.loss_sum / max(st.seen, 1),
@@ -793,7 +844,7 @@ class Trainer:
             seconds=st.seconds,
             lr=self.optimizer.lr,
             test_loss=test_loss,
-            penalty=penalty(self.model, self.cfg.weight_decay),
+            penalty=pen,
         )
         self._critical += 1
         try:
@@ -808,7 +859,11 @@ class Trainer:
         )
         self._check_stop()
 
-    def write_reports(self) -> None:
+    def write_reports(self, failure: str | None = None) -> None:
+        """metrics.csv, metrics.json (strict JSON: a non-finite number is null) and curves.png of the epochs done.
+
+        ``failure``: why the run stopped early (divergence), recorded in metrics.json.
+        """
         if self.rank != 0:
             return
         history = self.state.history
@@ -819,11 +874,29 @@ class Trainer:
         w.writeheader()
         w.writerows(history)
         atomic_write(self.out / "metrics.csv", text.getvalue().encode())
-        report = {"config": asdict(self.cfg), "data_source": str(self.data_source), "epochs": history}
-        atomic_write(self.out / "metrics.json", json.dumps(report, indent=2).encode())
+        report = {
+            "config": asdict(self.cfg),
+            "data_source": str(self.data_source),
+            "epochs": history,
+            "status": "diverged" if failure else "finished",
+        }
+        if failure:
+            report["error"] = failure
+        atomic_write(self.out / "metrics.json", json.dumps(_json_safe(report), indent=2, allow_nan=False).encode())
         png = io.BytesIO()
         plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
@@ -905,4 +978,4 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     return accuracy(model, x_test, y_test)
 
 
-__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "evaluate", "validate_config"]
+__all__ = ["Config", "Diverged", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "evaluate", "validate_config"]

@@ -23,8 +23,8 @@ from chainrule.train.trainer import (
     RUN_FILES,
     Config,
     UsageError,
+    checked_config,
     checkpoint_bytes,
-    config_from_meta,
     state_from_meta,
     validate_config,
 )
@@ -164,8 +164,8 @@ def claim_resume(path: Path, epochs: int | None, data_dir: str | None) -> RunDir
         ckpt = path / CHECKPOINT
         if not ckpt.exists():
             raise UsageError(f"--resume {path}: holds no {CHECKPOINT} (nothing to resume)")
-        _, meta = load_checkpoint(ckpt)  # a CheckpointError (exit 2) if anything is wrong
-        cfg = config_from_meta(meta, ckpt)
+        arrays, meta = load_checkpoint(ckpt)  # a CheckpointError (exit 2) if anything is wrong
+        cfg = checked_config(arrays, meta, ckpt)
         if epochs is not None:
             cfg.epochs = epochs
         if data_dir is not None:

@@ -28,13 +28,14 @@ from chainrule.data.io import atomic_write
 from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train.contents import check_arrays, check_history, parameter_shapes
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
 LOG = "run.log"
 RUN_FILES = (CHECKPOINT, "metrics.csv", "metrics.json", "curves.png", LOG)  # every file a run writes
-N_TRAIN, N_TEST, N_PIXELS = 60000, 10000, 784
+N_TRAIN, N_TEST, N_PIXELS, N_CLASSES = 60000, 10000, 784, 10
 _GROWTH = 1000.0  # an objective this many times the run's first (or ln 10, if more) is divergence
 
 
@@ -252,6 +253,13 @@ def config_from_meta(meta: dict[str, Any], path: Path) -> Config:
     return cfg
 
 
+def checked_config(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Path) -> Config:
+    """:func:`config_from_meta`, then the arrays checked against it (shapes, finite values) before any allocation."""
+    cfg = config_from_meta(meta, path)
+    check_arrays(arrays, parameter_shapes(cfg.model, cfg.hidden, cfg.dropout, N_PIXELS, N_CLASSES), path)
+    return cfg
+
+
 def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
     raw = meta.get("state")
     if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(RunState)}:
@@ -267,6 +275,7 @@ def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
         raise CheckpointError(f"{path}: checkpoint history is malformed: corrupt")
     if len(history) != raw["epoch"]:
         raise CheckpointError(f"{path}: checkpoint history has {len(history)} epochs, state says {raw['epoch']}")
+    check_history(raw, path)
     return RunState(**raw)
 
 
@@ -635,7 +644,7 @@ class Trainer:
     ) -> Trainer:
         path = Path(run_dir) / CHECKPOINT
         arrays, meta = load_checkpoint(path)
-        cfg = config_from_meta(meta, path)
+        cfg = checked_config(arrays, meta, path)
         state = state_from_meta(meta, path)
         if epochs is not None:
             cfg.epochs = epochs
@@ -965,7 +974,7 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     path = Path(run_dir) / CHECKPOINT
     arrays, meta = load_checkpoint(path)
-    cfg = config_from_meta(meta, path)
+    cfg = checked_config(arrays, meta, path)  # before the model is built from it
     if data_dir is not None:
         cfg.data_dir = data_dir
     cfg.limit_test = 0  # always the whole test set

@@ -24,7 +24,7 @@ __all__ = ["check_arrays", "check_history", "parameter_shapes"]
 def parameter_shapes(model: str, hidden: int, dropout: float, inputs: int, classes: int) -> dict[str, tuple[int, ...]]:
     """The state-dict names and shapes of the trainer's model for these settings, computed, not built."""
     if model in ("section", "section-bias"):
-        shapes = {"W1": (hidden, inputs), "W2": (classes, hidden)}
+        shapes: dict[str, tuple[int, ...]] = {"W1": (hidden, inputs), "W2": (classes, hidden)}
         if model == "section-bias":
             shapes["b1"] = (hidden,)
         return shapes

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -57,14 +58,22 @@ _UNITS = {
 }
 
 
+_LARGEST = 2**63  # 8 EiB: more than any machine; past it a size is a typo
+
+
 def parse_size(text: str) -> int:
     """``"200MB"`` (10^6), ``"1.5GiB"`` (2^30), ``"123456"`` (bytes) -> bytes; ValueError if not a positive size."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     if m is None or m.group(2).lower() not in _UNITS:
         raise ValueError(f"{text!r} is not a size (examples: 200MB, 1.5GiB, 1000000)")
-    n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    whole, _, frac = m.group(1).partition(".")
+    # past 30 digits a size is over the limit anyway (and Python's int() stops at 4300 digits)
+    number = "1" + "0" * 30 if len(whole) > 30 else f"{whole or 0}.{frac[:30] or 0}"
+    n = int(Fraction(number) * _UNITS[m.group(2).lower()])  # exact: no float overflow or rounding
     if n < 1:
         raise ValueError(f"{text!r}: a memory budget must be at least 1 byte")
+    if n > _LARGEST:
+        raise ValueError(f"{text[:40]!r}{'...' if len(text) > 40 else ''}: a memory budget must be at most 2^63 bytes")
     return n
 
 

@@ -4,9 +4,12 @@ Every memory number comes from the shape-only estimator (:func:`chainrule.measur
 nothing runs for real except the time model's short calibration. The estimator has no model
 of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes it:
 
-* **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``; for
-  ``k > 1`` three parameter-sized arrays are added (the running gradient sum, the scaled
-  gradient and the new sum while the old one is alive, in :func:`chainrule.parallel.accumulate`).
+* **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``, and
+  what a real step holds beside it is added (:mod:`chainrule.plan.budget`): the rest of the
+  whole batch (alive through every microbatch), the kept outputs, for ``k > 1`` three
+  parameter-sized arrays of accumulation, and the runtime's fixed overhead, measured once.
+  A microbatch count is weighed only if it lowers the need by 1% over half as many: where the
+  batch itself dominates, more microbatches cannot help, and the error says so.
 * **checkpoint_every e** (a ``Sequential``'s layers in segments of ``e``): from the plain
   estimate at ``b``, the saved activations at its peak are replaced by what checkpointing
   keeps: the input of every segment but the first (the first is the batch, already counted as
@@ -43,6 +46,7 @@ from chainrule.transforms.remat import sqrt_segments
 __all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]
 
 MODES = ("none", "data", "pipeline")
+_GAIN = 0.01  # doubling the microbatches must lower a plan's need by this fraction to be weighed
 
 _UNITS = {
     "": 1,
@@ -192,6 +196,9 @@ class _Estimator:
         self._shapes: dict[int, list[tuple[int, ...]]] = {}
         self.params = list(model.parameters())
         self.param_bytes = sum(int(p.data.nbytes) for p in self.params)
+        from chainrule.plan.budget import StepExtras
+
+        self.extras = StepExtras(self.input_shape, self.dtype, self.label_dtype, self.outputs(), self.param_bytes)
 
     def plain(self, b: int) -> tuple[int, int]:
         """(peak, saved activations at the peak) of the un-checkpointed step at batch ``b``."""
@@ -213,6 +220,15 @@ class _Estimator:
                     self.model.checkpoint_every = saved
             self._plain[b] = (prof.peak, prof.peak_categories()["activations"])
         return self._plain[b]
+
+    def outputs(self) -> int:
+        """The model's output size per example (the logits a step keeps)."""
+        from chainrule.core.node import no_grad
+        from chainrule.measure.shapes import eval_shape
+
+        with no_grad():
+            out = eval_shape(self.model, ShapeDtype((1, *self.input_shape), self.dtype))
+        return int(np.prod(out.shape))
 
     def shapes(self, b: int) -> list[tuple[int, ...]]:
         """The input shape of every layer of the Sequential, then the output's, at batch ``b``."""
@@ -266,16 +282,33 @@ def _single(
     from chainrule.parallel.accumulate import split
 
     out = []
+    least: dict[int, int] = {}  # checkpoint_every -> the least need of the fewer microbatches weighed so far
     for k in _microbatch_counts(batch, most):
         pieces = [s.stop - s.start for s in split(batch, k)]
         b = pieces[0]
-        accum = 3 * est.param_bytes if k > 1 else 0
+        held = est.extras(batch, b, len(pieces))  # the whole batch, the outputs, the accumulation, the overhead
         for e in [0, *(_segment_sizes(len(est.model.layers)) if sequential else [])]:
-            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + accum
-            seconds, recompute = timer.step_seconds(pieces, e)
+            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + held
             needs = math.ceil(peak * (1 + margin))
+            if e in least and needs > (1 - _GAIN) * least[e]:
+                continue  # more microbatches that save (almost) nothing: the batch itself dominates
+            least[e] = needs
+            seconds, recompute = timer.step_seconds(pieces, e)
             out.append(Candidate(k, e, peak, seconds, needs, needs <= budget, recompute=recompute))
     return out
+
+
+def _floor(est: _Estimator, least: Candidate, batch: int) -> str:
+    """When the batch itself is most of the least need: say that microbatching cannot help (empty otherwise)."""
+    rows = math.ceil(batch / least.ranks) if least.parallel == "data" else batch
+    held = est.extras.batch(rows)
+    if held * 2 < least.needs:
+        return ""
+    return (
+        f"; {held:,} bytes of it ({held / least.needs:.0%}) are the batch itself ({rows} examples of inputs and "
+        "labels, alive through every microbatch), which no microbatching or checkpointing reduces: the step is "
+        "input-dominated, use a smaller batch size"
+    )
 
 
 def fit_budget(
@@ -361,10 +394,12 @@ def fit_budget(
     chosen = min(fitting, key=lambda c: (c.seconds, c.ranks, c.microbatches, c.peak), default=None)
     report = PlanReport(None, chosen, cands, budget_bytes, margin)
     if chosen is None:
-        smallest = min(c.needs for c in cands)
+        least = min(cands, key=lambda c: (c.needs, c.seconds))
+        smallest = least.needs
         raise MemoryBudgetError(
             f"plan.fit_budget: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
-            f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB)\n{report.table()}",
+            f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB, {least.describe()})"
+            f"{_floor(est, least, batch_size)}\n{report.table()}",
             smallest,
             report,
         )

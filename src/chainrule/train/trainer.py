@@ -448,9 +448,9 @@ class Trainer:
             J.backward()
             return J, logits
 
-        # cr.compile runs a checkpointed segment plainly (no saving): a checkpointing plan steps uncompiled
-        checkpointing = self.memory_plan is not None and self.memory_plan.checkpoint_every > 0
-        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and not checkpointing else loss_and_grads
+        # under a memory budget the step is not compiled: cr.compile's capture (the first step) keeps every
+        # intermediate array alive, past the plan's peak (and it runs a checkpointed segment plainly, no saving)
+        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and self.memory_plan is None else loss_and_grads
 
     def _plan_memory(self, x_train: np.ndarray) -> Any:
         """``--memory-budget``: the cheapest plan that fits (cr.plan.fit_budget), applied to the model and config."""
@@ -831,6 +831,7 @@ class Trainer:
                 st.seen += len(sel)
                 st.batch += 1
                 self._critical -= 1
+                del xb, yb  # not alive while the next batch is gathered (a memory plan counts one batch)
                 if bar is not None:
                     bar.update(1)
             self._check_stop()

@@ -1,0 +1,172 @@
+"""Is ``chainrule train --memory-budget`` a promise? Every step's measured peak against the budget.
+
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/budget_sweep.py --out benchmarks/BUDGET.md
+
+For each model (input features x hidden layers x width), batch size and budget (fractions of the
+way from the smallest budget the planner's error names to the plain step's predicted need), the
+run goes through the command line, ``chainrule train --memory-budget B`` (in this process: the
+model and the data are swapped for the sweep's, a synthetic data set of the model's input size,
+two steps per run), and the peak of EVERY step from step 1 is measured independently of the
+planner: NumPy's tracemalloc domain (``np.lib.tracemalloc_domain``), read by
+``cr.memory.profiling`` at every engine event, with tracemalloc's own peak in between, from
+before the step's batch is gathered to after the update, plus the arrays alive before the step
+(parameters, gradients, optimizer state) counted by their size. A row fails if a step's peak
+exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import chainrule.train.trainer as tr
+from chainrule.cli.main import main as cli
+from chainrule.cli.measure import build_mlp
+from chainrule.measure.memory import profiling
+from chainrule.optim import SGD
+from chainrule.plan.planner import MemoryBudgetError, fit_budget
+
+FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def smallest_and_plain(model: Any, inputs: int, batch: int) -> tuple[int, int]:
+    """(the smallest budget the planner's error names, the plain one-microbatch step's need)."""
+    opt = SGD(model.parameters(), 0.1, weight_decay=1e-4)
+    try:
+        fit_budget(model, (inputs,), batch, 1, optimizer=opt)
+    except MemoryBudgetError as exc:
+        plain = next(c.needs for c in exc.report.candidates if c.microbatches == 1 and not c.checkpoint_every)
+        return exc.smallest, max(plain, exc.smallest)
+    raise AssertionError("a budget of one byte fitted")
+
+
+@contextlib.contextmanager
+def swapped(inputs: int, depth: int, width: int, n: int) -> Any:
+    """The trainer builds this MLP and reads a synthetic data set of ``n`` examples of ``inputs`` features."""
+    rng = np.random.default_rng(0)
+    x = rng.random((n, inputs), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
+    saved = tr.build_model, tr.load_data
+    tr.build_model = lambda cfg: build_mlp(depth, width, np.float32, inputs=inputs)
+    tr.load_data = lambda cfg: ((x, y, x[:64], y[:64]), Path("synthetic"))
+    try:
+        yield
+    finally:
+        tr.build_model, tr.load_data = saved
+
+
+@contextlib.contextmanager
+def metered(peaks: list[int], plans: list[str]) -> Any:
+    """Every step's measured peak into ``peaks`` (from the batch gather to the update); the plan into ``plans``."""
+    real_batch, real_check, real_plan = tr.Trainer._batch, tr.Trainer._check_loss, tr.Trainer._plan_memory
+    open_: dict[int, Any] = {}
+
+    def batch(self: Any, sel: Any) -> Any:
+        cm = profiling(optimizer=self.optimizer)
+        open_[id(self)] = (cm, cm.__enter__())
+        return real_batch(self, sel)
+
+    def check(self: Any, loss: float, b: int) -> None:
+        cm, prof = open_.pop(id(self))
+        cm.__exit__(None, None, None)
+        peaks.append(prof.peak)
+        real_check(self, loss, b)
+
+    def plan(self: Any, x: Any) -> Any:
+        p = real_plan(self, x)
+        plans.append(f"k={p.microbatches}, e={p.checkpoint_every or '-'}")
+        return p
+
+    tr.Trainer._batch, tr.Trainer._check_loss, tr.Trainer._plan_memory = batch, check, plan
+    try:
+        yield
+    finally:
+        tr.Trainer._batch, tr.Trainer._check_loss, tr.Trainer._plan_memory = real_batch, real_check, real_plan
+
+
+def run(inputs: int, depth: int, width: int, batch: int, budget: int, steps: int = 2) -> dict[str, Any]:
+    """One ``chainrule train --memory-budget`` run: its exit code, plan and every step's peak."""
+    peaks: list[int] = []
+    plans: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, swapped(inputs, depth, width, steps * batch), metered(peaks, plans):
+        argv = ["train", "--model", "mlp", "--hidden", str(width), "--epochs", "1", "--batch-size", str(batch)]
+        argv += ["--memory-budget", str(budget), "--out", str(Path(tmp) / "run"), "--quiet"]
+        code = cli(argv)
+    return {"code": code, "plan": plans[0] if plans else "-", "peaks": peaks}
+
+
+def sweep(models: list[tuple[int, int, int]], batches: list[int], fractions: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Every (model, batch, budget) of the grid, run and measured."""
+    rows = []
+    for inputs, depth, width in models:
+        for batch in batches:
+            low, high = smallest_and_plain(build_mlp(depth, width, np.float32, inputs=inputs), inputs, batch)
+            for f in fractions:
+                budget = int(low + f * (high - low))
+                r = run(inputs, depth, width, batch, budget)
+                worst = max(r["peaks"], default=0)
+                rows.append(
+                    {"model": f"{inputs}-in {depth}x{width}", "batch": batch, "budget": budget, "fraction": f, **r,
+                     "worst": worst, "ratio": worst / budget, "ok": r["code"] == 0 and worst <= budget}
+                )  # fmt: skip
+                print(f"{rows[-1]['model']} b={batch} budget={budget:,} {r['plan']} code={r['code']} "
+                      f"peaks={r['peaks']} ratio={worst / budget:.3f}", file=sys.stderr, flush=True)  # fmt: skip
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The sweep as Markdown: one row per run."""
+    out = [
+        "| model | batch | budget (bytes) | of the range | plan | exit | step peaks (bytes) | worst / budget "
+        "| within |",
+        "|---|---:|---:|---:|---|---:|---|---:|:-:|",
+    ]
+    for r in rows:
+        peaks = ", ".join(f"{p:,}" for p in r["peaks"])
+        out.append(
+            f"| {r['model']} | {r['batch']} | {r['budget']:,} | {r['fraction']:.2f} | {r['plan']} | {r['code']} "
+            f"| {peaks} | {r['ratio']:.3f} | {'yes' if r['ok'] else '**NO**'} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=None, help="write the Markdown report here")
+    p.add_argument("--models", default="64x4x16,64x2x64,784x1x16,784x1x64,784x1x256")
+    p.add_argument("--batches", default="64,512,4096")
+    args = p.parse_args()
+    models = [tuple(int(v) for v in m.split("x")) for m in args.models.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    t0 = time.perf_counter()
+    rows = sweep(models, batches, FRACTIONS)  # type: ignore[arg-type]
+    bad = sum(not r["ok"] for r in rows)
+    report = "\n".join(
+        [
+            "# Memory budget sweep: every step's measured peak against `chainrule train --memory-budget`",
+            "",
+            f"Produced by `OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/budget_sweep.py --out "
+            f"benchmarks/BUDGET.md` ({time.perf_counter() - t0:.0f} s). See the script's docstring for the method.",
+            "",
+            table(rows),
+            "",
+            f"Runs whose exit code was not 0 or with a step above its budget: {bad} of {len(rows)}; "
+            f"worst step peak / budget: {max(r['ratio'] for r in rows):.3f}.",
+            "",
+        ]
+    )
+    if args.out:
+        Path(args.out).write_text(report)
+    print(report)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,20 +7,22 @@ way from the smallest budget the planner's error names to the plain step's predi
 run goes through the command line, ``chainrule train --memory-budget B`` (in this process: the
 model and the data are swapped for the sweep's, a synthetic data set of the model's input size,
 two steps per run), and the peak of EVERY step from step 1 is measured independently of the
-planner: NumPy's tracemalloc domain (``np.lib.tracemalloc_domain``), read by
-``cr.memory.profiling`` at every engine event, with tracemalloc's own peak in between, from
-before the step's batch is gathered to after the update, plus the arrays alive before the step
-(parameters, gradients, optimizer state) counted by their size. A row fails if a step's peak
-exceeds the budget.
+planner and of the engine: tracemalloc tracing only NumPy's domain (``np.lib.tracemalloc_domain``;
+Python's own allocators are unhooked, :func:`numpy_only_tracing`), started as step 1 begins,
+its peak from before each step's batch is gathered to after the update, plus the arrays alive
+before tracing started (parameters, gradients, optimizer state) counted by their size.
+A row fails if a run does not exit 0 or a step's peak exceeds the budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,6 @@ import numpy as np
 import chainrule.train.trainer as tr
 from chainrule.cli.main import main as cli
 from chainrule.cli.measure import build_mlp
-from chainrule.measure.memory import profiling
 from chainrule.optim import SGD
 from chainrule.plan.planner import MemoryBudgetError, fit_budget
 
@@ -62,21 +63,68 @@ def swapped(inputs: int, depth: int, width: int, n: int) -> Any:
         tr.build_model, tr.load_data = saved
 
 
+class _Allocator(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("ctx", "malloc", "calloc", "realloc", "free")]
+
+
+_API = ctypes.pythonapi
+for _f in (_API.PyMem_GetAllocator, _API.PyMem_SetAllocator):
+    _f.argtypes, _f.restype = [ctypes.c_int, ctypes.POINTER(_Allocator)], None
+_PY_DOMAINS = (0, 1, 2)  # PYMEM_DOMAIN_RAW, _MEM, _OBJ
+
+
+@contextlib.contextmanager
+def numpy_only_tracing() -> Any:
+    """tracemalloc on, tracing only what NumPy reports (its data buffers, ``np.lib.tracemalloc_domain``).
+
+    ``tracemalloc.start`` hooks Python's allocators; putting the original allocators back right
+    after leaves tracing on for ``PyTraceMalloc_Track``, which NumPy calls for every buffer, and
+    off for Python objects: ``get_traced_memory()`` is then NumPy's current and peak bytes, exactly,
+    at no cost per engine event. ``tracemalloc.stop`` restores the same allocators.
+    """
+    saved = [_Allocator() for _ in _PY_DOMAINS]
+    for d, a in zip(_PY_DOMAINS, saved, strict=True):
+        _API.PyMem_GetAllocator(d, ctypes.byref(a))
+    tracemalloc.start(1)
+    for d, a in zip(_PY_DOMAINS, saved, strict=True):
+        _API.PyMem_SetAllocator(d, ctypes.byref(a))
+    try:
+        yield
+    finally:
+        tracemalloc.stop()
+
+
+def _untraced_state(trainer: Any) -> int:
+    """Bytes of the arrays a step uses that exist before tracing starts: parameters, gradients, optimizer state."""
+    arrays = [p.data for p in trainer.optimizer.params] + [p.grad.data for p in trainer.optimizer.params if p.grad]
+    arrays += [v for st in trainer.optimizer.state for v in st.values() if isinstance(v, np.ndarray)]
+    seen: dict[int, int] = {}
+    for a in arrays:
+        base = a if a.base is None else a.base
+        seen[id(base)] = base.nbytes
+    return sum(seen.values())
+
+
 @contextlib.contextmanager
 def metered(peaks: list[int], plans: list[str]) -> Any:
-    """Every step's measured peak into ``peaks`` (from the batch gather to the update); the plan into ``plans``."""
+    """Every step's measured peak into ``peaks`` (from the batch gather to the update); the plan into ``plans``.
+
+    Tracing (NumPy's domain only) starts as step 1 begins: the data set is not counted, what a
+    step holds is; the arrays alive before (parameters...) are added by their size.
+    """
     real_batch, real_check, real_plan = tr.Trainer._batch, tr.Trainer._check_loss, tr.Trainer._plan_memory
-    open_: dict[int, Any] = {}
+    stack = contextlib.ExitStack()
+    before: list[int] = []
 
     def batch(self: Any, sel: Any) -> Any:
-        cm = profiling(optimizer=self.optimizer)
-        open_[id(self)] = (cm, cm.__enter__())
+        if not before:
+            before.append(_untraced_state(self))
+            stack.enter_context(numpy_only_tracing())
+        tracemalloc.reset_peak()
         return real_batch(self, sel)
 
     def check(self: Any, loss: float, b: int) -> None:
-        cm, prof = open_.pop(id(self))
-        cm.__exit__(None, None, None)
-        peaks.append(prof.peak)
+        peaks.append(before[0] + tracemalloc.get_traced_memory()[1])
         real_check(self, loss, b)
 
     def plan(self: Any, x: Any) -> Any:
@@ -88,6 +136,7 @@ def metered(peaks: list[int], plans: list[str]) -> Any:
     try:
         yield
     finally:
+        stack.close()
         tr.Trainer._batch, tr.Trainer._check_loss, tr.Trainer._plan_memory = real_batch, real_check, real_plan
 
 

@@ -8,8 +8,8 @@ of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes 
   what a real step holds beside it is added (:mod:`chainrule.plan.budget`): the rest of the
   whole batch (alive through every microbatch), the kept outputs, for ``k > 1`` three
   parameter-sized arrays of accumulation, and the runtime's fixed overhead, measured once.
-  A microbatch count is weighed only if it lowers the need by 1% over half as many: where the
-  batch itself dominates, more microbatches cannot help, and the error says so.
+  A microbatch count is weighed only if it lowers the least need of fewer microbatches by 1%:
+  where the batch itself dominates, more microbatches cannot help, and the error says so.
 * **checkpoint_every e** (a ``Sequential``'s layers in segments of ``e``): from the plain
   estimate at ``b``, the saved activations at its peak are replaced by what checkpointing
   keeps: the input of every segment but the first (the first is the batch, already counted as
@@ -46,7 +46,7 @@ from chainrule.transforms.remat import sqrt_segments
 __all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]
 
 MODES = ("none", "data", "pipeline")
-_GAIN = 0.01  # doubling the microbatches must lower a plan's need by this fraction to be weighed
+_GAIN = 0.01  # more microbatches must lower the least need of fewer by this fraction to be weighed
 
 _UNITS = {
     "": 1,
@@ -281,18 +281,17 @@ def _single(
     """One process's candidates for a batch of ``batch`` examples: microbatches x checkpoint segments."""
     from chainrule.parallel.accumulate import split
 
-    out = []
-    least: dict[int, int] = {}  # checkpoint_every -> the least need of the fewer microbatches weighed so far
+    out: list[Candidate] = []
     for k in _microbatch_counts(batch, most):
         pieces = [s.stop - s.start for s in split(batch, k)]
         b = pieces[0]
         held = est.extras(batch, b, len(pieces))  # the whole batch, the outputs, the accumulation, the overhead
+        least = min((c.needs for c in out), default=None)  # the least need with fewer microbatches
         for e in [0, *(_segment_sizes(len(est.model.layers)) if sequential else [])]:
             peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + held
             needs = math.ceil(peak * (1 + margin))
-            if e in least and needs > (1 - _GAIN) * least[e]:
+            if least is not None and needs > (1 - _GAIN) * least:
                 continue  # more microbatches that save (almost) nothing: the batch itself dominates
-            least[e] = needs
             seconds, recompute = timer.step_seconds(pieces, e)
             out.append(Candidate(k, e, peak, seconds, needs, needs <= budget, recompute=recompute))
     return out

@@ -31,17 +31,32 @@ import numpy as np
 import chainrule.train.trainer as tr
 from chainrule.cli.main import main as cli
 from chainrule.cli.measure import build_mlp
-from chainrule.optim import SGD
+from chainrule.models import SectionMLP
 from chainrule.plan.planner import MemoryBudgetError, fit_budget
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def smallest_and_plain(model: Any, inputs: int, batch: int) -> tuple[int, int]:
+def build(spec: tuple[int, int, int]) -> Any:
+    """``(inputs, depth, width)``: an MLP of ``depth`` hidden ReLU layers; depth 0: the section's model."""
+    inputs, depth, width = spec
+    if depth == 0:
+        return SectionMLP(inputs, width, 10, weight_decay=1e-4)
+    return build_mlp(depth, width, np.float32, inputs=inputs)
+
+
+def name(spec: tuple[int, int, int]) -> str:
+    """How a model is written in the table."""
+    inputs, depth, width = spec
+    return f"section {inputs}-{width}-10" if depth == 0 else f"{inputs}-in {depth}x{width}"
+
+
+def smallest_and_plain(spec: tuple[int, int, int], batch: int, optimizer: str = "sgd") -> tuple[int, int]:
     """(the smallest budget the planner's error names, the plain one-microbatch step's need)."""
-    opt = SGD(model.parameters(), 0.1, weight_decay=1e-4)
+    model = build(spec)
+    opt = tr.build_optimizer(tr.Config(optimizer=optimizer), model)  # what the trainer plans with
     try:
-        fit_budget(model, (inputs,), batch, 1, optimizer=opt)
+        fit_budget(model, (spec[0],), batch, 1, optimizer=opt)
     except MemoryBudgetError as exc:
         plain = next(c.needs for c in exc.report.candidates if c.microbatches == 1 and not c.checkpoint_every)
         return exc.smallest, max(plain, exc.smallest)
@@ -49,13 +64,13 @@ def smallest_and_plain(model: Any, inputs: int, batch: int) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def swapped(inputs: int, depth: int, width: int, n: int) -> Any:
-    """The trainer builds this MLP and reads a synthetic data set of ``n`` examples of ``inputs`` features."""
+def swapped(spec: tuple[int, int, int], n: int) -> Any:
+    """The trainer builds this model and reads a synthetic data set of ``n`` examples of its input size."""
     rng = np.random.default_rng(0)
-    x = rng.random((n, inputs), dtype=np.float32)
+    x = rng.random((n, spec[0]), dtype=np.float32)
     y = rng.integers(0, 10, n).astype(np.int64)
     saved = tr.build_model, tr.load_data
-    tr.build_model = lambda cfg: build_mlp(depth, width, np.float32, inputs=inputs)
+    tr.build_model = lambda cfg: build(spec)
     tr.load_data = lambda cfg: ((x, y, x[:64], y[:64]), Path("synthetic"))
     try:
         yield
@@ -140,32 +155,35 @@ def metered(peaks: list[int], plans: list[str]) -> Any:
         tr.Trainer._batch, tr.Trainer._check_loss, tr.Trainer._plan_memory = real_batch, real_check, real_plan
 
 
-def run(inputs: int, depth: int, width: int, batch: int, budget: int, steps: int = 2) -> dict[str, Any]:
+def run(spec: tuple[int, int, int], batch: int, budget: int, optimizer: str = "sgd", steps: int = 2) -> dict[str, Any]:
     """One ``chainrule train --memory-budget`` run: its exit code, plan and every step's peak."""
     peaks: list[int] = []
     plans: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, swapped(inputs, depth, width, steps * batch), metered(peaks, plans):
-        argv = ["train", "--model", "mlp", "--hidden", str(width), "--epochs", "1", "--batch-size", str(batch)]
-        argv += ["--memory-budget", str(budget), "--out", str(Path(tmp) / "run"), "--quiet"]
+    model = "section" if spec[1] == 0 else "mlp"
+    with tempfile.TemporaryDirectory() as tmp, swapped(spec, steps * batch), metered(peaks, plans):
+        argv = ["train", "--model", model, "--hidden", str(spec[2]), "--epochs", "1", "--batch-size", str(batch)]
+        argv += ["--optimizer", optimizer, "--memory-budget", str(budget), "--out", str(Path(tmp) / "run"), "--quiet"]
         code = cli(argv)
     return {"code": code, "plan": plans[0] if plans else "-", "peaks": peaks}
 
 
-def sweep(models: list[tuple[int, int, int]], batches: list[int], fractions: tuple[float, ...]) -> list[dict[str, Any]]:
+def sweep(
+    specs: list[tuple[int, int, int]], batches: list[int], fractions: tuple[float, ...], optimizer: str = "sgd"
+) -> list[dict[str, Any]]:
     """Every (model, batch, budget) of the grid, run and measured."""
     rows = []
-    for inputs, depth, width in models:
+    for spec in specs:
         for batch in batches:
-            low, high = smallest_and_plain(build_mlp(depth, width, np.float32, inputs=inputs), inputs, batch)
+            low, high = smallest_and_plain(spec, batch, optimizer)
             for f in fractions:
                 budget = int(low + f * (high - low))
-                r = run(inputs, depth, width, batch, budget)
+                r = run(spec, batch, budget, optimizer)
                 worst = max(r["peaks"], default=0)
                 rows.append(
-                    {"model": f"{inputs}-in {depth}x{width}", "batch": batch, "budget": budget, "fraction": f, **r,
-                     "worst": worst, "ratio": worst / budget, "ok": r["code"] == 0 and worst <= budget}
+                    {"model": name(spec), "optimizer": optimizer, "batch": batch, "budget": budget, "fraction": f,
+                     **r, "worst": worst, "ratio": worst / budget, "ok": r["code"] == 0 and worst <= budget}
                 )  # fmt: skip
-                print(f"{rows[-1]['model']} b={batch} budget={budget:,} {r['plan']} code={r['code']} "
+                print(f"{rows[-1]['model']} {optimizer} b={batch} budget={budget:,} {r['plan']} code={r['code']} "
                       f"peaks={r['peaks']} ratio={worst / budget:.3f}", file=sys.stderr, flush=True)  # fmt: skip
     return rows
 
@@ -173,14 +191,15 @@ def sweep(models: list[tuple[int, int, int]], batches: list[int], fractions: tup
 def table(rows: list[dict[str, Any]]) -> str:
     """The sweep as Markdown: one row per run."""
     out = [
-        "| model | batch | budget (bytes) | of the range | plan | exit | step peaks (bytes) | worst / budget "
-        "| within |",
-        "|---|---:|---:|---:|---|---:|---|---:|:-:|",
+        "| model | optimizer | batch | budget (bytes) | of the range | plan | exit | step peaks (bytes) "
+        "| worst / budget | within |",
+        "|---|---|---:|---:|---:|---|---:|---|---:|:-:|",
     ]
     for r in rows:
         peaks = ", ".join(f"{p:,}" for p in r["peaks"])
         out.append(
-            f"| {r['model']} | {r['batch']} | {r['budget']:,} | {r['fraction']:.2f} | {r['plan']} | {r['code']} "
+            f"| {r['model']} | {r['optimizer']} | {r['batch']} | {r['budget']:,} | {r['fraction']:.2f} "
+            f"| {r['plan']} | {r['code']} "
             f"| {peaks} | {r['ratio']:.3f} | {'yes' if r['ok'] else '**NO**'} |"
         )
     return "\n".join(out)
@@ -189,13 +208,15 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=None, help="write the Markdown report here")
-    p.add_argument("--models", default="64x4x16,64x2x64,784x1x16,784x1x64,784x1x256")
+    p.add_argument("--models", default="64x4x16,64x2x64,784x1x16,784x1x64,784x1x256,784x0x256",
+                   help="inputs x hidden layers x width (0 layers: the section's model)")  # fmt: skip
     p.add_argument("--batches", default="64,512,4096")
+    p.add_argument("--optimizers", default="sgd,adam")
     args = p.parse_args()
-    models = [tuple(int(v) for v in m.split("x")) for m in args.models.split(",")]
+    specs = [tuple(int(v) for v in m.split("x")) for m in args.models.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     t0 = time.perf_counter()
-    rows = sweep(models, batches, FRACTIONS)  # type: ignore[arg-type]
+    rows = [r for o in args.optimizers.split(",") for r in sweep(specs, batches, FRACTIONS, o)]  # type: ignore[arg-type]
     bad = sum(not r["ok"] for r in rows)
     report = "\n".join(
         [

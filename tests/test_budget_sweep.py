@@ -27,9 +27,13 @@ def sweep():
     del sys.modules["budget_sweep"]
 
 
-@pytest.mark.parametrize("model,batch", [((64, 4, 16), 512), ((784, 1, 16), 64)], ids=["64-in-4x16", "784-in-1x16"])
-def test_every_step_stays_within_the_budget_from_the_smallest_named_to_the_plain_peak(sweep, model, batch):
-    rows = sweep.sweep([model], [batch], (0.0, 0.5, 1.0))
+@pytest.mark.parametrize(
+    "model,batch,optimizer",
+    [((64, 4, 16), 512, "sgd"), ((784, 1, 16), 64, "adam"), ((784, 0, 16), 128, "momentum")],
+    ids=["64-in-4x16-sgd", "784-in-1x16-adam", "section-784-16-momentum"],
+)
+def test_every_step_stays_within_the_budget_from_the_smallest_named_to_the_plain_peak(sweep, model, batch, optimizer):
+    rows = sweep.sweep([model], [batch], (0.0, 0.5, 1.0), optimizer)
     assert len(rows) == 3
     for r in rows:
         assert r["code"] == 0, r
@@ -38,10 +42,9 @@ def test_every_step_stays_within_the_budget_from_the_smallest_named_to_the_plain
 
 
 def test_the_smallest_named_budget_is_attainable_and_below_it_nothing_fits(sweep):
-    inputs, depth, width, batch = 64, 4, 16, 512
-    low, _ = sweep.smallest_and_plain(build_mlp(depth, width, np.float32, inputs=inputs), inputs, batch)
-    assert sweep.run(inputs, depth, width, batch, low)["code"] == 0
-    assert sweep.run(inputs, depth, width, batch, low - 1)["code"] == 2
+    low, _ = sweep.smallest_and_plain((64, 4, 16), 512)
+    assert sweep.run((64, 4, 16), 512, low)["code"] == 0
+    assert sweep.run((64, 4, 16), 512, low - 1)["code"] == 2
 
 
 def test_input_dominated_step_is_named_instead_of_512_microbatches():

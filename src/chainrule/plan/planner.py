@@ -297,6 +297,19 @@ def _single(
     return out
 
 
+def _no_fit(est: _Estimator, report: PlanReport, batch: int) -> MemoryBudgetError:
+    """The error naming the smallest budget that fits (the least need of any candidate), and why it is that large."""
+    least = min(report.candidates, key=lambda c: (c.needs, c.seconds))
+    budget, smallest = report.budget, least.needs
+    return MemoryBudgetError(
+        f"plan.fit_budget: no plan fits {budget:,} bytes ({budget / 2**20:.2f} MiB) per rank; the "
+        f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB, {least.describe()})"
+        f"{_floor(est, least, batch)}\n{report.table()}",
+        smallest,
+        report,
+    )
+
+
 def _floor(est: _Estimator, least: Candidate, batch: int) -> str:
     """When the batch itself is most of the least need: say that microbatching cannot help (empty otherwise)."""
     rows = math.ceil(batch / least.ranks) if least.parallel == "data" else batch
@@ -308,6 +321,35 @@ def _floor(est: _Estimator, least: Candidate, batch: int) -> str:
         "labels, alive through every microbatch), which no microbatching or checkpointing reduces: the step is "
         "input-dominated, use a smaller batch size"
     )
+
+
+def _modes(model: Any, ranks: int, batch_size: int, budget_bytes: int, parallel: Any) -> tuple[str, ...]:
+    """fit_budget's arguments checked (ValueError naming the bad one); the parallel modes to weigh."""
+    from chainrule.nn.modules import Sequential
+
+    if type(ranks) is not int or ranks < 1:
+        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
+    if type(batch_size) is not int or batch_size < 1:
+        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(budget_bytes, int) or budget_bytes < 1:
+        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
+    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
+        if (mode == "none") != (ranks == 1):
+            raise ValueError(
+                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
+                "'data' and 'pipeline' need ranks > 1"
+            )
+    sequential = isinstance(model, Sequential) and len(model.layers) >= 2
+    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
+        n = len(model.layers) if isinstance(model, Sequential) else 0
+        raise ValueError(
+            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
+            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
+        )
+    return modes
 
 
 def fit_budget(
@@ -349,28 +391,8 @@ def fit_budget(
     from chainrule.plan.ranks import data_parallel_candidates, pipeline_candidates
     from chainrule.plan.timing import StepTimer, calibrate
 
-    if type(ranks) is not int or ranks < 1:
-        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
-    if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
-    if not isinstance(budget_bytes, int) or budget_bytes < 1:
-        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
-    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
-    for mode in modes:
-        if mode not in MODES:
-            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
-        if (mode == "none") != (ranks == 1):
-            raise ValueError(
-                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
-                "'data' and 'pipeline' need ranks > 1"
-            )
+    modes = _modes(model, ranks, batch_size, budget_bytes, parallel)
     sequential = isinstance(model, Sequential) and len(model.layers) >= 2
-    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
-        n = len(model.layers) if isinstance(model, Sequential) else 0
-        raise ValueError(
-            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
-            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
-        )
     if optimizer is None:
         optimizer = SGD(model.parameters(), 0.1)
     est = _Estimator(model, input_shape, optimizer, dtype, label_dtype)
@@ -393,15 +415,7 @@ def fit_budget(
     chosen = min(fitting, key=lambda c: (c.seconds, c.ranks, c.microbatches, c.peak), default=None)
     report = PlanReport(None, chosen, cands, budget_bytes, margin)
     if chosen is None:
-        least = min(cands, key=lambda c: (c.needs, c.seconds))
-        smallest = least.needs
-        raise MemoryBudgetError(
-            f"plan.fit_budget: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
-            f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB, {least.describe()})"
-            f"{_floor(est, least, batch_size)}\n{report.table()}",
-            smallest,
-            report,
-        )
+        raise _no_fit(est, report, batch_size)
     report.plan = Plan(
         microbatches=chosen.microbatches,
         checkpoint_every=chosen.checkpoint_every,

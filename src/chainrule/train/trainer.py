@@ -441,6 +441,7 @@ class Trainer:
         self._stop_agreed = False  # data parallel: every rank knows of the stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
         self._first_loss: tuple[float, int] | None = None  # (objective, step) of this process's first step
+        self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint on disk, if any
         model = self.model
 
         def loss_and_grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -691,6 +692,7 @@ class Trainer:
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: checkpoint does not fit the model ({exc}): corrupt") from exc
         self.state = state
+        self._saved_at = (state.epoch, state.batch)
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> list[EpochMetrics]:
@@ -782,11 +784,12 @@ class Trainer:
             if batch
             else f"the end of epoch {st.epoch + 1} (step {self._step_number(len(self.loader))})"
         )
-        kept = (
-            f"the last good checkpoint, after epoch {st.epoch}, is kept"
-            if st.epoch and self.rank == 0 and (self.out / CHECKPOINT).is_file()
-            else "no checkpoint was saved (the run diverged in its first epoch; start again with --overwrite)"
-        )
+        if self._saved_at is None:
+            kept = "no checkpoint was saved (the run diverged in its first epoch; start again with --overwrite)"
+        else:
+            e, b = self._saved_at
+            where_saved = f"after epoch {e}" if not b else f"at epoch {e + 1}, batch {b}"
+            kept = f"the last good checkpoint, {where_saved}, is kept"
         return Diverged(
             f"train: diverged at {where}: {what}; the learning rate (--lr {self.cfg.lr:g}) is likely too high, "
             f"lower it; {kept}",
@@ -861,6 +864,7 @@ class Trainer:
             st.history.append(asdict(m))
             self.state = RunState(epoch=st.epoch + 1, history=st.history)
             self.save()
+            self._saved_at = (self.state.epoch, 0)
         finally:
             self._critical -= 1
         self.say(

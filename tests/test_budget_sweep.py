@@ -58,3 +58,23 @@ def test_input_dominated_step_is_named_instead_of_512_microbatches():
     assert "the step is input-dominated, use a smaller batch size" in first, first
     assert "12,877,824 bytes of it" in first  # 4096 x (784 x 4 + 8): the batch and its labels
     assert all(c.microbatches <= 64 for c in info.value.report.candidates)
+
+
+def test_an_outside_tracer_changes_nothing(sweep, tmp_path):
+    """A caller already tracing (measuring the run from outside) gets the same plan and the same named budget."""
+    import tracemalloc
+
+    from chainrule.plan.budget import fixed_overhead
+
+    untraced = sweep.smallest_and_plain((64, 4, 16), 512)
+    fixed_overhead.cache_clear()
+    tracemalloc.start()
+    try:
+        traced = sweep.smallest_and_plain((64, 4, 16), 512)  # the overhead is measured in a child process
+        with sweep.swapped((64, 4, 16), 1024):
+            argv = ["train", "--model", "mlp", "--hidden", "16", "--epochs", "1", "--batch-size", "512", "--quiet"]
+            code = sweep.cli([*argv, "--memory-budget", str(traced[0]), "--out", str(tmp_path / "r")])
+    finally:
+        tracemalloc.stop()
+        fixed_overhead.cache_clear()
+    assert traced == untraced and code == 0

@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import subprocess
+import sys
+import tracemalloc
 from typing import Any
 
 import numpy as np
 
-__all__ = ["StepExtras", "fixed_overhead"]
+__all__ = ["StepExtras", "fixed_overhead", "measure_overhead"]
 
 
 class StepExtras:
@@ -52,6 +56,24 @@ class StepExtras:
 
 @functools.cache
 def fixed_overhead(dtype: str) -> int:
+    """:func:`measure_overhead`, once per process; in a fresh process if this one is already tracing.
+
+    ``cr.memory.profiling`` needs tracemalloc to itself: when the caller is tracing (measuring a
+    run from outside), the same measurement runs in a child Python, so that the planner's numbers,
+    and the smallest budget its error names, do not depend on who is watching.
+    """
+    if not tracemalloc.is_tracing():
+        return measure_overhead(dtype)
+    code = f"from chainrule.plan.budget import measure_overhead; print(measure_overhead({dtype!r}))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        return int(done.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"plan.fit_budget: could not measure the runtime's memory overhead ({exc})") from exc
+
+
+def measure_overhead(dtype: str) -> int:
     """Bytes a real training step allocates beyond the composed prediction, measured once (tiny MLP, k = 1, 2, 3).
 
     The measured peak (``cr.memory.profiling``: NumPy's tracemalloc domain) of the trainer's

@@ -232,7 +232,11 @@ def _main(args: argparse.Namespace) -> int:
             trainer = Trainer.resume(run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir)
         else:
             log.add(f"start (pid {run.pid}); config {cfg}")
-            trainer = Trainer(cfg, run.path, quiet=quiet)
+            try:
+                trainer = Trainer(cfg, run.path, quiet=quiet)
+            except Exception:  # e.g. no plan fits --memory-budget: leave no half-made run behind
+                run.discard()
+                raise
         trainer.log = log
         log.add(f"data: Fashion-MNIST from {trainer.data_source}")
         # every line printed from here on goes to run.log too (Trainer.say)

@@ -4,9 +4,12 @@ Every memory number comes from the shape-only estimator (:func:`chainrule.measur
 nothing runs for real except the time model's short calibration. Rather than estimating every
 candidate step, the planner composes a few estimates:
 
-* **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``; for
-  ``k > 1`` three parameter-sized arrays are added (the running gradient sum, the scaled
-  gradient and the new sum while the old one is alive, in :func:`chainrule.parallel.accumulate`).
+* **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``, and
+  what a real step holds beside it is added (:mod:`chainrule.plan.budget`): the rest of the
+  whole batch (alive through every microbatch), the kept outputs, for ``k > 1`` three
+  parameter-sized arrays of accumulation, and the runtime's fixed overhead, measured once.
+  A microbatch count is weighed only if it lowers the least need of fewer microbatches by 1%:
+  where the batch itself dominates, more microbatches cannot help, and the error says so.
 * **checkpoint_every e** (a ``Sequential``'s layers in segments of ``e``): from the plain
   estimate at ``b``, the saved activations at its peak are replaced by what checkpointing
   keeps: the input of every segment but the first (the first is the batch, already counted as
@@ -30,6 +33,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -42,6 +46,7 @@ from chainrule.transforms.remat import sqrt_segments
 __all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]
 
 MODES = ("none", "data", "pipeline")
+_GAIN = 0.01  # more microbatches must lower the least need of fewer by this fraction to be weighed
 
 _UNITS = {
     "": 1,
@@ -57,14 +62,22 @@ _UNITS = {
 }
 
 
+_LARGEST = 2**63  # 8 EiB: more than any machine; past it a size is a typo
+
+
 def parse_size(text: str) -> int:
     """``"200MB"`` (10^6), ``"1.5GiB"`` (2^30), ``"123456"`` (bytes) -> bytes; ValueError if not a positive size."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     if m is None or m.group(2).lower() not in _UNITS:
         raise ValueError(f"{text!r} is not a size (examples: 200MB, 1.5GiB, 1000000)")
-    n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    whole, _, frac = m.group(1).partition(".")
+    # past 30 digits a size is over the limit anyway (and Python's int() stops at 4300 digits)
+    number = "1" + "0" * 30 if len(whole) > 30 else f"{whole or 0}.{frac[:30] or 0}"
+    n = int(Fraction(number) * _UNITS[m.group(2).lower()])  # exact: no float overflow or rounding
     if n < 1:
         raise ValueError(f"{text!r}: a memory budget must be at least 1 byte")
+    if n > _LARGEST:
+        raise ValueError(f"{text[:40]!r}{'...' if len(text) > 40 else ''}: a memory budget must be at most 2^63 bytes")
     return n
 
 
@@ -183,6 +196,9 @@ class _Estimator:
         self._shapes: dict[int, list[tuple[int, ...]]] = {}
         self.params = list(model.parameters())
         self.param_bytes = sum(int(p.data.nbytes) for p in self.params)
+        from chainrule.plan.budget import StepExtras
+
+        self.extras = StepExtras(self.input_shape, self.dtype, self.label_dtype, self.outputs(), self.param_bytes)
 
     def plain(self, b: int) -> tuple[int, int]:
         """(peak, saved activations at the peak) of the un-checkpointed step at batch ``b``."""
@@ -204,6 +220,15 @@ class _Estimator:
                     self.model.checkpoint_every = saved
             self._plain[b] = (prof.peak, prof.peak_categories()["activations"])
         return self._plain[b]
+
+    def outputs(self) -> int:
+        """The model's output size per example (the logits a step keeps)."""
+        from chainrule.core.state import no_grad
+        from chainrule.measure.shapes import eval_shape
+
+        with no_grad():
+            out = eval_shape(self.model, ShapeDtype((1, *self.input_shape), self.dtype))
+        return int(np.prod(out.shape))
 
     def shapes(self, b: int) -> list[tuple[int, ...]]:
         """The input shape of every layer of the Sequential, then the output's, at batch ``b``."""
@@ -256,17 +281,75 @@ def _single(
     """One process's candidates for a batch of ``batch`` examples: microbatches x checkpoint segments."""
     from chainrule.parallel.accumulate import split
 
-    out = []
+    out: list[Candidate] = []
     for k in _microbatch_counts(batch, most):
         pieces = [s.stop - s.start for s in split(batch, k)]
         b = pieces[0]
-        accum = 3 * est.param_bytes if k > 1 else 0
+        held = est.extras(batch, b, len(pieces))  # the whole batch, the outputs, the accumulation, the overhead
+        least = min((c.needs for c in out), default=None)  # the least need with fewer microbatches
         for e in [0, *(_segment_sizes(len(est.model.layers)) if sequential else [])]:
-            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + accum
-            seconds, recompute = timer.step_seconds(pieces, e)
+            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + held
             needs = math.ceil(peak * (1 + margin))
+            if least is not None and needs > (1 - _GAIN) * least:
+                continue  # more microbatches that save (almost) nothing: the batch itself dominates
+            seconds, recompute = timer.step_seconds(pieces, e)
             out.append(Candidate(k, e, peak, seconds, needs, needs <= budget, recompute=recompute))
     return out
+
+
+def _no_fit(est: _Estimator, report: PlanReport, batch: int) -> MemoryBudgetError:
+    """The error naming the smallest budget that fits (the least need of any candidate), and why it is that large."""
+    least = min(report.candidates, key=lambda c: (c.needs, c.seconds))
+    budget, smallest = report.budget, least.needs
+    return MemoryBudgetError(
+        f"plan.fit_budget: no plan fits {budget:,} bytes ({budget / 2**20:.2f} MiB) per rank; the "
+        f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB, {least.describe()})"
+        f"{_floor(est, least, batch)}\n{report.table()}",
+        smallest,
+        report,
+    )
+
+
+def _floor(est: _Estimator, least: Candidate, batch: int) -> str:
+    """When the batch itself is most of the least need: say that microbatching cannot help (empty otherwise)."""
+    rows = math.ceil(batch / least.ranks) if least.parallel == "data" else batch
+    held = est.extras.batch(rows)
+    if held * 2 < least.needs:
+        return ""
+    return (
+        f"; {held:,} bytes of it ({held / least.needs:.0%}) are the batch itself ({rows} examples of inputs and "
+        "labels, alive through every microbatch), which no microbatching or checkpointing reduces: the step is "
+        "input-dominated, use a smaller batch size"
+    )
+
+
+def _modes(model: Any, ranks: int, batch_size: int, budget_bytes: int, parallel: Any) -> tuple[str, ...]:
+    """fit_budget's arguments checked (ValueError naming the bad one); the parallel modes to weigh."""
+    from chainrule.nn.modules import Sequential
+
+    if type(ranks) is not int or ranks < 1:
+        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
+    if type(batch_size) is not int or batch_size < 1:
+        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(budget_bytes, int) or budget_bytes < 1:
+        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
+    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
+        if (mode == "none") != (ranks == 1):
+            raise ValueError(
+                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
+                "'data' and 'pipeline' need ranks > 1"
+            )
+    sequential = isinstance(model, Sequential) and len(model.layers) >= 2
+    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
+        n = len(model.layers) if isinstance(model, Sequential) else 0
+        raise ValueError(
+            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
+            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
+        )
+    return modes
 
 
 def fit_budget(
@@ -308,28 +391,8 @@ def fit_budget(
     from chainrule.plan.ranks import data_parallel_candidates, pipeline_candidates
     from chainrule.plan.timing import StepTimer, calibrate
 
-    if type(ranks) is not int or ranks < 1:
-        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
-    if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
-    if not isinstance(budget_bytes, int) or budget_bytes < 1:
-        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
-    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
-    for mode in modes:
-        if mode not in MODES:
-            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
-        if (mode == "none") != (ranks == 1):
-            raise ValueError(
-                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
-                "'data' and 'pipeline' need ranks > 1"
-            )
+    modes = _modes(model, ranks, batch_size, budget_bytes, parallel)
     sequential = isinstance(model, Sequential) and len(model.layers) >= 2
-    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
-        n = len(model.layers) if isinstance(model, Sequential) else 0
-        raise ValueError(
-            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
-            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
-        )
     if optimizer is None:
         optimizer = SGD(model.parameters(), 0.1)
     est = _Estimator(model, input_shape, optimizer, dtype, label_dtype)
@@ -352,13 +415,7 @@ def fit_budget(
     chosen = min(fitting, key=lambda c: (c.seconds, c.ranks, c.microbatches, c.peak), default=None)
     report = PlanReport(None, chosen, cands, budget_bytes, margin)
     if chosen is None:
-        smallest = min(c.needs for c in cands)
-        raise MemoryBudgetError(
-            f"plan.fit_budget: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
-            f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB)\n{report.table()}",
-            smallest,
-            report,
-        )
+        raise _no_fit(est, report, batch_size)
     report.plan = Plan(
         microbatches=chosen.microbatches,
         checkpoint_every=chosen.checkpoint_every,

@@ -127,7 +127,7 @@ def pipeline_candidates(
         for s, (start, stop) in enumerate(bounds):
             peak, held = stages.one_microbatch(start, stop, b)
             stage_params = [p.data.nbytes for layer in model.layers[start:stop] for p in layer.parameters()]
-            extra = batch_bytes + int(k_state * sum(stage_params))
+            extra = batch_bytes + int(k_state * sum(stage_params)) + est.extras.fixed  # + the runtime's overhead
             if len(pieces) > 1:
                 extra += max(stage_params, default=0)  # the gradient sum while the new one is added
             for schedule, inflight in (("gpipe", len(pieces)), ("1f1b", min(ranks - s, len(pieces)))):

@@ -30,6 +30,7 @@ from chainrule.models.objective import objective
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
 from chainrule.train import notebook
+from chainrule.train.contents import check_arrays, check_history, parameter_shapes
 from chainrule.train.progress import bytes_bar, emit, progress_bar
 from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
@@ -38,11 +39,25 @@ from chainrule.transforms.compile import compile as compile_step
 CHECKPOINT = "checkpoint.npz"
 LOG = "run.log"
 RUN_FILES = (CHECKPOINT, "metrics.csv", "metrics.json", "curves.png", LOG)  # every file a run writes
-N_TRAIN, N_TEST, N_PIXELS = 60000, 10000, 784
+N_TRAIN, N_TEST, N_PIXELS, N_CLASSES = 60000, 10000, 784, 10
+_GROWTH = 1000.0  # an objective this many times the run's first (or ln 10, if more) is divergence
+
+
+def _quiet_overflow() -> Any:
+    """No overflow warnings while stepping: a diverging step is reported once, by the divergence checks."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
 class UsageError(ChainruleError, ValueError):
     """A bad argument or output folder, found before any work starts (exit code 2)."""
+
+
+class Diverged(ChainruleError, FloatingPointError):
+    """The objective or the parameters became non-finite, or the objective exploded (exit code 1)."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class Interrupted(KeyboardInterrupt):
@@ -242,6 +257,13 @@ def config_from_meta(meta: dict[str, Any], path: Path) -> Config:
     return cfg
 
 
+def checked_config(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Path) -> Config:
+    """:func:`config_from_meta`, then the arrays checked against it (shapes, finite values) before any allocation."""
+    cfg = config_from_meta(meta, path)
+    check_arrays(arrays, parameter_shapes(cfg.model, cfg.hidden, cfg.dropout, N_PIXELS, N_CLASSES), path)
+    return cfg
+
+
 def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
     raw = meta.get("state")
     if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(RunState)}:
@@ -257,6 +279,7 @@ def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
         raise CheckpointError(f"{path}: checkpoint history is malformed: corrupt")
     if len(history) != raw["epoch"]:
         raise CheckpointError(f"{path}: checkpoint history has {len(history)} epochs, state says {raw['epoch']}")
+    check_history(raw, path)
     return RunState(**raw)
 
 
@@ -398,6 +421,8 @@ class Trainer:
         self._stop: int | None = None  # the signal that asked the run to stop
         self._stop_agreed = False  # data parallel: every rank knows of the stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
+        self._first_loss: tuple[float, int] | None = None  # (objective, step) of this process's first step
+        self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint on disk, if any
         model = self.model
 
         def loss_and_grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -405,9 +430,9 @@ class Trainer:
             J.backward()
             return J, logits
 
-        # cr.compile runs a checkpointed segment plainly (no saving): a checkpointing plan steps uncompiled
-        checkpointing = self.memory_plan is not None and self.memory_plan.checkpoint_every > 0
-        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and not checkpointing else loss_and_grads
+        # under a memory budget the step is not compiled: cr.compile's capture (the first step) keeps every
+        # intermediate array alive, past the plan's peak (and it runs a checkpointed segment plainly, no saving)
+        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and self.memory_plan is None else loss_and_grads
 
     def _plan_memory(self, x_train: np.ndarray) -> Any:
         """``--memory-budget``: the cheapest plan that fits (cr.plan.fit_budget), applied to the model and config."""
@@ -622,7 +647,7 @@ class Trainer:
     ) -> Trainer:
         path = Path(run_dir) / CHECKPOINT
         arrays, meta = load_checkpoint(path)
-        cfg = config_from_meta(meta, path)
+        cfg = checked_config(arrays, meta, path)
         state = state_from_meta(meta, path)
         if epochs is not None:
             cfg.epochs = epochs
@@ -674,6 +699,7 @@ class Trainer:
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: checkpoint does not fit the model ({exc}): corrupt") from exc
         self.state = state
+        self._saved_at = (state.epoch, state.batch)
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> list[EpochMetrics]:
@@ -697,6 +723,9 @@ class Trainer:
                 self.write_reports()
                 if self.comm is not None:  # no rank ends "finished" while another one failed
                     self.comm.barrier("finishing the run")
+        except Diverged as exc:  # the metrics of the epochs before it; the last good checkpoint stays
+            self.write_reports(failure=str(exc))
+            raise
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else (self._stop or signal.SIGINT)
             self._critical += 1
@@ -737,23 +766,52 @@ class Trainer:
         if self._stop is not None and (self.comm is None or self._stop_agreed):
             raise Interrupted(self._stop)
 
-    def _check_finite(self) -> None:
-        """Refuse to go on (or save) with NaN/Inf parameters.
+    def _check_finite(self, step: int | None = None) -> None:
+        """Refuse to go on (or save) with NaN/Inf parameters: a :class:`Diverged` at ``step``.
 
-        A step's loss is computed before its update, so a NaN made by an update shows up in
-        the next step's loss; this check covers the update that no later loss sees, and runs
-        before every checkpoint (at the end of an epoch's steps and before an interrupted run
-        is saved). A sum is finite iff every element is, unless it overflows: then look closer.
+        Runs after every update (``step``: the run's step just taken) and before every
+        checkpoint. A sum is finite iff every element is, unless it overflows: then look closer.
         """
         for p in self.optimizer.params:
             if not math.isfinite(float(np.sum(p.data))) and not np.isfinite(p.data).all():
-                raise self._diverged("parameters became non-finite", self.state.batch)
+                raise self._diverged("the parameters became non-finite", self.state.batch if step is None else step)
 
-    def _diverged(self, what: str, batch: int) -> FloatingPointError:
-        return FloatingPointError(
-            f"train: {what} at epoch {self.state.epoch + 1}, batch {batch}; lower --lr "
-            f"(the last checkpoint, after epoch {self.state.epoch}, is kept)"
+    def _step_number(self, batch: int) -> int:
+        """The run's 1-based step count of ``batch`` (1-based, within the epoch in progress)."""
+        return self.state.epoch * len(self.loader) + batch
+
+    def _diverged(self, what: str, batch: int) -> Diverged:
+        """The error that stops a diverged run at ``batch`` of the epoch in progress (0 = at its end)."""
+        st = self.state
+        where = (
+            f"step {self._step_number(batch)} (epoch {st.epoch + 1}, batch {batch} of {len(self.loader)})"
+            if batch
+            else f"the end of epoch {st.epoch + 1} (step {self._step_number(len(self.loader))})"
         )
+        if self._saved_at is None:
+            kept = "no checkpoint was saved (the run diverged in its first epoch; start again with --overwrite)"
+        else:
+            e, b = self._saved_at
+            where_saved = f"after epoch {e}" if not b else f"at epoch {e + 1}, batch {b}"
+            kept = f"the last good checkpoint, {where_saved}, is kept"
+        return Diverged(
+            f"train: diverged at {where}: {what}; the learning rate (--lr {self.cfg.lr:g}) is likely too high, "
+            f"lower it; {kept}",
+            self._step_number(batch or len(self.loader)),
+        )
+
+    def _check_loss(self, loss: float, batch: int) -> None:
+        """A non-finite objective, or one grown to 1000 times this process's first, is divergence."""
+        if not math.isfinite(loss):
+            raise self._diverged(f"the objective became {loss}", batch)
+        if self._first_loss is None:
+            self._first_loss = (loss, self._step_number(batch))
+            return
+        first, at = self._first_loss
+        if loss > _GROWTH * max(first, math.log(10)):
+            raise self._diverged(
+                f"the objective grew from {first:.4g} at step {at} to {loss:.4g} (over {_GROWTH:g} times)", batch
+            )
 
     def _epoch(self) -> None:
         st, cfg = self.state, self.cfg
@@ -768,18 +826,21 @@ class Trainer:
                 self._check_stop()
                 xb, yb = self._batch(sel)
                 self.optimizer.zero_grad()
-                loss, correct = self._step(xb, yb, len(sel))
+                with _quiet_overflow():  # a diverging step is reported by the checks below, not warned about
+                    loss, correct = self._step(xb, yb, len(sel))
                 # from here to the end of the bookkeeping a signal only sets the flag: the step is
                 # applied and counted together, or (raised before this point) not at all
                 self._critical += 1
-                self.optimizer.step()
-                if not math.isfinite(loss):
-                    raise self._diverged(f"objective became {loss}", st.batch + 1)
+                with _quiet_overflow():
+                    self.optimizer.step()
+                self._check_loss(loss, st.batch + 1)
+                self._check_finite(st.batch + 1)
                 st.loss_sum += loss * len(sel)
                 st.correct += correct
                 st.seen += len(sel)
                 st.batch += 1
                 self._critical -= 1
+                del xb, yb  # not alive while the next batch is gathered (a memory plan counts one batch)
                 if bar is not None:
                     bar.update(1)
             self._check_stop()
@@ -788,9 +849,12 @@ class Trainer:
             st.seconds += time.perf_counter() - start
             if bar is not None:
                 bar.close()
-        self._check_finite()  # each loss checks the update before it; this checks the epoch's last
         self._sync_stages()
-        test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
+        with _quiet_overflow():  # a diverged test loss is reported below, not warned about
+            test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
+        pen = penalty(self.model, self.cfg.weight_decay)
+        if not (math.isfinite(test_loss) and math.isfinite(pen)):
+            raise self._diverged(f"the test loss became {test_loss} (penalty s = {pen})", 0)
         m = EpochMetrics(
             epoch=st.epoch + 1,
             train_loss=st.loss_sum / max(st.seen, 1),
@@ -799,7 +863,7 @@ class Trainer:
             seconds=st.seconds,
             lr=self.optimizer.lr,
             test_loss=test_loss,
-            penalty=penalty(self.model, self.cfg.weight_decay),
+            penalty=pen,
         )
         self._critical += 1
         try:
@@ -809,13 +873,18 @@ class Trainer:
                 self.write_reports()  # the epoch's metrics are written first, and every rank waits for that
                 self.comm.barrier("writing the epoch's metrics")
             self.save()
+            self._saved_at = (self.state.epoch, 0)
         finally:
             self._critical -= 1
         self.say(epoch_line(m))
         notebook.epoch_done(self.out, st.history, recipe(cfg), self.quiet)  # a notebook's live plot
         self._check_stop()
 
-    def write_reports(self) -> None:
+    def write_reports(self, failure: str | None = None) -> None:
+        """metrics.csv, metrics.json (strict JSON: a non-finite number is null) and curves.png of the epochs done.
+
+        ``failure``: why the run stopped early (divergence), recorded in metrics.json.
+        """
         if self.rank != 0:
             return
         history = self.state.history
@@ -826,11 +895,29 @@ class Trainer:
         w.writeheader()
         w.writerows(history)
         atomic_write(self.out / "metrics.csv", text.getvalue().encode())
-        report = {"config": asdict(self.cfg), "data_source": str(self.data_source), "epochs": history}
-        atomic_write(self.out / "metrics.json", json.dumps(report, indent=2).encode())
+        report = {
+            "config": asdict(self.cfg),
+            "data_source": str(self.data_source),
+            "epochs": history,
+            "status": "diverged" if failure else "finished",
+        }
+        if failure:
+            report["error"] = failure
+        atomic_write(self.out / "metrics.json", json.dumps(_json_safe(report), indent=2, allow_nan=False).encode())
         png = io.BytesIO()
         plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -841,7 +928,7 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     path = Path(run_dir) / CHECKPOINT
     arrays, meta = load_checkpoint(path)
-    cfg = config_from_meta(meta, path)
+    cfg = checked_config(arrays, meta, path)  # before the model is built from it
     if data_dir is not None:
         cfg.data_dir = data_dir
     cfg.limit_test = 0  # always the whole test set
@@ -854,4 +941,14 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     return accuracy(model, x_test, y_test)
 
 
-__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "emit", "evaluate", "validate_config"]
+__all__ = [
+    "Config",
+    "Diverged",
+    "EpochMetrics",
+    "Interrupted",
+    "Trainer",
+    "UsageError",
+    "emit",
+    "evaluate",
+    "validate_config",
+]

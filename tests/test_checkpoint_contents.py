@@ -6,9 +6,10 @@ import pytest
 
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR
+from chainrule.train.build import build_model
+from chainrule.train.config import Config
 from chainrule.train.contents import parameter_shapes
 from chainrule.train.snapshot import load_checkpoint, save_checkpoint
-from chainrule.train.trainer import Config, build_model
 
 pytestmark = [
     pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run"),

@@ -119,7 +119,7 @@ def test_disagreement_names_every_differing_setting_and_rank() -> None:
 def test_failure_lines_and_exit_codes() -> None:
     from chainrule.parallel import PeerFailed, PeerTimeout, RankFailed, RanksDisagree
     from chainrule.parallel.failure import failure_code, failure_text
-    from chainrule.train.trainer import UsageError
+    from chainrule.train.config import UsageError
 
     try:
         [].pop()
@@ -184,7 +184,7 @@ def test_every_rank_raises_the_disagreement(tmp_path: Path) -> None:
 
 
 def _small_config(**changes: Any) -> Any:
-    from chainrule.train.trainer import Config
+    from chainrule.train.config import Config
 
     base = dict(
         model="mlp", hidden=16, optimizer="adam", lr=0.01, limit_train=202, limit_test=50, batch_size=101, epochs=2,

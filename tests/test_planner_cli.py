@@ -10,7 +10,8 @@ import pytest
 from chainrule.cli.main import main
 from chainrule.cli.parallel import add_train_options
 from chainrule.data.fashion_mnist import DEBIAN_DIR
-from chainrule.train.trainer import Config, Trainer, UsageError, validate_config
+from chainrule.train.config import Config, UsageError, validate_config
+from chainrule.train.trainer import Trainer
 
 
 def test_flag_parses_sizes() -> None:

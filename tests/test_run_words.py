@@ -8,8 +8,8 @@ import pytest
 
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR
+from chainrule.train.config import Config, EpochMetrics
 from chainrule.train.report import epoch_line, plot_curves, recipe
-from chainrule.train.trainer import Config, EpochMetrics
 
 TINY = ["--model", "mlp", "--hidden", "8", "--limit-train", "300", "--limit-test", "100", "--batch-size", "100"]
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d ")

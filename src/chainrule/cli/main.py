@@ -24,8 +24,10 @@ from chainrule.cli import measure
 from chainrule.cli import parallel as parallel_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.data.io import OutputError
+from chainrule.train.config import Config, UsageError, validate_config
+from chainrule.train.progress import emit
 from chainrule.train.rundir import RunDir, claim_new_run, claim_resume
-from chainrule.train.trainer import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
+from chainrule.train.trainer import Interrupted, RunLog, Trainer, evaluate
 
 _DATA_HELP = (
     "folder with the Fashion-MNIST IDX files, then the only place looked at (default: $CHAINRULE_DATA, "

@@ -7,7 +7,7 @@ whole run (the kernel drops the lock when the process ends, even on ``kill -9``)
 process aiming at the same folder gets a clear error instead of sharing it. A folder that
 already holds a run is never reused without ``--overwrite`` (or ``--resume``); a run file
 that is a symbolic link is refused; the folder must take a test write and have room for
-two checkpoints. Every problem here is a :class:`~chainrule.train.trainer.UsageError`.
+two checkpoints. Every problem here is a :class:`~chainrule.train.config.UsageError`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from chainrule.data.io import OutputError, atomic_write, remove_stale_temps
-from chainrule.train.trainer import (
-    CHECKPOINT,
-    LOG,
-    RUN_FILES,
+from chainrule.train.config import (
     Config,
     UsageError,
     checked_config,
@@ -29,6 +26,7 @@ from chainrule.train.trainer import (
     state_from_meta,
     validate_config,
 )
+from chainrule.train.trainer import CHECKPOINT, LOG, RUN_FILES
 
 _PROBE = ".chainrule-write-test"
 

@@ -39,13 +39,12 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ChainruleError
-from chainrule.parallel.plan import Plan
+from chainrule.parallel.plan import MODES, Plan
 from chainrule.plan.candidates import Candidate, Estimator
 from chainrule.transforms.remat import sqrt_segments
 
 __all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]
 
-MODES = ("none", "data", "pipeline")
 _GAIN = 0.01  # more microbatches must lower the least need of fewer by this fraction to be weighed
 
 _UNITS = {

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ChainruleError
+from chainrule.parallel.plan import MODES
 from chainrule.train.contents import check_arrays, check_history, parameter_shapes
 from chainrule.train.snapshot import CheckpointError
 
@@ -78,7 +79,7 @@ _CHOICES = {
     "optimizer": tuple(_SLOTS),
     "schedule": ("none", "cosine", "step"),
     "init": ("normal", "xavier", "he", "he_uniform"),
-    "parallel": ("none", "data", "pipeline"),
+    "parallel": MODES,
     "pipeline_schedule": ("1f1b", "gpipe"),
     "data_reduce": ("shared", "allreduce"),
 }

@@ -304,7 +304,7 @@ class Trainer:
     def _sync_stages(self) -> None:
         """Pipeline: every rank gets every stage's parameters (for evaluation and the checkpoint)."""
         if self.pipeline is not None:
-            self.pipeline.sync_parameters(self.model.parameters(), self.model)
+            self.pipeline.sync_parameters(self.model)
 
     def say(self, line: str, stream: Any = None) -> None:
         """A line for the run log and, unless quiet, for stdout; a line for ``stream`` (stderr)

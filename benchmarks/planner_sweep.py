@@ -29,7 +29,7 @@ from chainrule.models.objective import objective
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.plan.planner import Candidate, fit_budget
+from chainrule.plan import Candidate, fit_budget
 from chainrule.plan.timing import calibrate
 
 D, CLASSES = 64, 10

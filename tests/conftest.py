@@ -16,7 +16,7 @@ _FASHION_MNIST: dict = {}
 @pytest.fixture
 def fashion_mnist_read_once(monkeypatch):
     """In-process training runs share one read of Fashion-MNIST (each read costs ~1 s of checksums)."""
-    import chainrule.train.trainer as training
+    import chainrule.train.build as training  # where the trainer reads the data set
 
     real = training.load_fashion_mnist
 

@@ -114,6 +114,11 @@ def graph_command(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         print(f"chainrule: error: {out} exists; pass --force to overwrite it", file=sys.stderr)
         return 2
+    folder = out.parent
+    if not folder.is_dir():  # the drawing is written there; a mistyped folder is not created
+        why = "is not a folder" if folder.exists() else "does not exist (create it first)"
+        print(f"chainrule: error: --out {out}: the folder {folder} {why}", file=sys.stderr)
+        return 2
     with trace() as tr:  # sees the forward and the backward, for the walk order and the replay
         ex = examples.build(args.model, batch=args.batch)
         outputs: list[Any] = [ex.J]

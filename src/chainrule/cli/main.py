@@ -24,8 +24,10 @@ from chainrule.cli import measure
 from chainrule.cli import parallel as parallel_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.data.io import OutputError
+from chainrule.train.config import Config, UsageError, validate_config
+from chainrule.train.progress import emit
 from chainrule.train.rundir import RunDir, claim_new_run, claim_resume
-from chainrule.train.trainer import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
+from chainrule.train.trainer import Interrupted, RunLog, Trainer, evaluate
 
 _DATA_HELP = (
     "folder with the Fashion-MNIST IDX files, then the only place looked at (default: $CHAINRULE_DATA, "
@@ -232,7 +234,11 @@ def _main(args: argparse.Namespace) -> int:
             trainer = Trainer.resume(run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir)
         else:
             log.add(f"start (pid {run.pid}); config {cfg}")
-            trainer = Trainer(cfg, run.path, quiet=quiet)
+            try:
+                trainer = Trainer(cfg, run.path, quiet=quiet)
+            except Exception:  # e.g. no plan fits --memory-budget: leave no half-made run behind
+                run.discard()
+                raise
         trainer.log = log
         log.add(f"data: Fashion-MNIST from {trainer.data_source}")
         # every line printed from here on goes to run.log too (Trainer.say)

@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from chainrule.train.trainer import Config, Trainer, UsageError
+from chainrule.train.config import Config, UsageError
+from chainrule.train.trainer import Trainer
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:

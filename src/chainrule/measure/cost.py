@@ -28,6 +28,7 @@ from chainrule.core.state import is_grad_enabled
 from chainrule.core.tensor import Tensor
 from chainrule.measure.shapes import ShapeDtype, abstract, placeholder
 from chainrule.ops.facts import need
+from chainrule.ops.vjp_memory import shape_of
 
 FlopRule = Callable[[Sequence[Any], dict[str, Any], Any], int]
 VjpFlopRule = Callable[[int, Sequence[Any], dict[str, Any], Any], int]
@@ -51,12 +52,8 @@ def _primitive(prim: Primitive | str) -> Primitive:
     return REGISTRY[prim]
 
 
-def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
-
-
 def _size(x: Any) -> int:
-    return int(np.prod(_shape(x), dtype=np.int64))
+    return int(np.prod(shape_of(x), dtype=np.int64))
 
 
 def _nbytes(x: Any) -> int:

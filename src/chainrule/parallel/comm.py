@@ -206,9 +206,6 @@ class Comm:
     def barrier(self, what: str = "barrier") -> None:
         self.wait(self.comm.Ibarrier(), what)
 
-    def allreduce_scalar(self, value: float, what: str = "allreduce") -> float:
-        return float(self.allreduce_(np.array([value], np.float64), what)[0])
-
     def bcast_object(self, obj: Any, root: int = 0, what: str = "broadcast") -> Any:
         """Every rank gets ``root``'s picklable ``obj`` (its size, then its bytes: two deadline-bound Ibcasts)."""
         data = pickle.dumps(obj) if self.rank == root else b""

@@ -155,7 +155,7 @@ def _info(g: Any, fwd: dict[str, str], bwd: dict[str, str]) -> dict[str, dict[st
                 "value": "intermediate",
             }[v.kind],
             "name": v.name or "(unnamed)",
-            "shape": _shape(v.shape),
+            "shape": _shape_text(v.shape),
             "dtype": v.dtype or "Python number",
             "op": producer.name if producer else "—",
             "source": (producer.node.origin if producer else None) or _no_origin(producer is not None),
@@ -174,7 +174,7 @@ def _info(g: Any, fwd: dict[str, str], bwd: dict[str, str]) -> dict[str, dict[st
             "kind": "operator" + (" (recorded backward)" if op.second_order else ""),
             "name": op.name,
             "op": op.name,
-            "shape": _shape(out.shape),
+            "shape": _shape_text(out.shape),
             "dtype": out.dtype,
             "source": op.node.origin or _no_origin(True),
             "saved": f"{human_bytes(nbytes)} ({'released' if op.node.released else 'alive'})",
@@ -213,7 +213,7 @@ def safe_svg(svg: str) -> str:
     return _HREF.sub(keep, svg)
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 

@@ -22,6 +22,7 @@ SRC = HERE.parents[2] / "src"
 BATCH, D, WIDTH, BUDGET = 256, 32, 128, 1_000_000
 
 sys.path.insert(0, str(HERE.parents[1]))  # tests/, for conftest
+sys.path.insert(0, str(HERE.parents[1] / "parallel"))  # the MPI job helpers of test_parallel_mpi
 from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
 
 

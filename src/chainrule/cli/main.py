@@ -25,6 +25,8 @@ from chainrule.cli import parallel as parallel_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.data.io import OutputError
 from chainrule.train.rundir import RunDir, claim_new_run, claim_resume
+from chainrule.train.threads import ENV as THREADS_ENV
+from chainrule.train.threads import parse_threads, threads_for_run
 from chainrule.train.trainer import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
 
 _DATA_HELP = (
@@ -33,7 +35,7 @@ _DATA_HELP = (
 )
 
 # flags that may accompany --resume; the rest of a run's configuration is fixed at its start
-_RESUME_FLAGS = {"epochs", "data_dir", "quiet"}
+_RESUME_FLAGS = {"epochs", "data_dir", "quiet", "threads"}
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -107,10 +109,30 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
     t.add_argument("--no-compile", action="store_true", default=None, help="run every step eagerly")
     parallel_cli.add_train_options(t)
+    _add_threads(t)
     e = sub.add_parser("evaluate", help="test accuracy of a saved run")
     e.add_argument("run", help="the run folder")
     e.add_argument("--data-dir", default=None, help=_DATA_HELP)
+    _add_threads(e)
     return p
+
+
+def _threads_arg(text: str) -> str:
+    try:
+        parse_threads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_threads_arg,
+        metavar="N|auto|none",
+        help=f"threads for NumPy's BLAS while this command runs: auto = the measured policy (one per process, "
+        f"see docs/performance.md), none = leave NumPy's default (default: ${THREADS_ENV}, else auto)",
+    )
 
 
 def _tune_allocator() -> None:
@@ -187,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is not None:  # graph, explain
             result: int = args.func(args)
             return result
-        code = _main(args)
+        with threads_for_run(args.threads):
+            code = _main(args)
         if code:
             parallel_cli.end_job(args, code)  # a parallel run's rank failed: its peers must not wait for it
         return code
@@ -229,10 +252,12 @@ def _main(args: argparse.Namespace) -> int:
         quiet = bool(args.quiet)
         if cfg is None:
             log.add(f"resume (pid {run.pid})")
-            trainer = Trainer.resume(run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir)
+            trainer = Trainer.resume(
+                run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir, threads=args.threads
+            )
         else:
             log.add(f"start (pid {run.pid}); config {cfg}")
-            trainer = Trainer(cfg, run.path, quiet=quiet)
+            trainer = Trainer(cfg, run.path, quiet=quiet, threads=args.threads)
         trainer.log = log
         log.add(f"data: Fashion-MNIST from {trainer.data_source}")
         if not quiet:

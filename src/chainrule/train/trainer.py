@@ -29,6 +29,7 @@ from chainrule.models import SectionMLP
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
+from chainrule.train.threads import threads_for_run
 from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
@@ -394,9 +395,11 @@ class RunLog:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False) -> None:
+    def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False, threads: int | str | None = None) -> None:
         validate_config(cfg, check_memory=False)
         self.cfg = cfg
+        # BLAS threads while run() trains (chainrule.train.threads): None = $CHAINRULE_THREADS, else "auto"
+        self.threads = threads
         self.out = Path(out_dir)
         self.quiet = quiet
         self.log: RunLog | None = None  # set by the command line, which owns the run folder
@@ -616,7 +619,12 @@ class Trainer:
 
     @classmethod
     def resume(
-        cls, run_dir: str | Path, epochs: int | None = None, quiet: bool = False, data_dir: str | None = None
+        cls,
+        run_dir: str | Path,
+        epochs: int | None = None,
+        quiet: bool = False,
+        data_dir: str | None = None,
+        threads: int | str | None = None,
     ) -> Trainer:
         path = Path(run_dir) / CHECKPOINT
         arrays, meta = load_checkpoint(path)
@@ -628,7 +636,7 @@ class Trainer:
             cfg.data_dir = data_dir
         if cfg.epochs < state.epoch:
             raise UsageError(f"--epochs {cfg.epochs}: the run in {run_dir} has already finished {state.epoch} epochs")
-        trainer = cls(cfg, run_dir, quiet=quiet)
+        trainer = cls(cfg, run_dir, quiet=quiet, threads=threads)
         trainer._restore(arrays, meta, state, path)
         return trainer
 
@@ -688,7 +696,7 @@ class Trainer:
 
             together = failing_together(self.comm)  # an error on one rank stops every rank, clearly
         try:
-            with together:
+            with together, threads_for_run(self.threads):
                 while self.state.epoch < self.cfg.epochs:
                     self._epoch()
             self.save()

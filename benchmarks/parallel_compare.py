@@ -188,7 +188,7 @@ def deep_case(case: dict[str, Any]) -> dict[str, Any]:
             if p.data.size == 0:
                 p.data = d
         pipe.sync_parameters(model.parameters(), model)
-    from chainrule.core.node import no_grad
+    from chainrule.core.state import no_grad
 
     with no_grad():
         acc = float((model(as_tensor(xt)).data.argmax(1) == yt).mean())

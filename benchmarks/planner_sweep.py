@@ -25,12 +25,12 @@ import numpy as np
 
 from chainrule.cli.measure import build_mlp
 from chainrule.measure import memory
+from chainrule.models.objective import objective
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
 from chainrule.plan.planner import Candidate, fit_budget
 from chainrule.plan.timing import calibrate
-from chainrule.train.trainer import objective
 
 D, CLASSES = 64, 10
 

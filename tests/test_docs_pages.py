@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = sorted([*DOCS.glob("tour/*.md"), *DOCS.glob("guides/*.md"), *DOCS.glob("translation.md")])
+PAGES = sorted([*DOCS.glob("tour/*.md"), *DOCS.glob("guides/*.md"), DOCS / "translation.md", DOCS / "architecture.md"])
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
 

@@ -13,7 +13,6 @@ import pytest
 from tests.cases_linalg_shape import cases
 
 import chainrule as cr
-from chainrule.core.node import state
 
 MINE = {
     "reshape", "transpose", "broadcast_to", "getitem", "scatter_add", "concatenate", "stack", "astype",
@@ -22,22 +21,20 @@ MINE = {
 CASES = cases()
 
 
-class _Capture:
+class _Capture(cr.Interpreter):
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple[Any, list[Any], dict[str, Any], np.ndarray]] = []
 
-    def record(self, prim: Any, args: Any, datas: Any, params: Any, out: Any) -> None:
+    def recorded(self, node: Any, prim: Any, args: Any, datas: Any, params: Any, out: Any) -> None:
         if prim.name in MINE:
             self.calls.append((prim, list(datas), dict(params), out))
 
 
 def _calls(case: Any) -> list[Any]:
     capture = _Capture()
-    state().tracer = capture
-    try:
+    with capture:
         case.fn(*[cr.tensor(x, dtype="float64") for x in case.inputs(seed=11)])
-    finally:
-        state().tracer = None
     return capture.calls
 
 

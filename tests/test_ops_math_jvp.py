@@ -12,7 +12,6 @@ import pytest
 from tests.op_cases import CASES
 
 import chainrule as cr
-from chainrule.core import node as _node
 from chainrule.nn import functional
 from chainrule.ops import elementwise, reduce
 
@@ -24,32 +23,23 @@ OURS = {
 }
 
 
-class _Recorder:
-    """Stands in for cr.compile's tracer during a forward pass: keeps each primitive call."""
+class _Recorder(cr.Interpreter):
+    """An interpreter that keeps each primitive call of a forward pass (as cr.compile's capture does)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[tuple[cr.Primitive, list[Any], dict[str, Any], Any]] = []
 
-    def record(self, prim: Any, args: Any, datas: list[Any], params: dict[str, Any], out: Any) -> None:
+    def recorded(self, node: Any, prim: Any, args: Any, datas: Any, params: dict[str, Any], out: Any) -> None:
         self.calls.append((prim, list(datas), dict(params), out))
 
 
 def _record(case: Any) -> list[tuple[cr.Primitive, list[Any], dict[str, Any], Any]]:
     recorder = _Recorder()
     inputs = [cr.tensor(x, dtype="float64", requires_grad=True) for x in case.inputs(seed=11)]
-    state = _engine_state()
-    previous, state.tracer = state.tracer, recorder
-    try:
+    with recorder:
         case.fn(*inputs)
-    finally:
-        state.tracer = previous
     return recorder.calls
-
-
-def _engine_state() -> Any:
-    """The engine's switches (a module-level object, or per thread in later versions)."""
-    thread = getattr(_node, "THREAD", None)
-    return thread.state if thread is not None else _node.STATE
 
 
 def _is_float(d: Any) -> bool:
@@ -124,6 +114,6 @@ def test_every_differentiable_primitive_here_has_jvp_rules():
 
 
 def _primitive(name: str) -> cr.Primitive:
-    from chainrule.core.tensor import REGISTRY
+    from chainrule.core.primitive import REGISTRY
 
     return REGISTRY[name]

@@ -10,12 +10,12 @@ import pytest
 
 from chainrule.cli.measure import build_mlp
 from chainrule.measure import memory
+from chainrule.models.objective import objective
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
 from chainrule.plan.planner import MemoryBudgetError, _Estimator, fit_budget, parse_size
 from chainrule.plan.timing import StepTimer, calibrate
-from chainrule.train.trainer import objective
 from chainrule.transforms.remat import sqrt_segments
 
 B, D = 128, 32

@@ -10,7 +10,7 @@ import pytest
 
 import chainrule as cr
 import chainrule.nn.functional as F
-from chainrule.core.tensor import REGISTRY
+from chainrule.core.primitive import REGISTRY
 from chainrule.transforms.functional import watch
 from chainrule.viz.equations import explain
 from chainrule.viz.notation import NOTATIONS

@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # for type checkers and linters; at run time these load on fi
     from chainrule import cli, data, models, nn, optim, plan, train, viz  # noqa: F401
     from chainrule.measure import memory  # noqa: F401
     from chainrule.ops import linalg  # noqa: F401
-from chainrule.core.backward import backward as _backward  # noqa: F401
 from chainrule.core.constructors import (
     arange,
     as_tensor,
@@ -44,8 +43,11 @@ from chainrule.core.errors import (
     InPlaceError,
     ShapeError,
 )
-from chainrule.core.node import Meta, Node, detect_anomaly, enable_grad, hook, is_grad_enabled, no_grad
-from chainrule.core.tensor import Primitive, Tensor, tensor
+from chainrule.core.interpret import GraphHook, Interpreter, detect_anomaly, hook
+from chainrule.core.node import Meta, Node
+from chainrule.core.primitive import Primitive
+from chainrule.core.state import enable_grad, is_grad_enabled, no_grad
+from chainrule.core.tensor import Tensor, tensor
 from chainrule.measure.cost import cost
 from chainrule.measure.shapes import ShapeDtype, eval_shape
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
@@ -108,7 +110,9 @@ __all__ = [
     "GradCheckError",
     "GradCheckReport",
     "GraphReleasedError",
+    "GraphHook",
     "InPlaceError",
+    "Interpreter",
     "Meta",
     "Node",
     "Primitive",

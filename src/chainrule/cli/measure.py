@@ -257,55 +257,10 @@ def memory_command(args: argparse.Namespace) -> int:
 # --- chainrule cost -------------------------------------------------------------------------
 
 
-class _Counter:
-    """Counts nodes recorded and FLOPs of every primitive execution (its impl), inputs in hand."""
-
-    def __init__(self) -> None:
-        self.nodes = 0
-        self.flops = 0
-
-    def forward(self, node: Any, prim: Any, out: Any) -> None:
-        if node is not None:
-            self.nodes += 1
-
-    def backward(self, node: Any) -> None:
-        pass
-
-
-def _counting(counter: _Counter) -> Any:
-    """Wrap every primitive's impl to add its FLOPs (restored on exit)."""
-    import contextlib
-
-    from chainrule.core.tensor import REGISTRY
-    from chainrule.measure.cost import forward_flops
-
-    @contextlib.contextmanager
-    def ctx() -> Any:
-        saved = {name: p.impl for name, p in REGISTRY.items()}
-
-        def wrap(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
-            def run(*a: Any, **kw: Any) -> Any:
-                out = impl(*a, **kw)
-                counter.flops += forward_flops(name, a, kw, out)
-                return out
-
-            return run
-
-        try:
-            for name, p in REGISTRY.items():
-                p.impl = wrap(name, saved[name])
-            yield counter
-        finally:
-            for name, p in REGISTRY.items():
-                p.impl = saved[name]
-
-    return ctx()
-
-
 def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     import chainrule as cr
-    from chainrule.core.node import hook
     from chainrule.measure import memory
+    from chainrule.measure.cost import FlopCounter
     from chainrule.models import SectionMLP
     from chainrule.ops import reshape
 
@@ -337,8 +292,7 @@ def second_order_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             t = time.perf_counter()
             job()
             best = min(best, time.perf_counter() - t)
-        counter = _Counter()
-        with _counting(counter), hook(counter):
+        with FlopCounter() as counter:
             job()
         prof = memory.profile(job, stride=1 if name.startswith(("grad", "HVP")) else 400)
         acts = max(p.categories["activations"] for p in prof.points)

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.node import Node, hook, is_grad_enabled
+from chainrule.core.interpret import Interpreter, hook
+from chainrule.core.node import Node
+from chainrule.core.state import is_grad_enabled
 from chainrule.core.tensor import Tensor
 from chainrule.measure.shapes import ShapeDtype, abstract, placeholder
 
@@ -134,6 +136,26 @@ for _name in ("reshape", "transpose", "watch", "getitem", "astype", "concatenate
 def forward_flops(name: str, ins: Sequence[Any], params: dict[str, Any], out: Any) -> int:
     rule = FLOPS.get(name, _out_size)
     return int(rule(ins, params, out))
+
+
+class FlopCounter(Interpreter):
+    """Counts the FLOPs of every primitive evaluated while installed (forward, backward, any order)
+    from its FLOP rule, and the nodes recorded; the arithmetic itself runs unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+        self.nodes = 0
+
+    def evaluate(self, prim: Any, datas: Sequence[Any], params: dict[str, Any]) -> Any:
+        out = super().evaluate(prim, datas, params)
+        self.flops += forward_flops(prim.name, datas, params, out)
+        return out
+
+    def recorded(self, node: Node | None, prim: Any, args: Any, datas: Any, params: Any, out: Any) -> None:
+        super().recorded(node, prim, args, datas, params, out)
+        if node is not None:
+            self.nodes += 1
 
 
 def backward_flops(node: Node) -> int:

@@ -22,7 +22,6 @@ reference to it goes, exactly as the real array's would be.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import threading
 import time
 import tracemalloc
@@ -33,14 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core import backward as _backward_module
-from chainrule.core.node import THREAD, Node, hook, no_grad
+from chainrule.core.interpret import hook
+from chainrule.core.node import Node
+from chainrule.core.state import no_grad
 from chainrule.core.tensor import Tensor
-from chainrule.measure.shapes import AbstractMemory, ShapeDtype, abstract, placeholder, root_of, ufunc_buffer
+from chainrule.measure.shapes import Abstract, AbstractMemory, ShapeDtype, placeholder, root_of, ufunc_buffer
 
 DOMAIN = int(np.lib.tracemalloc_domain)
 CATEGORIES = ("parameters", "optimizer", "gradients", "inputs", "activations", "temporaries")
-PHASES = ("forward", "backward", "update")
 
 
 @dataclass
@@ -472,7 +471,7 @@ def profile(
 
 
 def _loss(model: Any, x: Any, y: Any) -> Any:
-    from chainrule.train.trainer import objective
+    from chainrule.models.objective import objective
 
     return objective(model, x, y)[0]
 
@@ -861,88 +860,15 @@ def _sum_to(mem: AbstractMemory, x: Any, shape: tuple[int, ...]) -> Any:
     return x
 
 
-def _simulated_backward(mem: AbstractMemory, meter: _Estimated, free_early: bool = False) -> Callable[..., Any]:
-    """The engine's backward loop (core/backward.py) with each rule replaced by its memory model.
+class _Simulation(Abstract):
+    """The estimate's interpreter: shape-only forward, and the engine's real backward walk with
+    each derivative rule replaced by its memory model (what the rule allocates, in order)."""
 
-    Written with the same local variables in the same order, so that every array lives exactly
-    as long as it does in the real loop (a local keeps the previous node's arrays until rebound).
-    """
-
-    def to_leaf(leaf: Tensor, g: Any, owned: set[int]) -> None:
-        if leaf.grad is None:
-            if not g.flags.writeable or id(g) in owned:
-                g = mem.new(g.shape, g.dtype)
-            owned.add(id(g))
-            leaf.grad = Tensor._make(g, None)
-        else:
-            leaf.grad = Tensor._make(mem.new(leaf.grad.shape, leaf.grad.dtype), None)
-
-    def backward(
-        roots: Sequence[Tensor],
-        gradients: Sequence[Any],
-        retain_graph: bool = False,
-        create_graph: bool = False,
-        targets: Any = None,
-    ) -> None:
-        if create_graph or targets is not None:
+    def vjp(self, node: Node, i: int, g: Any, out: Any, args: Any) -> Any:
+        if isinstance(g, Tensor):
             raise NotImplementedError("memory.estimate: only a first-order backward() is modelled")
-        state = THREAD.state
-        grads: dict[Node, Any] = {}
-        ready: list[tuple[int, Node]] = []
-        owned: set[int] = set()
-        for root, gradient in zip(roots, gradients, strict=True):
-            if gradient is None:
-                g: Any = mem.new(root.shape, root.dtype)
-            else:
-                g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
-                owned.add(id(g))
-            node = root.node
-            if node is None:
-                to_leaf(root, g, owned)
-            else:
-                grads[node] = g
-                heapq.heappush(ready, (-node.seq, node))
-        while ready:
-            node = heapq.heappop(ready)[1]
-            g = grads.pop(node)
-            prim = node.prim
-            inputs: Any = node.kept
-            args: Any = inputs
-            out: Any = node.output
-            params = node.params
-            model: VjpModel = VJP_MEMORY.get(prim.name, _vjp_new_like_g)
-            for i, parent in enumerate(node.parents):
-                if parent is None:
-                    continue
-                gi = model(mem, i, g, out, args, params)
-                if gi is None:
-                    continue
-                expected = inputs[i]
-                if gi.shape != expected.shape:
-                    gi = _sum_to(mem, gi, expected.shape)
-                if expected.dtype is not None and gi.dtype != expected.dtype:
-                    gi = mem.new(gi.shape, expected.dtype)
-                if type(parent) is not Node:
-                    to_leaf(parent, gi, owned)  # type: ignore[arg-type]
-                elif parent in grads:
-                    grads[parent] = mem.new(gi.shape, gi.dtype)
-                else:
-                    grads[parent] = gi
-                    heapq.heappush(ready, (-parent.seq, parent))
-            if not retain_graph:
-                node.release()
-                if free_early:  # what-if: the loop drops its own references to what was just released
-                    inputs = args = out = expected = gi = g = None
-            if state.hooks:
-                for h in state.hooks:
-                    h.backward(node)
-        return None
-
-    return backward
-
-
-def _as_spec(x: Any) -> Any:
-    return x
+        model: VjpModel = VJP_MEMORY.get(node.prim.name, _vjp_new_like_g)
+        return model(self.mem, i, g, out, args, node.params)
 
 
 def estimate(
@@ -951,7 +877,6 @@ def estimate(
     optimizer: Any = None,
     params: Any = None,
     train: bool | None = None,
-    free_released_early: bool = False,
 ) -> MemoryProfile:
     """Predict the memory of a step from shapes alone: no arithmetic, no real allocation.
 
@@ -962,10 +887,6 @@ def estimate(
     (arrays and tensors are used as they are). The optimizer's state is predicted as after
     one step (a steady-state step); the parameters are the model's own arrays, untouched:
     their gradients and the optimizer's step count are restored afterwards.
-
-    ``free_released_early`` is a what-if for the engine: the peak if its backward loop let go
-    of a node's saved arrays (and the gradients it just used) as soon as it released them,
-    instead of when its local variables are rebound at the next node.
     """
     from chainrule.nn.modules import Module
 
@@ -987,21 +908,16 @@ def estimate(
     real_inputs = _flat_arrays(specs)
     meter = _Estimated(mem, plist, optimizer, real_inputs)
     try:
-        with abstract(mem):
+        with _Simulation(mem):
             args = [placeholder(s, mem) if isinstance(s, ShapeDtype) else s for s in specs]
             meter.inputs = real_inputs + [a.data for a in args if isinstance(a, Tensor)]
             meter.start()
             meter.steady_state()
             meter.point("start", force=True)
-            original = _backward_module.backward
-            _backward_module.backward = _simulated_backward(mem, meter, free_released_early)
-            try:
-                with hook(meter), meter.watching(optimizer):
-                    out = fn(*args)
-                    del out
-                meter.point("end", force=True)
-            finally:
-                _backward_module.backward = original
+            with hook(meter), meter.watching(optimizer):
+                out = fn(*args)
+                del out
+            meter.point("end", force=True)
             del args
     finally:
         for p, g in zip(plist, saved_grads, strict=True):

@@ -30,16 +30,17 @@ Which primitives have which kind of rule (see :data:`RULE_KIND`):
 from __future__ import annotations
 
 import contextlib
-import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from chainrule.core.interpret import Interpreter
 from chainrule.core.node import Meta
-from chainrule.core.tensor import REGISTRY, Tensor
+from chainrule.core.primitive import REGISTRY, Primitive
+from chainrule.core.tensor import Tensor
 from chainrule.transforms.tree import tree_map
 
 ShapeRule = Callable[..., Any]
@@ -306,60 +307,59 @@ WORKSPACE: dict[str, Callable[..., int]] = {
 
 # --- running a function abstractly ------------------------------------------------------
 
-_LOCK = threading.RLock()
 _FALLBACKS: set[str] = set()
 
 
-def _fallback(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
-    def run(*args: Any, **params: Any) -> Any:
-        if name not in _FALLBACKS:
-            _FALLBACKS.add(name)
-            warnings.warn(
-                f"eval_shape: primitive {name!r} has no shape rule; running its impl on placeholders "
-                f"(allocates its real output). Add one with chainrule.measure.shapes.register_shape_rule",
-                stacklevel=2,
-            )
-        return impl(*args, **params)
+class Abstract(Interpreter):
+    """Shape-only evaluation: each primitive's shape rule runs instead of its impl, on placeholders.
 
-    return run
+    The backward walk's own arrays (seeds, accumulated and cast gradients, leaf copies) are
+    placeholders from the same :class:`AbstractMemory`, so every byte a real step would
+    allocate is counted, with the real step's lifetimes.
+    """
+
+    def __init__(self, mem: AbstractMemory) -> None:
+        super().__init__()
+        self.mem = mem
+
+    def evaluate(self, prim: Primitive, datas: Sequence[Any], params: dict[str, Any]) -> Any:
+        if len(RULE_KIND) < len(REGISTRY):
+            _install_default_rules()
+        rule = SHAPE_RULES.get(prim.name)
+        if rule is None:
+            if prim.name not in _FALLBACKS:
+                _FALLBACKS.add(prim.name)
+                warnings.warn(
+                    f"eval_shape: primitive {prim.name!r} has no shape rule; running its impl on placeholders "
+                    f"(allocates its real output). Add one with chainrule.measure.shapes.register_shape_rule",
+                    stacklevel=4,
+                )
+            return prim.impl(*datas, **params)
+        out = rule(self.mem, *datas, **params)
+        work = WORKSPACE.get(prim.name)
+        if work is not None:
+            self.mem.spike(int(work(datas, params, out)))
+        return out
+
+    def ones(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        return self.mem.new(shape, dtype)
+
+    def copy(self, array: Any) -> Any:
+        return self.mem.new(array.shape, array.dtype)
+
+    def add(self, a: Any, b: Any) -> Any:
+        return self.mem.new(tuple(np.broadcast_shapes(a.shape, b.shape)), np.result_type(a.dtype, b.dtype))
+
+    def cast(self, array: Any, dtype: Any) -> Any:
+        return self.mem.new(array.shape, dtype)
 
 
 @contextlib.contextmanager
 def abstract(mem: AbstractMemory | None = None) -> Iterator[AbstractMemory]:
-    """Swap every primitive's impl for its shape rule while the block runs (one thread at a time)."""
+    """Run the block shape-only (an :class:`Abstract` interpreter on this thread)."""
     mem = mem if mem is not None else AbstractMemory()
-    with _LOCK:
-        if len(RULE_KIND) < len(REGISTRY):
-            _install_default_rules()
-        saved = {name: prim.impl for name, prim in REGISTRY.items()}
-        try:
-            for name, prim in REGISTRY.items():
-                rule = SHAPE_RULES.get(name)
-                if rule is None:
-                    prim.impl = _fallback(name, saved[name])
-                else:
-                    prim.impl = _bound(name, rule, mem)
-            yield mem
-        finally:
-            for name, prim in REGISTRY.items():
-                prim.impl = saved[name]
-
-
-def _bound(name: str, rule: ShapeRule, mem: AbstractMemory) -> Callable[..., Any]:
-    work = WORKSPACE.get(name)
-    if work is None:
-
-        def impl(*args: Any, **params: Any) -> Any:
-            return rule(mem, *args, **params)
-
-        return impl
-
-    def impl_with_workspace(*args: Any, **params: Any) -> Any:
-        out = rule(mem, *args, **params)
-        mem.spike(int(work(args, params, out)))
-        return out
-
-    return impl_with_workspace
+    with Abstract(mem):
+        yield mem
 
 
 def placeholder(s: ShapeDtype, mem: AbstractMemory) -> Tensor:

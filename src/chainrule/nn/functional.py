@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor, _contains_tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.tensor import Tensor, contains_tensor
 from chainrule.ops import exp, log, max, mean, stack, sum
 from chainrule.ops.shape import array_of, stop_gradient
 
@@ -31,7 +32,7 @@ def _operand(x: Any) -> Any:
     """A tensor as it is; a list holding tensors stacked into one; anything else a float NumPy array."""
     if isinstance(x, Tensor):
         return x
-    if type(x) in (list, tuple) and _contains_tensor(x):
+    if type(x) in (list, tuple) and contains_tensor(x):
         return stack([_operand(e) if type(e) in (list, tuple) else e for e in x])
     a = np.asarray(x)
     return a.astype(np.float32) if a.dtype.kind in "biu" else a

@@ -3,6 +3,7 @@
 
 import sys
 
+from chainrule.core.backward import backward
 from chainrule.core.tensor import install_ops
 from chainrule.ops import elementwise, manip, matrix, numeric, numpy_dispatch, products, reduce, shape
 from chainrule.ops.elementwise import *  # noqa: F403
@@ -11,8 +12,8 @@ from chainrule.ops.matrix import *  # noqa: F403
 from chainrule.ops.numeric import *  # noqa: F403
 from chainrule.ops.products import *  # noqa: F403
 from chainrule.ops.reduce import *  # noqa: F403
+from chainrule.ops.reduce import sum_to as sum_to  # for the engine (install_ops), not public
 from chainrule.ops.shape import *  # noqa: F403
-from chainrule.ops.unbroadcast import sum_to as sum_to  # for the engine (install_ops), not public
 
 __all__ = [
     *elementwise.__all__,
@@ -25,4 +26,4 @@ __all__ = [
 ]
 
 numpy_dispatch.install()
-install_ops(sys.modules[__name__])  # Tensor's operators and the engine's sum_to/broadcast_to/astype/stack
+install_ops(sys.modules[__name__], backward)  # Tensor's operators and backward; sum_to, broadcast_to, astype, stack

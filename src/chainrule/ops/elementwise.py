@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.tensor import Tensor
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)

@@ -14,13 +14,12 @@ import numpy as np
 
 from chainrule.core.errors import ShapeError
 from chainrule.ops.elementwise import add, subtract, where
-from chainrule.ops.reduce import normalize_axis
+from chainrule.ops.reduce import broadcast_to, normalize_axis
 from chainrule.ops.reduce import sum as _sum
 from chainrule.ops.shape import (
     _getitem_p,
     _scatter_add_p,
     array_of,
-    broadcast_to,
     concatenate,
     reshape,
     transpose,

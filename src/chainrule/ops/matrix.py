@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from chainrule.core.errors import ChainruleError, ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.tensor import Tensor
 from chainrule.ops import manip
 from chainrule.ops.elementwise import abs, negative, power, sqrt, where
 from chainrule.ops.reduce import max as _max

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ShapeError
-from chainrule.core.tensor import Primitive
+from chainrule.core.primitive import Primitive
 from chainrule.ops.elementwise import multiply
 from chainrule.ops.manip import moveaxis
 from chainrule.ops.matrix import matmul
+from chainrule.ops.reduce import broadcast_to
 from chainrule.ops.reduce import sum as _sum
-from chainrule.ops.shape import array_of, broadcast_to, reshape, stack
+from chainrule.ops.shape import array_of, reshape, stack
 
 _LETTERS = string.ascii_letters
 _MAX_OPERANDS = 32

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ShapeError
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.tensor import Tensor
 from chainrule.ops.elementwise import exp, log, sqrt, where
-from chainrule.ops.shape import array_of, broadcast_to, concatenate, getitem, reshape, stop_gradient, transpose
+from chainrule.ops.shape import array_of, concatenate, getitem, reshape, stop_gradient, transpose
 
 
 def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -227,6 +228,43 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 # --- statistics ---------------------------------------------------------------------
 
 
+# --- broadcasting and its transpose, sum_to: the one place a broadcast gradient is summed back ---
+# The engine calls ``sum_to`` after every VJP rule whose result has a broadcast shape
+# (``core.backward``); ``broadcast_to``'s VJP rule is ``sum_to`` and ``sum``'s is ``broadcast_to``.
+
+
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a broadcast gradient back to ``shape``: the one place broadcasting is undone."""
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
+    if axes:
+        x = sum(x, axis=axes, keepdims=True)
+    if x.shape != shape:
+        x = reshape(x, shape)
+    return x
+
+
+def _broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    return np.broadcast_to(x, shape)
+
+
+_broadcast_p = Primitive("broadcast_to", _broadcast_to)
+
+
+_broadcast_p.defvjp(lambda g, out, x, shape: sum_to(g, x.shape))
+_broadcast_p.defjvp(lambda t, out, x, shape: _broadcast_p(t, shape=shape))
+
+
+def broadcast_to(x: Any, shape: Any) -> Any:
+    """Broadcast to ``shape``; the gradient is summed back over the broadcast axes."""
+    shape = tuple(int(n) for n in shape)
+    if array_of(x).shape == shape:
+        return x
+    return _broadcast_p(x, shape=shape)
+
+
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis``. An empty slice gives NaN with a RuntimeWarning, as in NumPy."""
     shape = array_of(x).shape
@@ -428,6 +466,7 @@ def sort(x: Any, axis: Any = -1, kind: Any = None) -> Any:
 
 
 __all__ = [
+    "broadcast_to",
     "amax",
     "amin",
     "argsort",

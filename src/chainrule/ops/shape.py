@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ShapeError, user_frame
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.tensor import Tensor
 from chainrule.core.tensor import array_of as array_of  # re-exported: ops modules import it from here
 
 
@@ -65,31 +66,6 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
     axes = list(range(array_of(x).ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return _transpose_p(x, axes=tuple(axes))
-
-
-def _broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
-    return np.broadcast_to(x, shape)
-
-
-_broadcast_p = Primitive("broadcast_to", _broadcast_to)
-
-
-def _sum_to_rule(g: Any, out: Any, x: Any, shape: tuple[int, ...]) -> Any:
-    from chainrule.ops.unbroadcast import sum_to  # shape.py is imported first: reduce needs it
-
-    return sum_to(g, x.shape)
-
-
-_broadcast_p.defvjp(_sum_to_rule)
-_broadcast_p.defjvp(lambda t, out, x, shape: _broadcast_p(t, shape=shape))
-
-
-def broadcast_to(x: Any, shape: Any) -> Any:
-    """Broadcast to ``shape``; the gradient is summed back over the broadcast axes."""
-    shape = tuple(int(n) for n in shape)
-    if array_of(x).shape == shape:
-        return x
-    return _broadcast_p(x, shape=shape)
 
 
 def expand_dims(x: Any, axis: int) -> Any:
@@ -285,7 +261,6 @@ def stop_gradient(x: Any) -> Any:
 
 __all__ = [
     "astype",
-    "broadcast_to",
     "concatenate",
     "expand_dims",
     "getitem",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.constructors import as_tensor
-from chainrule.core.node import no_grad
+from chainrule.core.state import no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.nn.modules import Module, Sequential
 from chainrule.parallel.accumulate import split

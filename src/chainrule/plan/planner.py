@@ -208,7 +208,7 @@ class _Estimator:
     def shapes(self, b: int) -> list[tuple[int, ...]]:
         """The input shape of every layer of the Sequential, then the output's, at batch ``b``."""
         if b not in self._shapes:
-            from chainrule.core.node import no_grad
+            from chainrule.core.state import no_grad
             from chainrule.measure.shapes import eval_shape
 
             out = [(b, *self.input_shape)]

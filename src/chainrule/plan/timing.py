@@ -108,9 +108,9 @@ def _tiny_mlp(depth: int, dt: np.dtype[Any]) -> Any:
 def _engine_overheads(dt: np.dtype[Any], tiny: float) -> dict[str, float]:
     """The engine's fixed costs, fitted on training steps of 4-wide MLPs on 2 examples (no arithmetic to speak of)."""
     from chainrule.core.constructors import as_tensor
+    from chainrule.models.objective import objective
     from chainrule.optim import SGD
     from chainrule.parallel import accumulate
-    from chainrule.train.trainer import objective
 
     x = np.ones((4, 4), dt)
     y = np.zeros(4, np.int64)
@@ -270,7 +270,7 @@ class StepTimer:
         if key in self._cache:
             return self._cache[key]
         import chainrule.nn.functional as F
-        from chainrule.core.node import hook
+        from chainrule.core.interpret import hook
         from chainrule.measure.cost import _reachable
         from chainrule.measure.shapes import ShapeDtype, abstract, placeholder
 
@@ -282,7 +282,7 @@ class StepTimer:
             y = placeholder(ShapeDtype((b,), self.label_dtype), mem)
             with hook(rec):
                 if layers is None:
-                    from chainrule.train.trainer import objective
+                    from chainrule.models.objective import objective
 
                     out = objective(self.model, x, y)[0]
                 else:

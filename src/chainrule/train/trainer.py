@@ -21,11 +21,12 @@ import numpy as np
 import chainrule.nn.functional as F
 from chainrule.core.constructors import as_tensor
 from chainrule.core.errors import ChainruleError
-from chainrule.core.node import no_grad
+from chainrule.core.state import no_grad
 from chainrule.core.tensor import Tensor
 from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
 from chainrule.data.io import atomic_write
 from chainrule.models import SectionMLP
+from chainrule.models.objective import objective
 from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
@@ -314,15 +315,6 @@ def build_optimizer(cfg: Config, model: Module) -> Optimizer:
     if cfg.optimizer == "adamw":
         return AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"train: --optimizer must be sgd, momentum, adam or adamw, got {cfg.optimizer!r}")
-
-
-def objective(model: Module, x: Tensor, y: Any) -> tuple[Tensor, Tensor]:
-    """Return (J, logits) for a minibatch."""
-    if isinstance(model, SectionMLP):
-        nodes = model.objective(x, y)
-        return nodes["J"], nodes["o"]
-    logits = model(x)
-    return F.cross_entropy(logits, y), logits
 
 
 def penalty(model: Module, lam: float) -> float:

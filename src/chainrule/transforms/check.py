@@ -80,24 +80,47 @@ def check_grad(
     for m in modes:
         if m not in ("rev", "fwd"):
             raise ValueError(f"check_grad: modes must be 'rev' and/or 'fwd', got {m!r}")
-    rng = np.random.default_rng(seed)
-    xs = [np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64) for x in inputs]
-    probe = fun(*[Tensor(x, dtype=np.float64) for x in xs])
-    weights = rng.standard_normal(np.shape(probe.data)) if isinstance(probe, Tensor) else 1.0
-    argnums = [i for i, x in enumerate(xs) if x.dtype.kind == "f"]
-    directions = [rng.standard_normal(x.shape) for x in xs]
+    run = _GradCheck(fun, inputs, eps, rtol, atol, seed)
+    for mode in modes:
+        run.check(1, run.scalar, mode, mode)
+    if order >= 2:
+        for inner in modes:
+            for outer in modes:
+                run.check(2, run.first(inner), outer, f"{outer}-over-{inner}")
+    worst = run.worst
+    worst.ok = worst.worst_error <= rtol
+    if not worst.ok and raise_on_error:
+        raise GradCheckError(worst)
+    return worst
 
-    def as_tensors(values: list[np.ndarray[Any, Any]]) -> list[Tensor]:
+
+class _GradCheck:
+    """One ``check_grad`` run: the float64 inputs, the projection to a scalar, the worst error so far."""
+
+    def __init__(self, fun: Callable[..., Any], inputs: Any, eps: float, rtol: float, atol: float, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.fun = fun
+        self.xs = [np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64) for x in inputs]
+        probe = fun(*self.tensors(self.xs))
+        self.weights = rng.standard_normal(np.shape(probe.data)) if isinstance(probe, Tensor) else 1.0
+        self.argnums = [i for i, x in enumerate(self.xs) if x.dtype.kind == "f"]
+        self.directions = [rng.standard_normal(x.shape) for x in self.xs]
+        self.eps, self.rtol, self.atol = eps, rtol, atol
+        self.worst = GradCheckReport(True, 0.0, 1, 0, (), 0.0, 0.0)
+
+    @staticmethod
+    def tensors(values: list[np.ndarray[Any, Any]]) -> list[Tensor]:
         return [Tensor(v, dtype=np.float64) for v in values]
 
-    def scalar(*args: Any) -> Any:
-        return sum(fun(*args) * weights)
+    def scalar(self, *args: Any) -> Any:
+        return sum(self.fun(*args) * self.weights)
 
-    def along(g: Callable[..., Any]) -> Callable[..., Any]:
+    def along(self, g: Callable[..., Any]) -> Callable[..., Any]:
         """x -> the derivative of g along ``directions`` (forward mode), a function of all inputs."""
+        argnums = self.argnums
 
         def d(*args: Any) -> Any:
-            dirs = [Tensor(directions[i], dtype=np.float64) for i in argnums]
+            dirs = [Tensor(self.directions[i], dtype=np.float64) for i in argnums]
 
             def of_floats(*fl: Any) -> Any:
                 full = list(args)
@@ -109,63 +132,46 @@ def check_grad(
 
         return d
 
-    def first(mode: str) -> Callable[..., Any]:
+    def first(self, mode: str) -> Callable[..., Any]:
         """A scalar function whose value is the first derivative of S (dotted with the directions)."""
         if mode == "fwd":
-            return along(scalar)
+            return self.along(self.scalar)
 
         def dot_grads(*args: Any) -> Any:
             total: Any = 0.0
-            for j in argnums:
-                total = total + sum(grad(scalar, j)(*args) * directions[j])
+            for j in self.argnums:
+                total = total + sum(grad(self.scalar, j)(*args) * self.directions[j])
             return total
 
         return dot_grads
 
-    worst = GradCheckReport(True, 0.0, 1, 0, (), 0.0, 0.0)
-
-    def compare(order_: int, k: int, analytic: np.ndarray[Any, Any], numeric: np.ndarray[Any, Any], mode: str) -> None:
-        nonlocal worst
-        err = np.abs(analytic - numeric) / (atol / rtol + np.abs(numeric))
+    def compare(
+        self, order: int, k: int, analytic: np.ndarray[Any, Any], numeric: np.ndarray[Any, Any], mode: str
+    ) -> None:
+        err = np.abs(analytic - numeric) / (self.atol / self.rtol + np.abs(numeric))
         if err.size == 0:
             return
         idx = np.unravel_index(int(np.argmax(err)), err.shape)
-        if float(err[idx]) >= worst.worst_error:
-            worst = GradCheckReport(
-                True,
-                float(err[idx]),
-                order_,
-                k,
-                tuple(int(i) for i in idx),
-                float(analytic[idx]),
-                float(numeric[idx]),
-                mode,
+        if float(err[idx]) >= self.worst.worst_error:
+            where = tuple(int(i) for i in idx)
+            self.worst = GradCheckReport(
+                True, float(err[idx]), order, k, where, float(analytic[idx]), float(numeric[idx]), mode
             )
 
-    def check(order_: int, g: Callable[..., Any], mode: str, label: str) -> None:
+    def check(self, order: int, g: Callable[..., Any], mode: str, label: str) -> None:
         """Derivatives of the scalar function ``g`` by ``mode``, against finite differences of g."""
 
         def g_np(values: list[np.ndarray[Any, Any]]) -> float:
-            return float(np.asarray(g(*as_tensors(values)).data))
+            return float(np.asarray(g(*self.tensors(values)).data))
 
+        xs, eps = self.xs, self.eps
         if mode == "rev":
-            for k in argnums:
-                analytic = grad(g, k)(*as_tensors(xs)).data
-                compare(order_, k, analytic, _numeric_grad(g_np, xs, k, eps), label)
+            for k in self.argnums:
+                analytic = grad(g, k)(*self.tensors(xs)).data
+                self.compare(order, k, analytic, _numeric_grad(g_np, xs, k, eps), label)
         else:
-            analytic = np.asarray(along(g)(*as_tensors(xs)).data)
-            hi = [x + eps * d for x, d in zip(xs, directions, strict=True)]
-            lo = [x - eps * d for x, d in zip(xs, directions, strict=True)]
-            compare(order_, -1, np.atleast_1d(analytic), np.atleast_1d((g_np(hi) - g_np(lo)) / (2 * eps)), label)
-
-    for mode in modes:
-        check(1, scalar, mode, mode)
-    if order >= 2:
-        for inner in modes:
-            for outer in modes:
-                check(2, first(inner), outer, f"{outer}-over-{inner}")
-
-    worst.ok = worst.worst_error <= rtol
-    if not worst.ok and raise_on_error:
-        raise GradCheckError(worst)
-    return worst
+            analytic = np.asarray(self.along(g)(*self.tensors(xs)).data)
+            hi = [x + eps * d for x, d in zip(xs, self.directions, strict=True)]
+            lo = [x - eps * d for x, d in zip(xs, self.directions, strict=True)]
+            numeric = (g_np(hi) - g_np(lo)) / (2 * eps)
+            self.compare(order, -1, np.atleast_1d(analytic), np.atleast_1d(numeric), label)

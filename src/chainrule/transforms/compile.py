@@ -22,13 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.node import level
-from chainrule.core.node import state as engine_state
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.interpret import Interpreter, active
+from chainrule.core.primitive import Primitive
+from chainrule.core.state import level
+from chainrule.core.tensor import Tensor
 
 
-class _Tracer:
+class _Tracer(Interpreter):
+    """Compile's capture: every primitive applied to tensors, forward and (recorded) backward."""
+
+    captures = True  # the backward's rules run on tensors, so they are recorded too
+
     def __init__(self) -> None:
+        super().__init__()
         self.slots: dict[int, int] = {}  # id(array) -> slot
         self.keep: list[Any] = []  # arrays alive during tracing, so ids stay unique
         self.consts: dict[int, Any] = {}
@@ -60,18 +66,17 @@ class _Tracer:
         self.keep.append(data)
         return slot
 
-    def record(
-        self, prim: Primitive, args: tuple[Any, ...], datas: list[Any], params: dict[str, Any], out: Any
-    ) -> None:
+    def recorded(self, node: Any, prim: Primitive, args: Any, datas: Any, params: dict[str, Any], out: Any) -> None:
         ins = tuple(self.slot_of(a, d) for a, d in zip(args, datas, strict=True))
         slot = self._new()
         self.slots[id(out)] = slot
         self.keep.append(out)
         self.program.append((prim.impl, ins, params, slot))
 
-    def leaf_gradient(self, leaf: Tensor, g: Any) -> None:
+    def to_leaf(self, leaf: Tensor, g: Any) -> bool:
         previous = self.leaf_grads.get(id(leaf))
         self.leaf_grads[id(leaf)] = (leaf, g if previous is None else previous[1] + g)
+        return True
 
 
 class _Program:
@@ -189,7 +194,7 @@ class Compiled:
         return slots.value
 
     def _trace(self, args: tuple[Any, ...]) -> tuple[Any, _Program]:
-        if engine_state().tracer is not None:
+        if active(_Tracer):
             raise RuntimeError("compile: compiled functions cannot be nested inside one being captured")
         tracer = _Tracer()
         placeholders: list[Any] = []
@@ -206,12 +211,8 @@ class Compiled:
                 placeholders.append(t)
             else:
                 placeholders.append(a)
-        engine_state().tracer = tracer
-        try:
-            with level("compile", grad_enabled=True):  # transforms inside record what they compute
-                result = self.fn(*placeholders)
-        finally:
-            engine_state().tracer = None
+        with tracer, level("compile", grad_enabled=True):  # transforms inside record what they compute
+            result = self.fn(*placeholders)
 
         out_slots = _slots_of(result, tracer.slots)
         grad_slots: list[tuple[Tensor | int, int]] = []

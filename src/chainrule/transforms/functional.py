@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.backward import backward
-from chainrule.core.node import level, watched
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.primitive import Primitive
+from chainrule.core.state import level, watched
+from chainrule.core.tensor import Tensor
 from chainrule.ops import reshape, stack, sum
 from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
 

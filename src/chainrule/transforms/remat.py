@@ -26,26 +26,30 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core import backward as _backward
-from chainrule.core.node import THREAD, enable_grad, no_grad
-from chainrule.core.tensor import Primitive, Tensor
+from chainrule.core.backward import backward
+from chainrule.core.interpret import Interpreter, active
+from chainrule.core.primitive import Primitive
+from chainrule.core.state import THREAD, enable_grad, no_grad
+from chainrule.core.tensor import Tensor
 
 __all__ = ["checkpoint", "checkpoint_sequential", "segment_bounds", "sqrt_segments"]
 
 
-class _Finder:
-    """A tracer that notes every recording-capable tensor an operation in ``fn`` reads."""
+class _Finder(Interpreter):
+    """Notes every recording-capable tensor an operation in ``fn`` reads (the tensors it captures)."""
 
     def __init__(self, own: set[int]) -> None:
+        super().__init__()
         self.own = own
         self.found: dict[int, Tensor] = {}
 
-    def record(self, prim: Any, args: tuple[Any, ...], datas: Any, params: Any, out: Any) -> None:
+    def recorded(self, node: Any, prim: Any, args: Any, datas: Any, params: Any, out: Any) -> None:
+        super().recorded(node, prim, args, datas, params, out)
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad and id(a) not in self.own:
                 self.found.setdefault(id(a), a)
 
-    def leaf_gradient(self, leaf: Tensor, g: Any) -> None:  # pragma: no cover - no backward runs here
+    def to_leaf(self, leaf: Tensor, g: Any) -> bool:
         raise RuntimeError("checkpoint: fn ran a backward pass during its forward")
 
 
@@ -122,7 +126,7 @@ def _recompute(box: _Box, g: Any, inputs: Sequence[Any], needs: tuple[bool, ...]
             result = _call(box, fresh)
         if not result.requires_grad:
             return [None] * len(inputs)
-        _backward.backward([result], [g])
+        backward([result], [g])
         del result
         leaves = fresh + box.captured
         pairs = zip(leaves, needs, strict=True)
@@ -154,19 +158,15 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
     state = THREAD.state
     tensors = [a for a in args if isinstance(a, Tensor)]
     recording = state.grad_enabled and any(t.requires_grad for t in tensors)
-    if state.forward or state.tracer is not None or not state.grad_enabled:
+    if state.forward or state.capturing or active(_Finder) or not state.grad_enabled:
         return fn(*args)  # forward mode / compile / no_grad: nothing to save, so nothing to gain
     if not all(isinstance(a, Tensor | np.ndarray) for a in args):
         raise TypeError("checkpoint: pass the arguments of fn as tensors or arrays (bind other values with a closure)")
     finder = _Finder({id(t) for t in tensors})
     plain = [Tensor._make(a.data if isinstance(a, Tensor) else np.asarray(a), None) for a in args]
     finder.own |= {id(t) for t in plain}
-    state.tracer = finder
-    try:
-        with no_grad():
-            result = fn(*plain)
-    finally:
-        state.tracer = None
+    with finder, no_grad():
+        result = fn(*plain)
     if not isinstance(result, Tensor):
         raise TypeError(f"checkpoint: fn must return one Tensor, got {type(result).__name__}")
     captured = list(finder.found.values())

@@ -210,7 +210,7 @@ def draw(
 
 
 def graph(t: Tensor, **kwargs: Any) -> Drawing:
-    """``t``'s graph (``Tensor.graph()``): ``draw(t, **kwargs)``; displays itself in Jupyter."""
+    """``t``'s graph: ``draw(t, **kwargs)``; displays itself in Jupyter."""
     return draw(t, **kwargs)
 
 

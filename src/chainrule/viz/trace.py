@@ -9,7 +9,6 @@ which ``backward`` runs their rules, with the bytes each one held until it was r
 from __future__ import annotations
 
 import contextlib
-import sys
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,22 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core import backward as _backward_module
-from chainrule.core.node import Node, hook
-
-_BACKWARD_CODE = _backward_module.backward.__code__
-
-
-def _in_backward(limit: int = 64) -> bool:
-    """Whether the engine's ``backward`` is on this thread's stack (the op is part of a recorded backward)."""
-    frame: Any = sys._getframe(2)
-    for _ in range(limit):
-        if frame is None:
-            return False
-        if frame.f_code is _BACKWARD_CODE:
-            return True
-        frame = frame.f_back
-    return False
+from chainrule.core.interpret import hook
+from chainrule.core.node import Node
+from chainrule.core.state import in_backward
 
 
 def kept_bytes(node: Node) -> list[tuple[Any, int]]:
@@ -114,7 +100,7 @@ class Trace:
                 consts[i] = ("scalar", item)
         if consts:
             self.constants[node.seq] = consts
-        if _in_backward():
+        if in_backward():
             self.second_order.add(node.seq)
 
     def backward(self, node: Node) -> None:

@@ -9,7 +9,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_benchmark_smoke_run_prints_table():
     res = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--only", "section,section-busy,d2l,tiny,perop,hvp,matmul"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--smoke",
+            "--only",
+            "section,section-busy,d2l,tiny,perop,hvp,matmul",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -10,7 +10,6 @@ input file, 130 stopped by SIGINT and 143 by SIGTERM (both with a checkpoint sav
 from __future__ import annotations
 
 import argparse
-import ctypes
 import signal
 import sys
 from dataclasses import fields
@@ -135,23 +134,6 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _tune_allocator() -> None:
-    """Keep large freed blocks in the heap instead of returning them to the OS each step.
-
-    Training frees and reallocates the same large arrays every step; by default glibc maps
-    and unmaps blocks over a threshold it adjusts on the fly, and depending on the first
-    frees a process can end up paying page faults on every step (we measured the same
-    step at 1.9 ms or 3.1 ms in two runs of one script). The command line program fixes
-    both thresholds; the library itself never changes process-wide settings.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def _config(args: argparse.Namespace) -> Config:
     given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
     cfg = Config(**given)
@@ -201,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("memory", "cost"):
         return measure.run(args)
-    _tune_allocator()
     previous_term = None
     if args.command == "train":
         previous_term = signal.signal(signal.SIGTERM, _on_term_before_run)

@@ -179,3 +179,34 @@ def test_replays_write_intermediates_into_planned_buffers_and_stay_bitwise_equal
         *copies, tensors = held
         for c, t in zip(copies, tensors, strict=True):
             np.testing.assert_array_equal(c, t.numpy())
+
+
+@pytest.mark.parametrize("straight_line", [True, False])
+def test_the_generated_replay_and_the_loop_give_the_same_bits(monkeypatch, straight_line):
+    from chainrule.transforms import compile as compile_module
+
+    if not straight_line:
+        monkeypatch.setattr(compile_module, "STRAIGHT_LINE_MAX", 0)  # every capture replays through the loop
+    model, ref = _mlp(), _mlp()
+
+    @cr.compile
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    for x, y in _batches(3):
+        model.zero_grad()
+        ref.zero_grad()
+        lc = step(x, y)
+        le = F.cross_entropy(ref(cr.tensor(x)), y)
+        le.backward()
+        assert lc.item() == le.item()
+        for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    (program,) = step.programs.values()
+    if straight_line:  # one generated line per instruction, readable as program.source
+        assert program.source.startswith("def replay(vals, buffers):")
+        assert sum(" = f" in line for line in program.source.splitlines()) == len(program)
+    else:
+        assert program.source == ""

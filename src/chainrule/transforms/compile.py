@@ -19,6 +19,7 @@ NumPy call on ``.numpy()``) become constants. Optimizer updates are not captured
 
 from __future__ import annotations
 
+import builtins
 import functools
 import threading
 from collections import OrderedDict
@@ -115,6 +116,7 @@ class _Program:
             (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k))
             for k, (impl, ins, params, out) in enumerate(tracer.program)
         ]
+        self.source, self._replay = _straight_line(self.instructions, len(self.buffer_specs), keep)
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -135,6 +137,9 @@ class _Program:
             self.using.release()
 
     def _run(self, vals: list[Any], buffers: list[np.ndarray]) -> list[Any]:
+        if self._replay is not None:
+            self._replay(vals, buffers)
+            return vals
         for impl, ins, params, out, frees, buf in self.instructions:
             if buf is None:
                 vals[out] = impl(*[vals[i] for i in ins], **params)
@@ -143,6 +148,43 @@ class _Program:
             for s in frees:
                 vals[s] = None
         return vals
+
+
+STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)
+
+
+def _straight_line(instructions: list[Any], n_buffers: int, keep: set[int]) -> tuple[str, Any]:
+    """The replay as one generated Python function: a line per instruction, no per-op dispatch.
+
+    ``v7 = f3(v2, v5, out=b1)`` computes slot 7 by instruction 3 into buffer 1; ``del`` drops a
+    slot after its last use; slots read but not computed (inputs, parameters, constants) are
+    loaded from ``vals`` first, and the slots that leave the step are written back into it.
+    Returns the source (kept for reading: ``program.source``) and the function.
+    """
+    if len(instructions) > STRAIGHT_LINE_MAX:
+        return "", None
+    made = {out for _, _, _, out, _, _ in instructions}
+    loads = sorted({i for _, ins, _, _, _, _ in instructions for i in ins} - made)
+    lines = ["def replay(vals, buffers):"]
+    lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
+    lines += [f"    v{s} = vals[{s}]" for s in loads]
+    namespace: dict[str, Any] = {}
+    for k, (impl, ins, params, out, frees, buf) in enumerate(instructions):
+        namespace[f"f{k}"] = impl
+        args = [f"v{i}" for i in ins]
+        if buf is not None:
+            args.append(f"out=b{buf}")
+        elif params:
+            namespace[f"p{k}"] = params
+            args.append(f"**p{k}")
+        lines.append(f"    v{out} = f{k}({', '.join(args)})")
+        if frees:
+            lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
+    lines += [f"    vals[{s}] = v{s}" for s in sorted(keep & made)]
+    lines.append("    return None")
+    source = "\n".join(lines) + "\n"
+    exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
+    return source, namespace["replay"]
 
 
 def _root(a: Any) -> Any:

@@ -47,16 +47,18 @@ def backward(
     for root, gradient in zip(roots, gradients, strict=True):
         walk.start(root, gradient)
     walk.keep_to(targets)
-    with walk.running():
-        while walk.ready:
-            node = heapq.heappop(walk.ready)[1]
-            g = walk.grads.pop(node)
-            walk.mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
-            if walk.reads_only(node, g):
-                continue  # a target with no other target below it: its gradient is read, it is not run
-            walk.visit(node, g, retain_graph)
-    if walk.state.backward_depth == 0:
-        _GC.graph_consumed()
+    try:
+        with walk.running():
+            while walk.ready:
+                node = heapq.heappop(walk.ready)[1]
+                g = walk.grads.pop(node)
+                walk.mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
+                if walk.reads_only(node, g):
+                    continue  # a target with no other target below it: its gradient is read, it is not run
+                walk.visit(node, g, retain_graph)
+    finally:
+        if walk.state.backward_depth == 0:
+            _GC.graph_consumed()  # the GC sees every object again (see core/node.py)
     return walk.results(targets)
 
 

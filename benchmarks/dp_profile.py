@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from chainrule.parallel import accumulate  # noqa: E402
-from chainrule.train.trainer import Config, Trainer  # noqa: E402
+from chainrule.train.config import Config  # noqa: E402
+from chainrule.train.trainer import Trainer
 
 
 def main() -> None:

@@ -41,7 +41,8 @@ MiB = 2**20
 # --- one case -------------------------------------------------------------------------------------
 def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
     """Part A: the README recipe through the Trainer's own step (compile on, as `chainrule train`)."""
-    from chainrule.train.trainer import Config, Trainer
+    from chainrule.train.config import Config
+    from chainrule.train.trainer import Trainer
 
     common = dict(
         batch_size=256, epochs=1, limit_test=2000, parallel=case["parallel"], microbatches=case.get("micro", 1),
@@ -76,7 +77,7 @@ def recipe_case(case: dict[str, Any]) -> dict[str, Any]:
         trainer.comm.barrier()
     seconds = time.perf_counter() - start
     trainer._sync_stages()
-    from chainrule.train.trainer import accuracy
+    from chainrule.train.build import accuracy
 
     acc = accuracy(trainer.model, trainer.x_test, trainer.y_test)
     sent = trainer.comm.sent_bytes if trainer.comm is not None else 0

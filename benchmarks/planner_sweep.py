@@ -29,7 +29,7 @@ from chainrule.models.objective import objective
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.plan.planner import Candidate, fit_budget
+from chainrule.plan import Candidate, fit_budget
 from chainrule.plan.timing import calibrate
 
 D, CLASSES = 64, 10
@@ -98,7 +98,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=15, help="timed steps per candidate, interleaved across candidates")
     p.add_argument("--lock", default="/tmp/chainrule-bench.lock", help="held (flock) while one model is measured")
     args = p.parse_args()
-    warnings.simplefilter("ignore")  # the checkpoint primitive has no shape rule
+    warnings.simplefilter("ignore")
     t_cal = time.perf_counter()
     cal = calibrate()
     t_cal = time.perf_counter() - t_cal

@@ -496,7 +496,8 @@ def run_hvp(framework: str, steps: int) -> dict:
 def run_fmnist(framework: str, recipe: str, epochs: int) -> dict:
     """Train on Fashion-MNIST with a recipe; same initial weights and batch order in both frameworks."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from chainrule.train.trainer import Config, Trainer
+    from chainrule.train.config import Config
+    from chainrule.train.trainer import Trainer
 
     if recipe == "default":
         cfg = Config(epochs=epochs)

@@ -16,11 +16,11 @@ _FASHION_MNIST: dict = {}
 @pytest.fixture
 def fashion_mnist_read_once(monkeypatch):
     """In-process training runs share one read of Fashion-MNIST (each read costs ~1 s of checksums)."""
-    import chainrule.train.trainer as training
+    import chainrule.train.build as training  # where the trainer reads the data set
 
     real = training.load_fashion_mnist
 
-    def cached(data_dir=None):
+    def cached(data_dir=None, **kwargs):
         if data_dir not in _FASHION_MNIST:
             _FASHION_MNIST[data_dir] = real(data_dir)
         return _FASHION_MNIST[data_dir]

@@ -13,6 +13,8 @@ from chainrule.cli.measure import build_mlp
 from chainrule.measure.cost import cost, forward_flops, profile_time, register_flops
 from chainrule.measure.shapes import ShapeDtype
 from chainrule.models import SectionMLP
+from chainrule.ops import facts
+from chainrule.ops.facts import MissingFact
 
 
 def _torch_flops(layers: list[np.ndarray], biases: list[np.ndarray | None], n: int) -> int:
@@ -57,8 +59,43 @@ def test_flop_rules() -> None:
     assert forward_flops("add", (a, a), {}, a) == 12
     assert forward_flops("sum", (a,), {"axis": None}, np.zeros(())) == 12
     assert forward_flops("reshape", (a,), {}, a) == 0
-    register_flops("my_op", lambda ins, params, out: 7)
-    assert forward_flops("my_op", (), {}, a) == 7
+    my_op = cr.Primitive("my_op", np.negative)
+    with pytest.raises(MissingFact, match=r"'my_op'.*my_op\.deffacts\(flops="):
+        forward_flops(my_op, (a,), {}, a)
+    register_flops(my_op, lambda ins, params, out: 7)
+    assert forward_flops(my_op, (a,), {}, a) == 7 and my_op.facts.flops is not None
+
+
+def test_flop_rules_of_einsum_linalg_and_sorting() -> None:
+    """Textbook counts: an einsum product as matmul (2·m·n·k), inverse 2·n³, Cholesky n³/3, sort n·log₂n."""
+    a, b, out = np.zeros((3, 4)), np.zeros((4, 5)), np.zeros((3, 5))
+    assert (
+        forward_flops("einsum", (a, b), {"spec": "ij,jk->ik"}, out) == forward_flops("matmul", (a, b), {}, out) == 120
+    )
+    assert forward_flops("inv", (np.zeros((2, 5, 5)),), {}, None) == 2 * 2 * 5**3
+    assert forward_flops("cholesky", (np.zeros((6, 6)),), {}, None) == 6**3 // 3
+    assert forward_flops("argsort", (np.zeros((3, 8)),), {"axis": -1}, None) == 3 * 8 * 3
+    assert forward_flops("log1p", (a,), {}, a) == 12
+
+
+def test_an_instrument_meeting_a_primitive_without_its_facts_names_it() -> None:
+    bare = cr.Primitive("bare_op", np.negative)
+    with pytest.raises(MissingFact, match=r"eval_shape: primitive 'bare_op' has no 'shape' fact.*bare_op\.deffacts"):
+        cr.eval_shape(lambda x: bare(x), ShapeDtype((3,)))
+    bare.deffacts(shape=facts.broadcast(bare))
+    assert cr.eval_shape(lambda x: bare(x), ShapeDtype((3,))) == ShapeDtype((3,))
+    with pytest.raises(MissingFact, match=r"cr.cost: primitive 'bare_op' has no 'flops' fact"):
+        cr.cost(lambda x: bare(x), cr.tensor(np.zeros(3)))
+    bare.deffacts(flops=facts.each(1))
+    bare.defvjp(lambda g, out, x: -g)
+    with pytest.raises(MissingFact, match=r"'bare_op' has no 'vjp_flops' fact"):
+        cr.cost(lambda x: cr.sum(bare(x)), ShapeDtype((3,), requires_grad=True))
+    with pytest.raises(MissingFact, match=r"memory.estimate: primitive 'bare_op' has no 'memory' fact"):
+
+        def step(x):
+            cr.sum(bare(x)).backward()
+
+        cr.memory.estimate(step, ShapeDtype((3,), requires_grad=True))
 
 
 def test_cost_computes_nothing() -> None:

@@ -80,8 +80,7 @@ def test_section_gradients_are_bitwise_those_of_the_plain_sums():
 @pytest.mark.skipif(not gc.isenabled(), reason="the cyclic GC is disabled in this process")
 def test_a_large_graph_is_kept_out_of_the_gcs_sight_until_backward(monkeypatch):
     monkeypatch.setattr(node_module, "FREEZE_EVERY", 200)
-    node_module._GC.graph_consumed()  # start counting from here with the small threshold
-    node_module._GC.next_freeze = node_module._GC.next_freeze - 10_000 + 200
+    monkeypatch.setattr(node_module._GC, "next_freeze", 0)  # the next node freezes, then every 200
     assert gc.get_freeze_count() == 0
     x = cr.tensor(np.ones(4, np.float32), requires_grad=True)
     y = x
@@ -94,11 +93,10 @@ def test_a_large_graph_is_kept_out_of_the_gcs_sight_until_backward(monkeypatch):
 
 
 def test_objects_someone_else_froze_stay_frozen(monkeypatch):
-    node_module._GC.graph_consumed()
     gc.freeze()
     try:
         theirs = gc.get_freeze_count()
-        node_module._GC.next_freeze = 0  # the next node would freeze, if it were the engine's to do
+        monkeypatch.setattr(node_module._GC, "next_freeze", 0)  # the next node would freeze, were it the engine's
         x = cr.tensor(np.ones(2, np.float32), requires_grad=True)
         cr.tanh(x).sum().backward()
         assert gc.get_freeze_count() >= theirs  # not unfrozen by the engine

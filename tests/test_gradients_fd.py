@@ -83,3 +83,24 @@ def test_every_differentiable_primitive_has_a_case():
     exempt = {"astype", "pinv", "checkpoint"}
     missing = sorted(ours - seen.names - exempt)
     assert not missing, f"primitives with no case in tests/op_cases.py: {missing}"
+
+
+def test_every_primitive_has_its_facts():
+    """Every primitive of chainrule carries what the instruments need, registered with it
+    (``prim.deffacts``): a shape rule and a FLOP rule; for a differentiable one, the FLOPs and the
+    memory model of its VJP rule; and a notation (its own, or ``viz.notation.GENERIC``)."""
+    import chainrule.nn  # noqa: F401  (every module that defines primitives)
+    import chainrule.viz  # noqa: F401
+    from chainrule.core.primitive import REGISTRY
+
+    ours = {name: p for name, p in REGISTRY.items() if p.module.startswith("chainrule.")}
+    assert len(ours) >= 97, sorted(ours)
+    missing = {}
+    for fact in ("shape", "flops", "vjp_flops", "memory", "notation"):
+        needed = [p for p in ours.values() if p.differentiable or fact in ("shape", "flops", "notation")]
+        names = sorted(p.name for p in needed if getattr(p.facts, fact) is None)
+        if names:
+            missing[fact] = names
+    assert not missing, "primitives without their facts (register them with prim.deffacts): " + "; ".join(
+        f"{fact}: {', '.join(names)}" for fact, names in missing.items()
+    )

@@ -17,8 +17,10 @@ import pytest
 from chainrule import DataError
 from chainrule.cli.main import main
 from chainrule.data.fashion_mnist import DEBIAN_DIR
+from chainrule.train.config import Config, RunState
+from chainrule.train.contents import parameter_shapes
 from chainrule.train.snapshot import CheckpointError, encode_checkpoint, load_checkpoint, save_checkpoint
-from chainrule.train.trainer import Config, RunState, Trainer
+from chainrule.train.trainer import Trainer
 
 ARRAYS = {
     "param/0.weight": np.arange(24, dtype=np.float32).reshape(4, 6),
@@ -201,7 +203,8 @@ def test_digest_valid_but_wrong_metadata_is_exit_2(tmp_path, capsys, change, rea
     cfg = Config(model="mlp", hidden=4, limit_train=100, limit_test=100)
     meta = {"config": asdict(cfg), "state": asdict(RunState()), "dropout_rng": []}
     change(ARRAYS, meta)
-    run = _run_with(tmp_path, {"param/0.weight": np.zeros((4, 784), np.float32)}, meta)
+    params = {f"param/{k}": np.zeros(s, np.float32) for k, s in parameter_shapes("mlp", 4, 0.0, 784, 10).items()}
+    run = _run_with(tmp_path, params, meta)  # arrays that fit: only the metadata is wrong
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert reason in err and err.count("\n") == 1, err
@@ -245,7 +248,7 @@ def test_optimizer_slot_past_the_end_through_resume(tmp_path, good):
     ids=["slot-index-past-end", "slot-shape", "slot-name", "lr-nan", "param-shape", "param-extra"],
 )
 def test_digest_valid_but_wrong_arrays_is_a_checkpoint_error(good, key, value, reason):
-    from chainrule.train.trainer import state_from_meta
+    from chainrule.train.config import state_from_meta
 
     trainer, path = good
     arrays, meta = load_checkpoint(path)

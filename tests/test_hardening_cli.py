@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from chainrule.cli.main import main
+from chainrule.train.config import Config, RunState
 from chainrule.train.snapshot import save_checkpoint
-from chainrule.train.trainer import Config, RunState
 
 
 def _fake_run(folder: Path, **cfg_changes) -> Path:

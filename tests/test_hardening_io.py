@@ -16,9 +16,9 @@ import pytest
 
 import chainrule.data.io as cio
 from chainrule.data.io import OutputError, atomic_write, remove_stale_temps
+from chainrule.train.config import Config
 from chainrule.train.rundir import claim_new_run
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
-from chainrule.train.trainer import Config
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
 
@@ -194,7 +194,7 @@ def test_runs_started_in_the_same_second_get_separate_folders(tmp_path):
 
 
 def test_a_locked_run_folder_is_refused(tmp_path):
-    from chainrule.train.trainer import UsageError
+    from chainrule.train.config import UsageError
 
     cfg = Config(model="mlp", hidden=4)
     first = claim_new_run(tmp_path / "run", tmp_path, overwrite=False, cfg=cfg)
@@ -211,13 +211,15 @@ def test_corrupt_checkpoint_is_still_a_data_error():
 
 
 def test_claiming_a_folder_removes_only_dead_writers_temps(tmp_path):
+    from chainrule.train.config import RunState
+    from chainrule.train.contents import parameter_shapes
     from chainrule.train.rundir import claim_resume
-    from chainrule.train.trainer import RunState
 
     run = tmp_path / "run"
     run.mkdir()
     meta = {"config": asdict(Config(model="mlp", hidden=4)), "state": asdict(RunState()), "dropout_rng": []}
-    save_checkpoint(run / "checkpoint.npz", {}, meta)
+    params = {f"param/{k}": np.zeros(s, np.float32) for k, s in parameter_shapes("mlp", 4, 0.0, 784, 10).items()}
+    save_checkpoint(run / "checkpoint.npz", params, meta)  # a checkpoint whose arrays fit its configuration
     dead = run / ".checkpoint.npz.999999999.0badc0de.tmp"  # no such pid
     alive = run / f".checkpoint.npz.{os.getpid()}.0badc0de.tmp"  # a writer still at work
     dead.write_bytes(b"partial")

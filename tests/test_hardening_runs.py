@@ -83,18 +83,20 @@ def test_a_nan_made_by_the_last_step_is_caught(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(Optimizer, "step", poisoned_last_step)
     assert main(["train", *TINY, "--epochs", "2", "--quiet", "--out", str(run)]) == 1
     err = capsys.readouterr().err
-    assert "parameters became non-finite at epoch 2, batch 3" in err and err.count("\n") == 1, err
+    assert "diverged at step 6 (epoch 2, batch 3 of 3): the parameters became non-finite" in err, err
+    assert "the last good checkpoint, after epoch 1, is kept" in err and err.count("\n") == 1, err
     arrays, meta = load_checkpoint(run / "checkpoint.npz")
     assert meta["state"]["epoch"] == 1  # the last good checkpoint is kept
     assert all(np.isfinite(v).all() for v in arrays.values())
-    assert "failed: train: parameters became non-finite" in (run / "run.log").read_text()
+    logged = (run / "run.log").read_text()
+    assert "train: diverged at step 6 (epoch 2, batch 3 of 3): the parameters became non-finite" in logged
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_divergence_is_exit_1_not_a_traceback(tmp_path, capsys):
     assert main(["train", *TINY, "--lr", "1e30", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert "lower --lr" in err and err.count("\n") == 1
+    assert "(--lr 1e+30) is likely too high, lower it" in err and err.count("\n") == 1, err
 
 
 def test_the_data_source_is_logged_and_a_resume_takes_a_new_data_dir(tmp_path, capsys):

@@ -129,4 +129,7 @@ def test_sigterm_in_a_real_process_saves_and_exits_143(tmp_path):
     assert "terminated at epoch" in err and "checkpoint saved" in err and "Traceback" not in err
     _, meta = load_checkpoint(run / "checkpoint.npz")
     assert meta["state"]["epoch"] >= 1
-    assert "stopped by SIGTERM" in (run / "run.log").read_text()
+    log = (run / "run.log").read_text()
+    assert "stopped by SIGTERM" in log
+    (said,) = [line for line in err.splitlines() if line.startswith("terminated at epoch")]
+    assert said in log  # the line printed to stderr is in the run log too

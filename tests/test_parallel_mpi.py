@@ -137,7 +137,7 @@ def worker(mode: str, out: str) -> None:
                 opt.zero_grad()
                 pipe.step(x, y, F.cross_entropy, microbatches=3)
                 opt.step()
-            pipe.sync_parameters(model.parameters(), model)
+            pipe.sync_parameters(model)
         if comm.rank == 0:
             np.savez(out, **model.state_dict())
         comm.barrier()

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from chainrule.data.fashion_mnist import DEBIAN_DIR
+from chainrule.train.config import Config, UsageError, validate_config
 from chainrule.train.snapshot import load_checkpoint
-from chainrule.train.trainer import Config, Trainer, UsageError, validate_config
+from chainrule.train.trainer import Trainer
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))

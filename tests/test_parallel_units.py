@@ -87,7 +87,7 @@ def test_plan_validates() -> None:
 
 
 def test_plan_applies_to_config_and_model() -> None:
-    from chainrule.train.trainer import Config
+    from chainrule.train.config import Config
 
     plan = Plan(microbatches=3, checkpoint_every=2, parallel="data", schedule="gpipe")
     cfg = Config(model="mlp", **plan.config_fields())  # type: ignore[arg-type]

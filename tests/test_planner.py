@@ -14,7 +14,8 @@ from chainrule.models.objective import objective
 from chainrule.nn import Sequential
 from chainrule.optim import SGD
 from chainrule.parallel import accumulate
-from chainrule.plan.planner import MemoryBudgetError, _Estimator, fit_budget, parse_size
+from chainrule.plan.candidates import Estimator
+from chainrule.plan.planner import MemoryBudgetError, fit_budget, parse_size
 from chainrule.plan.timing import StepTimer, calibrate
 from chainrule.transforms.remat import sqrt_segments
 
@@ -48,7 +49,7 @@ def measured_peak(model: Sequential, opt: SGD, microbatches: int, batch: int = B
 @pytest.fixture(autouse=True)
 def _quiet() -> Any:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the checkpoint primitive has no shape rule (eval_shape says so)
+        warnings.simplefilter("ignore")
         yield
 
 
@@ -123,7 +124,7 @@ def test_calibration_and_time_model_are_consistent() -> None:
     assert calibrate() is cal  # cached
     model = mlp(3, 64)
     opt = SGD(model.parameters(), 0.1)
-    est = _Estimator(model, (D,), opt, np.float32, np.int64)
+    est = Estimator(model, (D,), opt, np.float32, np.int64)
     timer = StepTimer(model, (D,), np.float32, np.int64, est.shapes, cal)
     n = len(model.layers)
     small, large = (sum(timer.seconds(0, n, b, True)[:2]) for b in (16, 4096))

@@ -10,7 +10,8 @@ import pytest
 from chainrule.cli.main import main
 from chainrule.cli.parallel import add_train_options
 from chainrule.data.fashion_mnist import DEBIAN_DIR
-from chainrule.train.trainer import Config, Trainer, UsageError, validate_config
+from chainrule.train.config import Config, UsageError, validate_config
+from chainrule.train.trainer import Trainer
 
 
 def test_flag_parses_sizes() -> None:
@@ -39,12 +40,14 @@ def test_config_field_is_validated() -> None:
 
 @pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")
 def test_trainer_applies_the_plan(tmp_path: Path) -> None:
-    base = dict(model="mlp", hidden=32, epochs=1, limit_train=256, limit_test=100, batch_size=128)
+    # batch 2048: the activations (not only the batch itself) are worth microbatching
+    base = dict(model="mlp", hidden=32, epochs=1, limit_train=2048, limit_test=100, batch_size=2048)
     roomy = Trainer(Config(**base, memory_budget=10**9), tmp_path / "a", quiet=True)
     assert roomy.memory_note and f"microbatches={roomy.cfg.microbatches}," in roomy.memory_note
     from chainrule.plan.planner import fit_budget
 
-    smallest = min(c.needs for c in fit_budget(roomy.model, (784,), 128, 10**12, optimizer=roomy.optimizer).candidates)
+    every = fit_budget(roomy.model, (784,), 2048, 10**12, optimizer=roomy.optimizer).candidates
+    smallest = min(c.needs for c in every)
     tight = Trainer(Config(**base, memory_budget=smallest), tmp_path / "b", quiet=True)
     assert tight.cfg.microbatches > 1 or tight.model.checkpoint_every > 0
     with pytest.raises(UsageError, match="smallest budget"):

@@ -53,7 +53,8 @@ def test_grad_of_intermediates_leaves_the_graph_usable() -> None:
 
 def test_main_job_trains_J_with_a_nonzero_default_lambda() -> None:
     from chainrule.models import SectionMLP
-    from chainrule.train.trainer import Config, build_model
+    from chainrule.train.build import build_model
+    from chainrule.train.config import Config
 
     cfg = Config()
     assert cfg.weight_decay == 1e-4
@@ -69,7 +70,8 @@ def test_main_job_trains_J_with_a_nonzero_default_lambda() -> None:
 def test_curves_plot_L_s_losses_and_accuracies_under_the_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib.pyplot as plt
 
-    from chainrule.train.trainer import Config, EpochMetrics, plot_curves, recipe
+    from chainrule.train.config import Config, EpochMetrics
+    from chainrule.train.report import plot_curves, recipe
 
     figures = []
     monkeypatch.setattr(plt, "close", figures.append)

@@ -68,7 +68,7 @@ def test_one_epoch_reaches_080_test_accuracy(tmp_path, capsys):
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "epoch   1  train loss" in out and "test acc" in out
+    assert "epoch   1  train J" in out and "test acc" in out
     acc = _history(run)[0]["test_accuracy"]
     assert acc >= 0.80, acc
     for name in ["metrics.csv", "metrics.json", "curves.png", "checkpoint.npz"]:

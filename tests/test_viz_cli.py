@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -110,3 +111,26 @@ def test_draw_displays_in_jupyter() -> None:
     t = cr.tensor(np.ones(3, np.float32), requires_grad=True)
     assert "image/svg+xml" in cr.viz.draw((t * 2).sum())._repr_mimebundle_()
     assert cr.viz.graph is not None
+
+
+def test_graph_draws_the_section_model_as_figure_5_3_1_by_default(tmp_path: Path) -> None:
+    """The section model's forward graph uses the book's layout unless --layout dot is asked for."""
+    default, book, dot = (tmp_path / f"{n}.dot" for n in ("default", "book", "dot"))
+    assert cli.main(["graph", "--out", str(default)]) == 0
+    assert cli.main(["graph", "--layout", "book", "--out", str(book)]) == 0
+    assert cli.main(["graph", "--layout", "dot", "--out", str(dot)]) == 0
+
+    def placed(path: Path) -> list[str]:  # each box's label and pinned position (the book layout pins them)
+        return sorted(re.findall(r"label=(\S+) [^\n]*pos=\"([^\"]+)\"", path.read_text()))
+
+    assert placed(default) == placed(book)
+    assert len(placed(default)) >= 10  # x, W1, z, h, W2, o, y, L, s, J at fixed places
+    assert not placed(dot)  # dot chooses its own places
+
+
+def test_graph_book_layout_with_the_backward_pass_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["graph", "--layout", "book", "--backward", "--out", str(tmp_path / "g.svg")]) == 2
+    assert "--layout book draws the forward graph" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -8,7 +8,7 @@ import chainrule as cr
 from chainrule.cli import graph as cli
 from chainrule.viz import examples
 from chainrule.viz.equations import equations, explain
-from chainrule.viz.notation import NOTATIONS, register_notation
+from chainrule.viz.notation import notation_of, register_notation
 
 BOOK_BACKWARD = [
     "∂J/∂L = 1",
@@ -41,7 +41,7 @@ def test_explain_section_gives_the_books_backward_equations(capsys: object) -> N
         assert f"  {line}" in text, (line, text)
     # The book's prod step is made explicit for each gradient it collects.
     assert "∂J/∂W2 = prod(∂J/∂o, ∂o/∂W2) + prod(∂J/∂s, ∂s/∂W2)" in text
-    rc, md = _run(["explain", "--model", "section"], capsys)
+    rc, md = _run(["explain", "--model", "section", "--markdown"], capsys)
     for eq in BOOK_BACKWARD_TEX:
         assert eq in md, eq
 
@@ -57,7 +57,7 @@ def test_bias_variant_derives_exercise_2(capsys: object) -> None:
     assert "z = W1 x + b1" in text
     assert "∂J/∂b1 = Σ_batch ∂J/∂z" in text  # summed over the batch, no penalty on b1
     assert "∂J/∂W1 = ∂J/∂z xᵀ + λW1" in text
-    rc, md = _run(["explain", "--model", "section-bias"], capsys)
+    rc, md = _run(["explain", "--model", "section-bias", "--markdown"], capsys)
     assert (
         r"\frac{\partial J}{\partial \mathbf{b}^{(1)}} = \sum_{\text{batch}} \frac{\partial J}{\partial \mathbf{z}}"
         in md
@@ -78,7 +78,7 @@ def test_the_equations_agree_with_the_gradients_the_engine_computes() -> None:
 def test_a_users_primitive_without_notation_is_explained_generically() -> None:
     softplus = cr.Primitive("my_softplus", lambda x: np.log1p(np.exp(x)), save=(0,))
     softplus.defvjp(lambda g, out, x: g * (1 / (1 + cr.exp(-x))))
-    assert "my_softplus" not in NOTATIONS
+    assert softplus.facts.notation is None and notation_of("my_softplus") is None
     w = cr.tensor(np.ones((3, 2), np.float32), requires_grad=True).named("w")
     u = softplus(w).named("u")
     J = (u * u).sum().named("J")
@@ -93,7 +93,8 @@ def test_a_users_primitive_without_notation_is_explained_generically() -> None:
 def test_register_notation_changes_how_a_primitive_is_written() -> None:
     square = cr.Primitive("my_square", np.square, save=(0,))
     square.defvjp(lambda g, out, x: 2 * g * x)
-    register_notation("my_square", forward=("{0}^2", "{0}²"), vjp=("2 {a0} \\odot {g}", "2{a0} ⊙ {g}"), symbol="x²")
+    register_notation(square, forward=("{0}^2", "{0}²"), vjp=("2 {a0} \\odot {g}", "2{a0} ⊙ {g}"), symbol="x²")
+    assert square.facts.notation.symbol == "x²"
     try:
         w = cr.tensor(np.ones(3, np.float32), requires_grad=True).named("w")
         q = square(w).named("q")
@@ -102,7 +103,7 @@ def test_register_notation_changes_how_a_primitive_is_written() -> None:
         assert "q = w²" in text
         assert "∂J/∂w = 2w ⊙ ∂J/∂q" in text
     finally:
-        NOTATIONS.pop("my_square")
+        square.deffacts(notation=None)
 
 
 def test_forward_only(capsys: object) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/
 if shutil.which("dot") is None or not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():  # pragma: no cover
     pytest.skip("needs Graphviz's dot, chromium and chromium-driver", allow_module_level=True)
 
-from tests.viz_helpers import Recorder  # noqa: E402
+from tests.viz_helpers import Recorder, chromium  # noqa: E402
 
 import chainrule as cr  # noqa: E402
 from chainrule.viz import examples  # noqa: E402
@@ -24,32 +23,8 @@ from chainrule.viz.trace import trace  # noqa: E402
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="chainrule-chromium-")
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--window-size=1600,1400",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _click(driver, element_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -165,3 +140,21 @@ def test_replay_of_a_retained_graph_releases_nothing(tmp_path: Path) -> None:
     data = _page_data(html(ex.J, path=tmp_path / "g.html", trace=tr, names=ex.names))
     assert [s["seq"] for s in data["steps"]] == rec.walk
     assert not any(s["released"] for s in data["steps"])  # the counter never drops
+
+
+def test_the_explorer_fits_the_graph_to_the_window(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex = examples.section()
+    page = html(ex.J, path=tmp_path / "g.html", names=ex.names)
+    browser.get(page.as_uri())
+    inside = (
+        "const c = document.getElementById('canvas').getBoundingClientRect();"
+        "return [...document.querySelectorAll('#canvas g.node')].every(g => { const r = g.getBoundingClientRect();"
+        " return r.left >= c.left - 1 && r.right <= c.right + 1 && r.top >= c.top - 1 && r.bottom <= c.bottom + 1; })"
+    )
+    overflow = "const c = document.getElementById('canvas'); return c.scrollHeight > c.clientHeight + 2"
+    assert browser.execute_script(inside)  # x and W1 included: nothing below the fold
+    assert not browser.execute_script(overflow)
+    browser.find_element("id", "actual").click()
+    assert browser.execute_script(overflow)  # at 1:1 the section's backward graph is taller than the window
+    browser.find_element("id", "fit").click()
+    assert browser.execute_script(inside)

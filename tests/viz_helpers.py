@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -57,3 +62,47 @@ class Recorder:
 
     def backward(self, node: Any) -> None:
         self.walk.append(node.seq)
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def have_chromium() -> bool:
+    return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+
+
+@contextlib.contextmanager
+def chromium(size: str = "1600,1400", offline: bool = False) -> Iterator[Any]:
+    """A headless Chromium driven by selenium, with its own throw-away profile.
+
+    ``offline``: every host name fails to resolve (a page's external resources fail at once).
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chainrule-chromium-")
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        f"--window-size={size}",
+    ):
+        opts.add_argument(flag)
+    if offline:
+        opts.add_argument("--host-resolver-rules=MAP * ~NOTFOUND")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

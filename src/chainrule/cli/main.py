@@ -23,10 +23,12 @@ from chainrule.cli import measure
 from chainrule.cli import parallel as parallel_cli
 from chainrule.core.errors import ChainruleError, DataError
 from chainrule.data.io import OutputError
+from chainrule.train.config import Config, UsageError, validate_config
+from chainrule.train.progress import emit
 from chainrule.train.rundir import RunDir, claim_new_run, claim_resume
 from chainrule.train.threads import ENV as THREADS_ENV
 from chainrule.train.threads import parse_threads, threads_for_run
-from chainrule.train.trainer import Config, Interrupted, RunLog, Trainer, UsageError, emit, evaluate, validate_config
+from chainrule.train.trainer import Interrupted, RunLog, Trainer, evaluate
 
 _DATA_HELP = (
     "folder with the Fashion-MNIST IDX files, then the only place looked at (default: $CHAINRULE_DATA, "
@@ -238,25 +240,27 @@ def _main(args: argparse.Namespace) -> int:
             )
         else:
             log.add(f"start (pid {run.pid}); config {cfg}")
-            trainer = Trainer(cfg, run.path, quiet=quiet, threads=args.threads)
+            try:
+                trainer = Trainer(cfg, run.path, quiet=quiet, threads=args.threads)
+            except Exception:  # e.g. no plan fits --memory-budget: leave no half-made run behind
+                run.discard()
+                raise
         trainer.log = log
         log.add(f"data: Fashion-MNIST from {trainer.data_source}")
-        if not quiet:
-            emit(
-                f"run folder {trainer.out}; {trainer.model.num_parameters():,} parameters; "
-                f"data from {trainer.data_source}"
-            )
+        # every line printed from here on goes to run.log too (Trainer.say)
+        trainer.say(
+            f"run folder {trainer.out}; {trainer.model.num_parameters():,} parameters; data from {trainer.data_source}"
+        )
         try:
             trainer.run()
         except (OutputError, FloatingPointError) as exc:
             try:
-                log.add(f"failed: {exc}")
+                log.add(f"chainrule: error: {exc}")  # the line main() prints
             except OutputError:
                 pass
             raise
+        trainer.say(f"wrote {trainer.out}/metrics.csv, metrics.json, curves.png, checkpoint.npz, run.log")
         log.add("finished")
-        if not quiet:
-            emit(f"wrote {trainer.out}/metrics.csv, metrics.json, curves.png, checkpoint.npz, run.log")
     return 0
 
 

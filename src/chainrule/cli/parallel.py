@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from chainrule.train.trainer import Config, Trainer, UsageError
+from chainrule.train.config import Config, UsageError
+from chainrule.train.trainer import Trainer
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +69,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_RANK")
-_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_SIZE")
 
 
 def _parallel_launch(args: argparse.Namespace) -> bool:
@@ -94,42 +95,101 @@ def mpi_rank(args: argparse.Namespace) -> int:
 
 
 def end_job(args: argparse.Namespace, code: int) -> None:
-    """A rank of ``mpiexec ... chainrule train --parallel`` failed before training: end every rank.
+    """A rank of ``mpiexec ... chainrule train --parallel`` failed and printed why: end every rank.
 
-    Its peers may be waiting in ``MPI_Init`` (which returns only when every rank has called it) or
-    in a collective, so exiting alone would leave them waiting forever; ``MPI_Abort`` ends the job.
+    Called while the error is being handled (it is read from ``sys.exc_info()``). The peers may
+    be waiting in ``MPI_Init`` (which returns only when every rank has called it) or in a
+    collective, so exiting alone could leave them waiting: the peers are sent the failure (so
+    that they print nothing more: this rank reported it) and the process exits without
+    finalizing MPI, which makes ``mpiexec`` end the job (:func:`chainrule.parallel.failure.end_job`).
     """
-    if not _parallel_launch(args) or not any(int(os.environ.get(n, "1")) > 1 for n in _SIZE_VARS):
+    from chainrule.parallel.comm import launched_ranks
+
+    if not _parallel_launch(args) or launched_ranks() < 2:
         return
     try:
-        from mpi4py import MPI
+        from chainrule.parallel.comm import Comm
+        from chainrule.parallel.failure import end_job as end_all
     except ImportError:  # pragma: no cover - no MPI, nothing waits
         return
-    sys.stderr.flush()
-    MPI.COMM_WORLD.Abort(code)
+    exc = sys.exc_info()[1]
+    end_all(Comm(), exc, printed=True, code=None if exc is not None else code)
 
 
 def is_worker(args: argparse.Namespace) -> bool:
-    """Whether this process is a rank other than 0 of ``chainrule train --parallel ...``."""
-    return mpi_rank(args) != 0
+    """Whether this process is a rank other than 0 of ``chainrule train --parallel ...``.
+
+    Under a launcher, also makes each line written to stderr one write (lines of different
+    ranks never share a line), and refuses ``--resume`` of a single-process run (each rank
+    would train it alone, and a worker would write into rank 0's folder): :class:`UsageError`.
+    """
+    rank = mpi_rank(args)
+    if _parallel_launch(args):
+        _whole_lines()
+        if rank == 0:
+            _check_resume(args)
+    return rank != 0
+
+
+def _whole_lines() -> None:
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(line_buffering=True, write_through=False)
+        except (ValueError, OSError):  # pragma: no cover - a stream that cannot be reconfigured
+            pass
+
+
+def _check_resume(args: argparse.Namespace) -> None:
+    """``--resume RUN`` under ``mpiexec -n N`` (N >= 2) of a run made without ``--parallel``: refuse it."""
+    from chainrule.parallel.comm import launched_ranks
+    from chainrule.train.snapshot import CheckpointError, load_checkpoint
+    from chainrule.train.trainer import CHECKPOINT
+
+    ranks = launched_ranks()
+    if args.resume is None or ranks < 2:
+        return
+    try:
+        _, meta = load_checkpoint(Path(args.resume) / CHECKPOINT)
+    except (CheckpointError, OSError, ValueError):
+        return  # resuming reports what is wrong with the folder or the checkpoint
+    config = meta.get("config")
+    parallel = config.get("parallel", "none") if isinstance(config, dict) else "none"
+    if parallel == "none":
+        raise UsageError(
+            f"--resume {args.resume}: the run was made as a single process (no --parallel), so under mpiexec "
+            f"-n {ranks} every rank would train it alone; resume it without mpiexec: "
+            f"chainrule train --resume {args.resume}"
+        )
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """Train as a non-zero rank: same configuration as rank 0, no run folder, no files, no output."""
+    """Train as a non-zero rank: same configuration as rank 0, no run folder, no files, no output.
+
+    A failure here is reported by rank 0 (or by this rank if rank 0 does not), then the job ends
+    (:func:`chainrule.parallel.failure.end_job`); a signal ends this rank as it ends rank 0.
+    """
     from dataclasses import fields
 
-    if args.resume is not None:
-        trainer = Trainer.resume(
-            args.resume, epochs=args.epochs, quiet=True, data_dir=args.data_dir, threads=args.threads
-        )
-    else:
-        given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
-        cfg = Config(**given)
-        cfg.compile = not args.no_compile
-        trainer = Trainer(cfg, args.out or os.devnull, quiet=True, threads=args.threads)
     try:
+        _check_resume(args)
+        if args.resume is not None:
+            trainer = Trainer.resume(
+                args.resume, epochs=args.epochs, quiet=True, data_dir=args.data_dir, threads=args.threads
+            )
+        else:
+            given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
+            cfg = Config(**given)
+            cfg.compile = not args.no_compile
+            trainer = Trainer(cfg, args.out or os.devnull, quiet=True, threads=args.threads)
         trainer.run()
-    except UsageError as exc:
-        print(f"chainrule: rank {trainer.rank}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:  # Interrupted: the checkpoint is saved, the exit code says which signal
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure of a worker ends the job, readably
+        if isinstance(exc, SystemExit) and not exc.code:
+            raise
+        from chainrule.parallel.comm import Comm
+        from chainrule.parallel.failure import end_job as end_all
+
+        end_all(Comm(), exc, printed=False)
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import sys
+from sys import getrefcount as _refs
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,18 +47,14 @@ def backward(
     for root, gradient in zip(roots, gradients, strict=True):
         walk.start(root, gradient)
     walk.keep_to(targets)
-    try:
-        with walk.running():
-            while walk.ready:
-                node = heapq.heappop(walk.ready)[1]
-                g = walk.grads.pop(node)
-                walk.mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
-                if walk.reads_only(node, g):
-                    continue  # a target with no other target below it: its gradient is read, it is not run
-                walk.visit(node, g, retain_graph)
-    finally:
-        if walk.state.backward_depth == 0:
-            _GC.graph_consumed()  # the GC sees every object again (see core/node.py)
+    with walk.running():
+        while walk.ready:
+            node = heapq.heappop(walk.ready)[1]
+            g = walk.grads.pop(node)
+            walk.mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
+            if walk.leads is not None and walk.reads_only(node, g):
+                continue  # a target with no other target below it: its gradient is read, it is not run
+            walk.visit(node, g, retain_graph)
     return walk.results(targets)
 
 
@@ -68,6 +64,7 @@ class _Walk:
     def __init__(self, state: State, create_graph: bool, targets: Sequence[Tensor] | None) -> None:
         self.state = state
         self.top = state.top
+        self.vjp = run_vjp if state.top is None else state.top.vjp  # the chain rule's one step at a node
         # compile's capture records the backward as primitives. Under forward mode the rules
         # must run on tensors that carry their tangents, recorded or not.
         self.record = create_graph or state.capturing
@@ -100,22 +97,30 @@ class _Walk:
         if node.released and (node.prim.save or node.prim.save_output):
             _released(node)
         args, out, g = _reconnect(node, g) if self.on_tensors else (node.kept, node.output, g)
-        top = self.top
+        vjp, grads = self.vjp, self.grads
         for i, parent in enumerate(node.parents):
             if parent is None:
                 continue
-            gi = run_vjp(node, i, g, out, args) if top is None else top.vjp(node, i, g, out, args)
+            gi = vjp(node, i, g, out, args)
             if gi is None:
                 continue
             expected = node.kept[i]
             if gi.shape != expected.shape or gi.dtype != expected.dtype:
                 gi = self.conform(gi, node, i)
-            fresh = top is None and _fresh(gi)  # before the call below holds gi too
-            self.send(parent, gi, fresh)
+            # fresh: an array only this frame holds (its variable and getrefcount's argument), that
+            # is, the rule made it for this input: later gradients of that value may be added into it
+            fresh = self.top is None and type(gi) is np.ndarray and gi.base is None and _refs(gi) <= 2
+            if type(parent) is Node and parent not in grads:  # the first gradient to reach it
+                grads[parent] = gi
+                if fresh:
+                    self.mine.add(id(gi))
+                heapq.heappush(self.ready, (-parent.seq, parent))
+            else:
+                self.send(parent, gi, fresh)
         if not retain_graph:
             node.release()
-        if top is not None:
-            top.visited(node)
+        if self.top is not None:
+            self.top.visited(node)
 
     def send(self, parent: Node | Tensor, gi: Any, fresh: bool = False) -> None:
         """Pass a gradient to the node that made an input, or to a leaf.
@@ -144,6 +149,8 @@ class _Walk:
         finally:
             state.grad_enabled = previous
             state.backward_depth -= 1
+            if _GC.frozen and state.backward_depth == 0:
+                _GC.graph_consumed()  # the outermost backward ended: the GC sees every object again
 
     # --- targets --------------------------------------------------------------------------
     def keep_to(self, targets: Sequence[Tensor] | None) -> None:
@@ -152,8 +159,7 @@ class _Walk:
             self.leads = _leading(list(self.grads), wanted)
 
     def reads_only(self, node: Node, g: Any) -> bool:
-        if self.leads is None:
-            return False
+        assert self.leads is not None
         self.captured[node] = g
         return node not in self.leads
 
@@ -257,12 +263,6 @@ class _Walk:
                 self.mine.add(id(total))
                 self.owned.add(id(total))
             leaf.grad = Tensor._make(total, None)
-
-
-def _fresh(a: Any) -> bool:
-    """Whether ``a`` is an array that owns its memory and that only the caller's variable holds."""
-    # the references: the caller's variable, this parameter, getrefcount's argument
-    return type(a) is np.ndarray and a.base is None and sys.getrefcount(a) <= 3
 
 
 def _released(node: Node) -> None:

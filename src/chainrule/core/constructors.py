@@ -13,7 +13,7 @@ def _dtype(dtype: Any) -> np.dtype[Any]:
     return np.dtype(np.float32 if dtype is None else dtype)
 
 
-def _shape(shape: Any) -> tuple[int, ...]:
+def _as_shape(shape: Any) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         return tuple(shape[0])
     return tuple(shape)
@@ -41,7 +41,7 @@ def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
         >>> cr.zeros(2, 3).shape, cr.zeros(2, 3).dtype.name
         ((2, 3), 'float32')
     """
-    return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+    return Tensor(np.zeros(_as_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -52,7 +52,7 @@ def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         >>> cr.ones(2, dtype="float64").numpy().tolist()
         [1.0, 1.0]
     """
-    return Tensor(np.ones(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+    return Tensor(np.ones(_as_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -63,7 +63,7 @@ def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
         >>> cr.empty(3, 4).shape
         (3, 4)
     """
-    return Tensor(np.empty(_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
+    return Tensor(np.empty(_as_shape(shape), _dtype(dtype)), requires_grad, dtype=_dtype(dtype))
 
 
 def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -111,7 +111,7 @@ def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, seed: int
         (2, 3)
     """
     rng = np.random.default_rng(seed)
-    data = rng.standard_normal(_shape(shape)).astype(_dtype(dtype))
+    data = rng.standard_normal(_as_shape(shape)).astype(_dtype(dtype))
     return Tensor(data, requires_grad, dtype=_dtype(dtype))
 
 

@@ -111,10 +111,10 @@ class Node:
 # full collection while a large graph is being recorded walks all of it again, so the cost per
 # recorded op grows with the graph (measured: 2-4x at 100,000 ops). A graph holds no reference
 # cycles (a node points only to earlier nodes and leaves), so reference counting frees it and the
-# cyclic GC has nothing to find there. So once more than FREEZE_EVERY nodes have been made since
-# the last backward, the objects alive then are moved out of the GC's sight (``gc.freeze()``,
-# constant time) every FREEZE_EVERY nodes, and put back (``gc.unfreeze()``) when the outermost
-# backward ends. Objects made meanwhile are collected as usual; nothing is done if the GC is
+# cyclic GC has nothing to find there. So every FREEZE_EVERY recorded nodes the objects alive then
+# are moved out of the GC's sight (``gc.freeze()``, constant time), and put back
+# (``gc.unfreeze()``) when the outermost backward ends: a large graph is frozen in pieces as it
+# grows; small graphs, one every FREEZE_EVERY nodes, are frozen until the end of their step. Objects made meanwhile are collected as usual; nothing is done if the GC is
 # disabled or if something else has frozen objects (``gc.get_freeze_count()``).
 FREEZE_EVERY = 10_000
 
@@ -134,7 +134,6 @@ class _GraphGC:
 
     def graph_consumed(self) -> None:
         """A backward pass ended: the recorded graph is consumed; the GC sees every object again."""
-        self.next_freeze = next(_sequence) + FREEZE_EVERY
         if self.frozen:
             self.frozen = False
             gc.unfreeze()

@@ -151,7 +151,14 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     if operands is _SEQUENCE:
         return _bind_sequence(prim, args, params)
     datas, parents, needs_grad, float_dtype = operands
-    out = _evaluate(prim, datas, params, float_dtype, state)
+    try:
+        out = prim.impl(*datas, **params) if state.top is None else state.top.evaluate(prim, datas, params)
+    except (ValueError, IndexError) as exc:
+        raise _failed(prim, datas, exc) from exc
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    if float_dtype is not None and out.dtype is not float_dtype and out.dtype.kind == "f" and not prim.casts:
+        _upcast_error(prim, datas, float_dtype, out.dtype)
     node = None
     if needs_grad and state.grad_enabled and prim.differentiable:
         node = _record(prim, parents, datas, out, params)
@@ -210,18 +217,10 @@ def _operands(prim: Primitive, args: tuple[Any, ...]) -> Any:
     return datas, parents, needs_grad, float_dtype
 
 
-def _evaluate(prim: Primitive, datas: list[Any], params: dict[str, Any], float_dtype: Any, state: State) -> Any:
-    """The output array, with errors that name the op and the operands."""
-    try:
-        out = prim.impl(*datas, **params) if state.top is None else state.top.evaluate(prim, datas, params)
-    except (ValueError, IndexError) as exc:
-        kind = ShapeError if "shape" in str(exc) or "dimension" in str(exc) else type(exc)
-        raise kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}") from exc
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)
-    if float_dtype is not None and out.dtype is not float_dtype and out.dtype.kind == "f" and not prim.casts:
-        _upcast_error(prim, datas, float_dtype, out.dtype)
-    return out
+def _failed(prim: Primitive, datas: list[Any], exc: Exception) -> Exception:
+    """The error for an impl that refused its operands: it names the op, the operands and the user's line."""
+    kind = ShapeError if "shape" in str(exc) or "dimension" in str(exc) else type(exc)
+    return kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}")
 
 
 def _record(prim: Primitive, parents: list[Any], datas: list[Any], out: Any, params: dict[str, Any]) -> Node:

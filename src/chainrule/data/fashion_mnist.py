@@ -18,9 +18,10 @@ import struct
 import time
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -216,6 +217,7 @@ def download(
     md5s: dict[str, str] | None = None,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
     deadline: float = DOWNLOAD_DEADLINE,
+    progress: Callable[[str, int | None], Any] | None = None,
 ) -> None:
     """Download the four .gz files into ``target`` and verify them against the published MD5s
     (``md5s`` maps file name to checksum, for mirrors that recompress the files).
@@ -225,6 +227,8 @@ def download(
     wait for the server. A file is written through the atomic writer under a unique temporary
     name and renamed into place only once its MD5 matches, so processes downloading into
     one cache at once do not disturb each other and a failed download leaves nothing behind.
+    ``progress(description, total_bytes)``, if given, is called once per file and may return a
+    bar (anything with ``update(n)`` and ``close()``, e.g. a tqdm bar) that is fed the bytes read.
     """
     base_url = base_url or os.environ.get("CHAINRULE_FASHION_MNIST_URL") or OFFICIAL_URL
     target.mkdir(parents=True, exist_ok=True)
@@ -239,6 +243,7 @@ def download(
         def fetch(out: BinaryIO, url: str = url, want: str = want) -> None:
             h = hashlib.md5()
             total = 0
+            bar = None
             try:
                 left = deadline - (time.monotonic() - start)
                 if left <= 0:
@@ -247,6 +252,9 @@ def download(
                     length = response.headers.get("Content-Length", "")
                     if length.isdigit() and int(length) > max_bytes:
                         raise DataError(f"download of {url}: {int(length)} bytes announced, over the {max_bytes} limit")
+                    if progress is not None:
+                        size = int(length) if length.isdigit() else None
+                        bar = progress(f"downloading {url.rsplit('/', 1)[-1]}", size)
                     while block := response.read1(1 << 16):
                         total += len(block)
                         if total > max_bytes:
@@ -257,8 +265,13 @@ def download(
                             )
                         h.update(block)
                         out.write(block)
+                        if bar is not None:
+                            bar.update(len(block))
             except (OSError, http.client.HTTPException) as exc:
                 raise DataError(f"download of {url} failed: {exc}") from exc
+            finally:
+                if bar is not None:
+                    bar.close()
             got = h.hexdigest()
             if got != want:
                 raise DataError(f"{url}: MD5 {got} does not match the published {want}; file discarded")
@@ -272,12 +285,13 @@ def load_fashion_mnist(
     base_url: str | None = None,
     md5s: dict[str, str] | None = None,
     search_system: bool = True,
+    progress: Callable[[str, int | None], Any] | None = None,
 ) -> FashionMNIST:
     """Load Fashion-MNIST as uint8 images (N, 28, 28) and uint8 labels (N,).
 
     An explicit ``data_dir`` is the only place looked at: a missing, empty or incomplete
     folder is an error, never a silent fallback to another copy. ``source`` says which folder
-    the data came from."""
+    the data came from. ``progress`` is passed to :func:`download` (a bar per file fetched)."""
     if data_dir is not None:
         directory = check_data_dir(data_dir)
         found = {key: _find(directory, spec) for key, spec in FILES.items()}
@@ -295,6 +309,6 @@ def load_fashion_mnist(
     if not download_missing:
         raise DataError(f"Fashion-MNIST not found in: {searched} (install dataset-fashion-mnist or pass --data-dir)")
     target = cache_dir()
-    download(target, base_url, md5s=md5s)
+    download(target, base_url, md5s=md5s, progress=progress)
     arrays = {key: read_idx(target / (spec.name + ".gz"), spec) for key, spec in FILES.items()}
     return FashionMNIST(**arrays, source=target)

@@ -1,9 +1,8 @@
 """Compute cost: FLOPs and bytes moved per node, and a profiler that times every node.
 
-FLOPs are declared per primitive in :data:`FLOPS` (forward) and :data:`VJP_FLOPS` (the
-backward rule for one input), keyed by primitive name, with :func:`register_flops`.
-They live here for now because the ops files are being edited by others; they belong
-next to each primitive's derivative rules and will move there.
+FLOPs are facts of each primitive, registered with it (``prim.deffacts(flops=..., vjp_flops=...)``,
+the rules in :mod:`chainrule.ops.facts`): ``flops`` for the forward, ``vjp_flops`` for the backward
+rule of one input. A primitive without them raises :class:`chainrule.ops.facts.MissingFact`.
 
 Conventions (those of ``torch.utils.flop_counter``): a matrix product of ``(m, k)`` by
 ``(k, n)`` is ``2·m·n·k``; an elementwise operation costs one FLOP per output element;
@@ -24,30 +23,37 @@ import numpy as np
 
 from chainrule.core.interpret import Interpreter, hook
 from chainrule.core.node import Node
+from chainrule.core.primitive import REGISTRY, Primitive
 from chainrule.core.state import is_grad_enabled
 from chainrule.core.tensor import Tensor
 from chainrule.measure.shapes import ShapeDtype, abstract, placeholder
+from chainrule.ops.facts import need
+from chainrule.ops.vjp_memory import shape_of
 
 FlopRule = Callable[[Sequence[Any], dict[str, Any], Any], int]
 VjpFlopRule = Callable[[int, Sequence[Any], dict[str, Any], Any], int]
 
-FLOPS: dict[str, FlopRule] = {}
-VJP_FLOPS: dict[str, VjpFlopRule] = {}
 
-
-def register_flops(name: str, forward: FlopRule, vjp: VjpFlopRule | None = None) -> None:
-    """``forward(inputs, params, out)``; ``vjp(i, inputs, params, out)``: FLOPs of input i's rule."""
-    FLOPS[name] = forward
+def register_flops(prim: Primitive, forward: FlopRule, vjp: VjpFlopRule | None = None) -> None:
+    """``prim.deffacts(flops=forward, vjp_flops=vjp)``: ``forward(inputs, params, out)``;
+    ``vjp(i, inputs, params, out)``: FLOPs of input i's rule."""
+    if not isinstance(prim, Primitive):
+        raise TypeError(f"register_flops: expected a Primitive, got {type(prim).__name__} ({prim!r})")
+    prim.deffacts(flops=forward)
     if vjp is not None:
-        VJP_FLOPS[name] = vjp
+        prim.deffacts(vjp_flops=vjp)
 
 
-def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+def _primitive(prim: Primitive | str) -> Primitive:
+    if isinstance(prim, Primitive):
+        return prim
+    if prim not in REGISTRY:
+        raise KeyError(f"forward_flops: no primitive named {prim!r}")
+    return REGISTRY[prim]
 
 
 def _size(x: Any) -> int:
-    return int(np.prod(_shape(x), dtype=np.int64))
+    return int(np.prod(shape_of(x), dtype=np.int64))
 
 
 def _nbytes(x: Any) -> int:
@@ -57,85 +63,10 @@ def _nbytes(x: Any) -> int:
     return _size(x) * int(np.dtype(dtype).itemsize)
 
 
-def matmul_flops(a: Any, b: Any) -> int:
-    sa, sb = _shape(a), _shape(b)
-    batch = int(np.prod(np.broadcast_shapes(sa[:-2], sb[:-2]), dtype=np.int64))
-    return 2 * batch * sa[-2] * sa[-1] * sb[-1]
-
-
-def _out_size(ins: Sequence[Any], params: dict[str, Any], out: Any) -> int:
-    return _size(out)
-
-
-def _in_size(ins: Sequence[Any], params: dict[str, Any], out: Any) -> int:
-    return _size(ins[0])
-
-
-def _zero(*_: Any) -> int:
-    return 0
-
-
-def _vjp_matmul(i: int, ins: Sequence[Any], params: dict[str, Any], out: Any) -> int:
-    x, y = ins[0], ins[1]
-    # dx = g @ yᵀ: (m, n) @ (n, k); dy = xᵀ @ g: (k, m) @ (m, n): both 2·m·n·k
-    return matmul_flops(x, y)
-
-
-def _vjp_elementwise(k: int) -> VjpFlopRule:
-    return lambda i, ins, params, out: k * _size(out)
-
-
-for _name in (
-    "add",
-    "subtract",
-    "negative",
-    "sign",
-    "equal",
-    "not_equal",
-    "less",
-    "less_equal",
-    "greater",
-    "greater_equal",
-    "where",
-    "relu",
-    "clip",
-    "abs",
-    "maximum",
-    "minimum",
-):
-    register_flops(_name, _out_size, _vjp_elementwise(1))
-for _name, _fwd, _bwd in (
-    ("multiply", 1, 1),
-    ("divide", 1, 3),
-    ("power", 1, 4),
-    ("exp", 1, 1),
-    ("log", 1, 1),
-    ("sqrt", 1, 2),
-    ("tanh", 1, 3),
-    ("sin", 1, 2),
-    ("cos", 1, 2),
-    ("sigmoid", 4, 3),
-):
-    register_flops(_name, (lambda k: lambda ins, params, out: k * _size(out))(_fwd), _vjp_elementwise(_bwd))
-register_flops("matmul", lambda ins, params, out: matmul_flops(ins[0], ins[1]), _vjp_matmul)
-register_flops("sum", _in_size, lambda i, ins, params, out: 0)
-register_flops("max", _in_size, lambda i, ins, params, out: 4 * _size(ins[0]))
-register_flops("min", _in_size, lambda i, ins, params, out: 4 * _size(ins[0]))
-register_flops("softmax", lambda ins, params, out: 5 * _size(out), lambda i, ins, params, out: 4 * _size(out))
-register_flops(
-    "cross_entropy",
-    lambda ins, params, out: 5 * _size(ins[0]),
-    lambda i, ins, params, out: 8 * _size(ins[0]) if i == 0 else 0,
-)
-register_flops("scatter_add", lambda ins, params, out: _size(ins[0]), lambda i, ins, params, out: 0)
-register_flops("broadcast_to", _zero, lambda i, ins, params, out: _size(out))
-for _name in ("reshape", "transpose", "watch", "getitem", "astype", "concatenate", "one_hot", "dropout_mask"):
-    register_flops(_name, _zero, lambda i, ins, params, out: 0)
-
-
-def forward_flops(name: str, ins: Sequence[Any], params: dict[str, Any], out: Any) -> int:
-    rule = FLOPS.get(name, _out_size)
-    return int(rule(ins, params, out))
+def forward_flops(prim: Primitive | str, ins: Sequence[Any], params: dict[str, Any], out: Any) -> int:
+    """FLOPs of ``prim`` (a primitive, or its name) on ``ins`` giving ``out``, from its ``flops`` fact."""
+    p = _primitive(prim)
+    return int(need(p, "flops", "FLOP count")(ins, params, out))
 
 
 class FlopCounter(Interpreter):
@@ -149,7 +80,7 @@ class FlopCounter(Interpreter):
 
     def evaluate(self, prim: Any, datas: Sequence[Any], params: dict[str, Any]) -> Any:
         out = super().evaluate(prim, datas, params)
-        self.flops += forward_flops(prim.name, datas, params, out)
+        self.flops += forward_flops(prim, datas, params, out)
         return out
 
     def recorded(self, node: Node | None, prim: Any, args: Any, datas: Any, params: Any, out: Any) -> None:
@@ -160,13 +91,13 @@ class FlopCounter(Interpreter):
 
 def backward_flops(node: Node) -> int:
     """FLOPs of the node's VJP rules for the inputs that receive a gradient (shapes only)."""
-    rule = VJP_FLOPS.get(node.prim.name)
+    rule = need(node.prim, "vjp_flops", "FLOP count")
     out = ShapeDtype(node.out_shape, node.out_dtype)
     total = 0
     for i, parent in enumerate(node.parents):
         if parent is None:
             continue
-        total += int(rule(i, node.kept, node.params, out)) if rule is not None else _size(out)
+        total += int(rule(i, node.kept, node.params, out))
     return total
 
 
@@ -240,6 +171,15 @@ class CostReport:
         lines.append(f"{total} {self.bytes_moved:,} |")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the table by primitive, as HTML (names escaped)."""
+        from chainrule.viz.notebook import cost_html
+
+        return cost_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.table().replace("<", "&lt;")
+
 
 class _CostHook:
     def __init__(self) -> None:
@@ -248,14 +188,15 @@ class _CostHook:
 
     def forward(self, node: Node | None, prim: Any, out: Any) -> None:
         self.nodes.append(node)
-        if node is None:
-            self.rows.append(CostRow(prim.name, "", _size(out) if prim.name in FLOPS else 0, 0, _nbytes(out), 0))
+        if node is None:  # the inputs are not known here: one FLOP per output element
+            need(prim, "flops", "cr.cost")
+            self.rows.append(CostRow(prim.name, "", _size(out), 0, _nbytes(out), 0))
             return
         self.rows.append(
             CostRow(
                 prim.name,
                 node.label or "",
-                forward_flops(prim.name, node.kept, node.params, out),
+                forward_flops(prim, node.kept, node.params, out),
                 0,
                 _bytes_forward(node.kept, out),
                 0,
@@ -380,7 +321,7 @@ class Timer:
     def forward(self, node: Node | None, prim: Any, out: Any) -> None:
         now = time.perf_counter()
         ins = node.kept if node is not None else ()
-        flops = forward_flops(prim.name, ins, node.params if node is not None else {}, out) if ins else _size(out)
+        flops = forward_flops(prim, ins, node.params if node is not None else {}, out) if ins else _size(out)
         if prim.name == "matmul" and node is None:
             flops = 0  # shapes of unrecorded inputs are unknown here
         self.events.append(
@@ -470,9 +411,8 @@ for _f in (register_flops, profile_time, machine_gflops, forward_flops, backward
     setattr(cost, _f.__name__, _f)
 
 __all__ = [
-    "FLOPS",
-    "VJP_FLOPS",
     "CostReport",
+    "FlopCounter",
     "Timer",
     "TimingReport",
     "backward_flops",

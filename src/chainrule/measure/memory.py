@@ -11,12 +11,13 @@ saved by two nodes counts once, under the first category that claims it in that 
 Peaks between two points (inside an operation) come from ``tracemalloc``'s peak.
 
 **Predicted** (:func:`estimate`): the same step runs on placeholders
-(:mod:`chainrule.measure.shapes`): the forward pass through the real engine with every primitive's
-impl swapped for its shape rule, the backward pass through a replica of the engine's loop
-whose derivative rules are replaced by models of what each rule allocates
-(:data:`VJP_MEMORY`), and the optimizer's update by its per-element footprint measured once
-on a small array. Lifetimes are Python's own: a placeholder's bytes are freed when the last
-reference to it goes, exactly as the real array's would be.
+(:mod:`chainrule.measure.shapes`): the forward pass through the real engine with every primitive
+evaluated by its shape rule, the backward pass through the engine's real walk with each
+derivative rule replaced by its primitive's ``memory`` fact (a model of what the rule allocates,
+:mod:`chainrule.ops.vjp_memory`, or the rule itself evaluated shape-only), and the optimizer's
+update by its per-element footprint measured once on a small array. Lifetimes are Python's
+own: a placeholder's bytes are freed when the last reference to it goes, exactly as the real
+array's would be.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from chainrule.core.interpret import hook
 from chainrule.core.node import Node
 from chainrule.core.state import no_grad
 from chainrule.core.tensor import Tensor
-from chainrule.measure.shapes import Abstract, AbstractMemory, ShapeDtype, placeholder, root_of, ufunc_buffer
+from chainrule.measure.shapes import Abstract, AbstractMemory, ShapeDtype, placeholder, root_of
+from chainrule.ops.facts import RULE_ITSELF, need
+from chainrule.ops.vjp_memory import ELIDE_BYTES
 
 DOMAIN = int(np.lib.tracemalloc_domain)
 CATEGORIES = ("parameters", "optimizer", "gradients", "inputs", "activations", "temporaries")
@@ -97,6 +100,15 @@ class MemoryProfile:
         for ph, v in self.phase_peaks().items():
             rows.append(f"| peak during {ph} | {v:,} | {v / 2**20:.3f} |")
         return "\n".join(rows)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the breakdown at the peak as a table and the timeline as inline SVG."""
+        from chainrule.viz.notebook import memory_html
+
+        return memory_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.table()
 
     def plot(self, path: str, title: str | None = None) -> None:
         """Bytes over the sequence of events, stacked by category, phases marked (PNG, matplotlib Agg)."""
@@ -588,286 +600,19 @@ def update_footprint(optimizer: Any, dtype: Any, nbytes: int = 1 << 20) -> tuple
     return result
 
 
-def _shape_of(x: Any) -> tuple[int, ...]:
-    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
-
-
-def _b(*xs: Any) -> tuple[int, ...]:
-    return tuple(np.broadcast_shapes(*[_shape_of(x) for x in xs]))
-
-
-# VJP memory models: fn(mem, i, g, out, args, params) -> the gradient placeholder for input i.
-# Each allocates (mem.new) what the real rule allocates, in the same order; a temporary is a
-# placeholder that goes out of scope. ``g`` returned as is: the rule passes it through.
-VjpModel = Callable[..., Any]
-
-
-ELIDE_BYTES = 256 * 1024  # NumPy reuses a temporary operand of at least this size for the result
-
-
-def _elide(mem: AbstractMemory, temp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """The result of ``temp (op) other`` with ``temp`` a temporary: NumPy writes into ``temp``
-    when it is large enough and already has the result's shape and dtype (temporary elision)."""
-    if temp.nbytes >= ELIDE_BYTES and temp.shape == tuple(shape) and temp.dtype == np.dtype(dtype):
-        return temp
-    return mem.new(shape, dtype)
-
-
-def _vjp_add(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return g
-
-
-def _vjp_new_like_g(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return mem.new(g.shape, g.dtype)
-
-
-def _vjp_subtract(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return g if i == 0 else mem.new(g.shape, g.dtype)
-
-
-def _vjp_multiply(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    other = args[1 - i]
-    r = mem.new(_b(g, other), g.dtype)
-    mem.spike(ufunc_buffer((g, other), r.shape))
-    return r
-
-
-def _vjp_divide(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    x, y = args
-    if i == 0:
-        return mem.new(_b(g, y), g.dtype)
-    a = mem.new(g.shape, g.dtype)  # negative(g)
-    b = _elide(mem, a, _b(a, x), g.dtype)  # * x
-    del a
-    c = mem.new(_shape_of(y), g.dtype)  # y * y
-    return _elide(mem, b, _b(b, c), g.dtype)  # / (y * y)
-
-
-def _vjp_chain(n_temps: int) -> VjpModel:
-    """A rule that builds ``n_temps`` g-shaped temporaries, each alive with the next, then the result."""
-
-    def model(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-        prev = None
-        for _ in range(n_temps):
-            cur = mem.new(g.shape, g.dtype)
-            del prev
-            prev = cur
-        r = mem.new(g.shape, g.dtype)
-        del prev
-        return r
-
-    return model
-
-
-def _vjp_sigmoid(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    a = mem.new(g.shape, g.dtype)  # g * out
-    b = mem.new(g.shape, g.dtype)  # 1 - out
-    r = _elide(mem, a, g.shape, g.dtype)  # a * b
-    del a, b
-    return r
-
-
-def _vjp_tanh(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    a = mem.new(g.shape, g.dtype)  # g * out
-    b = _elide(mem, a, g.shape, g.dtype)  # * out
-    del a
-    r = mem.new(g.shape, g.dtype)  # g - b: subtract cannot write into its right operand
-    del b
-    return r
-
-
-def _vjp_times_temp(n_left: int) -> VjpModel:
-    """``g * f(x)`` (``n_left`` = 0) or ``negative(g) * f(x)`` (1): the temporary takes the result."""
-
-    def model(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-        left = mem.new(g.shape, g.dtype) if n_left else None
-        f = mem.new(_shape_of(args[0]), g.dtype)
-        r = _elide(mem, left if left is not None else f, g.shape, g.dtype)
-        del left, f
-        return r
-
-    return model
-
-
-def _vjp_relu(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    mask = mem.new(g.shape, np.bool_)  # out > 0
-    r = mem.new(g.shape, g.dtype)
-    mem.spike(ufunc_buffer((g, mask), r.shape))  # the mask is cast to g's dtype through a buffer
-    del mask
-    return r
-
-
-def _vjp_compare_mask(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    # maximum/minimum: (x > y) + (x == y) * 0.5 in float64, cast to g's dtype, times g
-    shape = _b(*args)
-    gt = mem.new(shape, np.bool_)
-    eq = mem.new(shape, np.bool_)
-    half = mem.new(shape, np.float64)
-    del eq
-    s = mem.new(shape, np.float64)
-    del gt, half
-    m = mem.new(shape, g.dtype)
-    del s
-    r = mem.new(_b(g, m), g.dtype)
-    del m
-    return r
-
-
-def _vjp_where(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    if i == 0:
-        return None
-    z = mem.new(g.shape, g.dtype)
-    r = mem.new(_b(args[0], g), g.dtype)
-    del z
-    return r
-
-
-def _vjp_softmax(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    axis = params["axis"]
-    a = mem.new(g.shape, g.dtype)
-    s = mem.new(tuple(1 if k == axis else n for k, n in enumerate(g.shape)), g.dtype)
-    del a
-    d = mem.new(g.shape, g.dtype)
-    r = mem.new(g.shape, g.dtype)
-    del d, s
-    return r
-
-
-def _vjp_cross_entropy(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    if i != 0:
-        return None
-    logits = args[0]
-    n, c = logits.shape
-    onehot = mem.new((n, c), logits.dtype)
-    mx = mem.new((n, 1), logits.dtype)  # softmax: x - max, exp, / sum
-    d = mem.new((n, c), logits.dtype)
-    del mx
-    probs = mem.new((n, c), logits.dtype)
-    del d
-    s = mem.new((n, 1), logits.dtype)
-    del s
-    diff = mem.new((n, c), logits.dtype)
-    scale = mem.new(g.shape if params.get("reduction") != "none" else (n, 1), g.dtype)
-    r = _elide(mem, diff, (n, c), logits.dtype)
-    del diff, scale, probs, onehot
-    return r
-
-
-def _vjp_matmul(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return mem.new(_shape_of(args[i]), g.dtype)
-
-
-def _keep_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
-    if axis is None:
-        return (1,) * len(shape)
-    return tuple(1 if k in axis else n for k, n in enumerate(shape))
-
-
-def _vjp_sum(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    shape = _shape_of(args[0])
-    gg = g if params.get("keepdims") else g.reshape(_keep_shape(shape, params.get("axis")))
-    return np.broadcast_to(gg, shape)  # a read-only view of g: nothing allocated
-
-
-def _vjp_extremum(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    shape = _shape_of(args[0])
-    eq = mem.new(shape, np.bool_)
-    hit = mem.new(shape, g.dtype)
-    del eq
-    count = mem.new(_keep_shape(shape, params.get("axis")), g.dtype)
-    q = mem.new(shape, g.dtype)
-    r = mem.new(shape, g.dtype)
-    del hit, count, q
-    return r
-
-
-def _vjp_reshape(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return g.reshape(_shape_of(args[0]))
-
-
-def _vjp_transpose(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    axes = params.get("axes")
-    inv = None if axes is None else tuple(int(k) for k in np.argsort(axes))
-    return np.transpose(g, inv)
-
-
-def _vjp_broadcast(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return _sum_to(mem, g, _shape_of(args[0]))
-
-
-def _vjp_astype(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return mem.new(g.shape, args[0].dtype)
-
-
-def _vjp_getitem(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    return mem.new(_shape_of(args[0]), g.dtype)
-
-
-def _vjp_concat(mem: AbstractMemory, i: int, g: Any, out: Any, args: Any, params: Any) -> Any:
-    axis = params["axis"]
-    start = sum(_shape_of(x)[axis] for x in args[:i])
-    index = [slice(None)] * g.ndim
-    index[axis] = slice(start, start + _shape_of(args[i])[axis])
-    return g[tuple(index)]
-
-
-VJP_MEMORY: dict[str, VjpModel] = {
-    "add": _vjp_add,
-    "watch": _vjp_add,
-    "subtract": _vjp_subtract,
-    "multiply": _vjp_multiply,
-    "divide": _vjp_divide,
-    "negative": _vjp_new_like_g,
-    "exp": _vjp_new_like_g,
-    "log": _vjp_new_like_g,
-    "sqrt": _vjp_chain(1),
-    "abs": _vjp_times_temp(0),
-    "sin": _vjp_times_temp(0),
-    "cos": _vjp_times_temp(1),
-    "tanh": _vjp_tanh,
-    "power": _vjp_chain(3),
-    "clip": _vjp_chain(3),
-    "sigmoid": _vjp_sigmoid,
-    "relu": _vjp_relu,
-    "maximum": _vjp_compare_mask,
-    "minimum": _vjp_compare_mask,
-    "where": _vjp_where,
-    "softmax": _vjp_softmax,
-    "cross_entropy": _vjp_cross_entropy,
-    "matmul": _vjp_matmul,
-    "sum": _vjp_sum,
-    "max": _vjp_extremum,
-    "min": _vjp_extremum,
-    "reshape": _vjp_reshape,
-    "transpose": _vjp_transpose,
-    "broadcast_to": _vjp_broadcast,
-    "astype": _vjp_astype,
-    "getitem": _vjp_getitem,
-    "scatter_add": lambda mem, i, g, out, args, params: mem.new(_shape_of(out), g.dtype),
-    "concatenate": _vjp_concat,
-}
-
-
-def _sum_to(mem: AbstractMemory, x: Any, shape: tuple[int, ...]) -> Any:
-    if x.shape == shape:
-        return x
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(k + lead for k, n in enumerate(shape) if n == 1 and x.shape[k + lead] != 1)
-    if axes:
-        x = mem.new(tuple(1 if k in axes else n for k, n in enumerate(x.shape)), x.dtype)
-    if x.shape != shape:
-        x = x.reshape(shape)
-    return x
-
-
 class _Simulation(Abstract):
     """The estimate's interpreter: shape-only forward, and the engine's real backward walk with
-    each derivative rule replaced by its memory model (what the rule allocates, in order)."""
+    each derivative rule replaced by its primitive's ``memory`` fact: a model of what the rule
+    allocates, in order, or (:data:`~chainrule.ops.facts.RULE_ITSELF`) the rule itself, whose
+    primitives this interpreter evaluates shape-only."""
 
     def vjp(self, node: Node, i: int, g: Any, out: Any, args: Any) -> Any:
         if isinstance(g, Tensor):
             raise NotImplementedError("memory.estimate: only a first-order backward() is modelled")
-        model: VjpModel = VJP_MEMORY.get(node.prim.name, _vjp_new_like_g)
+        model = need(node.prim, "memory", "memory.estimate")
+        if model is RULE_ITSELF:
+            with np.errstate(all="ignore"):  # a rule's own NumPy on placeholders reads meaningless values
+                return super().vjp(node, i, g, out, args)
         return model(self.mem, i, g, out, args, node.params)
 
 
@@ -931,7 +676,6 @@ __all__ = [
     "CATEGORIES",
     "MemoryProfile",
     "Point",
-    "VJP_MEMORY",
     "estimate",
     "prediction_step",
     "profile",

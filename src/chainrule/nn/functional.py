@@ -25,6 +25,8 @@ from chainrule.core.errors import DTypeError, ShapeError, user_frame
 from chainrule.core.primitive import Primitive
 from chainrule.core.tensor import Tensor, contains_tensor
 from chainrule.ops import exp, log, max, mean, stack, sum
+from chainrule.ops import facts as fx
+from chainrule.ops import vjp_memory as vm
 from chainrule.ops.shape import array_of, stop_gradient
 
 
@@ -306,5 +308,28 @@ def tanh(x: Any) -> Any:
 
     return _tanh(_operand(x))
 
+
+# --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm): shape rule, temporaries inside
+# the impl, FLOPs of the forward and of each input's rule, what the VJP rule allocates ---------------
+_relu_p.deffacts(shape=fx.broadcast(_relu_p), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.relu)
+_sigmoid_p.deffacts(
+    shape=fx.broadcast(_sigmoid_p),
+    workspace=fx.sigmoid_workspace,
+    flops=fx.each(4),
+    vjp_flops=fx.each_vjp(3),
+    memory=vm.sigmoid,
+)
+_softmax_p.deffacts(
+    shape=fx.same_shape, workspace=fx.softmax_workspace, flops=fx.each(5), vjp_flops=fx.each_vjp(4), memory=vm.softmax
+)
+_xent_p.deffacts(
+    shape=fx.cross_entropy_shape,
+    workspace=fx.cross_entropy_workspace,
+    flops=fx.cross_entropy_forward,
+    vjp_flops=fx.cross_entropy_vjp,
+    memory=vm.cross_entropy,
+)
+one_hot.deffacts(shape=fx.one_hot_shape, flops=fx.zero)
+dropout_mask.deffacts(shape=fx.same_shape, flops=fx.zero)
 
 __all__ = ["cross_entropy", "log_softmax", "mse_loss", "relu", "sigmoid", "softmax", "tanh", "Tensor"]

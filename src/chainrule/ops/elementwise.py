@@ -15,6 +15,8 @@ import numpy as np
 
 from chainrule.core.primitive import Primitive
 from chainrule.core.tensor import Tensor
+from chainrule.ops import facts as fx
+from chainrule.ops import vjp_memory as vm
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
@@ -425,6 +427,75 @@ less = _nondiff("less", np.less, "x < y, elementwise (bool).")
 less_equal = _nondiff("less_equal", np.less_equal, "x <= y, elementwise (bool).")
 greater = _nondiff("greater", np.greater, "x > y, elementwise (bool).")
 greater_equal = _nondiff("greater_equal", np.greater_equal, "x >= y, elementwise (bool).")
+
+# --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm) ------------------------
+# Every primitive of the module: its shape rule (NumPy broadcasting), FLOPs (one per output element
+# forward; per element of each input's rule, the elementwise operations it does) and what its VJP
+# rule allocates (a hand model measured against the real rule, or RULE_ITSELF: the rule's own
+# primitives, evaluated shape-only). fmax/fmin count as maximum/minimum.
+R = fx.RULE_ITSELF
+add.deffacts(shape=fx.broadcast(add), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.passes_g)
+subtract.deffacts(shape=fx.broadcast(subtract), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.subtract)
+multiply.deffacts(shape=fx.broadcast(multiply), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.multiply)
+divide.deffacts(shape=fx.broadcast(divide), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=vm.divide)
+power.deffacts(shape=fx.broadcast(power), flops=fx.each(1), vjp_flops=fx.each_vjp(4), memory=vm.chain(3))
+negative.deffacts(shape=fx.broadcast(negative), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.like_g)
+mod.deffacts(shape=fx.broadcast(mod), flops=fx.each(1), vjp_flops=fx.each_vjp(1, 4), memory=R)
+fmod.deffacts(shape=fx.broadcast(fmod), flops=fx.each(1), vjp_flops=fx.each_vjp(1, 4), memory=R)
+exp.deffacts(shape=fx.broadcast(exp), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.like_g)
+exp2.deffacts(shape=fx.broadcast(exp2), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+expm1.deffacts(shape=fx.broadcast(expm1), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+log.deffacts(shape=fx.broadcast(log), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.like_g)
+log2.deffacts(shape=fx.broadcast(log2), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+log10.deffacts(shape=fx.broadcast(log10), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+log1p.deffacts(shape=fx.broadcast(log1p), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+sqrt.deffacts(shape=fx.broadcast(sqrt), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=vm.chain(1))
+cbrt.deffacts(shape=fx.broadcast(cbrt), flops=fx.each(1), vjp_flops=fx.each_vjp(4), memory=R)
+square.deffacts(shape=fx.broadcast(square), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+reciprocal.deffacts(shape=fx.broadcast(reciprocal), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+logaddexp.deffacts(shape=fx.broadcast(logaddexp), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+logaddexp2.deffacts(shape=fx.broadcast(logaddexp2), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+sin.deffacts(shape=fx.broadcast(sin), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=vm.times_temp(0))
+cos.deffacts(shape=fx.broadcast(cos), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=vm.times_temp(1))
+tan.deffacts(shape=fx.broadcast(tan), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+arcsin.deffacts(shape=fx.broadcast(arcsin), flops=fx.each(1), vjp_flops=fx.each_vjp(5), memory=R)
+arccos.deffacts(shape=fx.broadcast(arccos), flops=fx.each(1), vjp_flops=fx.each_vjp(6), memory=R)
+arctan.deffacts(shape=fx.broadcast(arctan), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+sinh.deffacts(shape=fx.broadcast(sinh), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+cosh.deffacts(shape=fx.broadcast(cosh), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+tanh.deffacts(shape=fx.broadcast(tanh), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=vm.tanh)
+arcsinh.deffacts(shape=fx.broadcast(arcsinh), flops=fx.each(1), vjp_flops=fx.each_vjp(4), memory=R)
+arccosh.deffacts(shape=fx.broadcast(arccosh), flops=fx.each(1), vjp_flops=fx.each_vjp(4), memory=R)
+arctanh.deffacts(shape=fx.broadcast(arctanh), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+arctan2.deffacts(shape=fx.broadcast(arctan2), flops=fx.each(1), vjp_flops=fx.each_vjp(5, 6), memory=R)
+hypot.deffacts(shape=fx.broadcast(hypot), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+sinc.deffacts(shape=fx.broadcast(sinc), flops=fx.each(1), vjp_flops=fx.each_vjp(22), memory=R)
+abs.deffacts(shape=fx.broadcast(abs), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.times_temp(0))
+fabs.deffacts(shape=fx.broadcast(fabs), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+maximum.deffacts(shape=fx.broadcast(maximum), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.compare_mask)
+minimum.deffacts(shape=fx.broadcast(minimum), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.compare_mask)
+fmax.deffacts(shape=fx.broadcast(fmax), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=R)
+fmin.deffacts(shape=fx.broadcast(fmin), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=R)
+where.deffacts(shape=fx.broadcast(where), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.where)
+_clip_p.deffacts(shape=fx.broadcast(_clip_p), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=vm.chain(3))
+_nan_to_num_p.deffacts(shape=fx.broadcast(_nan_to_num_p), flops=fx.each(1), vjp_flops=fx.each_vjp(2), memory=R)
+# not differentiable (no VJP rule, so no FLOPs or memory of one)
+sign.deffacts(shape=fx.broadcast(sign), flops=fx.each(1))
+floor.deffacts(shape=fx.broadcast(floor), flops=fx.each(1))
+ceil.deffacts(shape=fx.broadcast(ceil), flops=fx.each(1))
+trunc.deffacts(shape=fx.broadcast(trunc), flops=fx.each(1))
+rint.deffacts(shape=fx.broadcast(rint), flops=fx.each(1))
+_round_p.deffacts(shape=fx.broadcast(_round_p), flops=fx.each(1))
+isfinite.deffacts(shape=fx.broadcast(isfinite), flops=fx.each(1))
+isnan.deffacts(shape=fx.broadcast(isnan), flops=fx.each(1))
+isinf.deffacts(shape=fx.broadcast(isinf), flops=fx.each(1))
+equal.deffacts(shape=fx.broadcast(equal), flops=fx.each(1))
+not_equal.deffacts(shape=fx.broadcast(not_equal), flops=fx.each(1))
+less.deffacts(shape=fx.broadcast(less), flops=fx.each(1))
+less_equal.deffacts(shape=fx.broadcast(less_equal), flops=fx.each(1))
+greater.deffacts(shape=fx.broadcast(greater), flops=fx.each(1))
+greater_equal.deffacts(shape=fx.broadcast(greater_equal), flops=fx.each(1))
+del R
 
 __all__ = [
     "abs",

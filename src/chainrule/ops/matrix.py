@@ -18,7 +18,9 @@ import numpy as np
 from chainrule.core.errors import ChainruleError, ShapeError, user_frame
 from chainrule.core.primitive import Primitive
 from chainrule.core.tensor import Tensor
+from chainrule.ops import facts as fx
 from chainrule.ops import manip
+from chainrule.ops import vjp_memory as vm
 from chainrule.ops.elementwise import abs, negative, power, sqrt, where
 from chainrule.ops.reduce import max as _max
 from chainrule.ops.reduce import min as _min
@@ -578,5 +580,30 @@ def vecdot(x1: Any, x2: Any, axis: int = -1) -> Any:
     """Dot products of vectors along ``axis`` (broadcasting the rest)."""
     return _sum(x1 * x2, axis=axis)
 
+
+# --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm): shape rule, FLOPs of the
+# forward and of each input's rule, what the VJP rule allocates (RULE_ITSELF: its own primitives,
+# evaluated shape-only, model it) ------------------------------------------------------------
+# Decompositions: textbook counts per n×n matrix (LU 2/3·n³, Cholesky 1/3·n³, inverse 2·n³, symmetric
+# eigendecomposition with vectors 9·n³); their rules: the products and solves they are built of, 2·n³
+# each (a solve with n right-hand sides 2/3·n³ + 2·n³). pinv's primitive is the rank-deficient path,
+# whose rule raises (no derivative there).
+R = fx.RULE_ITSELF
+_matmul_p.deffacts(shape=fx.matmul_shape, flops=fx.matmul_forward, vjp_flops=fx.matmul_vjp, memory=vm.matmul)
+_solve_p.deffacts(shape=fx.linalg(_solve_p, fx.solve_out), flops=fx.cubic(2 / 3, 2), vjp_flops=fx.solve_vjp, memory=R)
+_inv_p.deffacts(shape=fx.linalg(_inv_p, fx.same_out), flops=fx.cubic(2), vjp_flops=fx.cubic_vjp(4), memory=R)
+_det_p.deffacts(shape=fx.linalg(_det_p, fx.batch_of), flops=fx.cubic(2 / 3), vjp_flops=fx.cubic_vjp(2), memory=R)
+_logabsdet_p.deffacts(
+    shape=fx.linalg(_logabsdet_p, fx.batch_of), flops=fx.cubic(2 / 3), vjp_flops=fx.cubic_vjp(2), memory=R
+)
+_cholesky_p.deffacts(
+    shape=fx.linalg(_cholesky_p, fx.same_out), flops=fx.cubic(1 / 3), vjp_flops=fx.cubic_vjp(7), memory=R
+)
+_eigh_p.deffacts(shape=fx.linalg(_eigh_p, fx.eigh_out), flops=fx.cubic(9), vjp_flops=fx.cubic_vjp(6), memory=R)
+_svd_p.deffacts(shape=fx.linalg(_svd_p, fx.svd_out), flops=fx.svd_forward, vjp_flops=fx.svd_vjp, memory=R)
+_pinv_deficient_p.deffacts(
+    shape=fx.linalg(_pinv_deficient_p, fx.transposed_out), flops=fx.pinv_forward, vjp_flops=fx.zero_vjp, memory=R
+)
+del R
 
 __all__ = ["matmul"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from chainrule.core.errors import ShapeError
 from chainrule.core.primitive import Primitive
+from chainrule.ops import facts as fx
 from chainrule.ops.elementwise import multiply
 from chainrule.ops.manip import moveaxis
 from chainrule.ops.matrix import matmul
@@ -202,5 +203,10 @@ def cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axi
     c = stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
     return moveaxis(c, -1, axisc)
 
+
+# --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm): shape rule, FLOPs of the
+# forward and of each input's rule, what the VJP rule allocates (RULE_ITSELF: its own primitives,
+# evaluated shape-only, model it) ------------------------------------------------------------
+_einsum_p.deffacts(shape=fx.einsum_shape, flops=fx.einsum_forward, vjp_flops=fx.einsum_vjp, memory=fx.RULE_ITSELF)
 
 __all__ = ["cross", "dot", "einsum", "inner", "kron", "outer", "tensordot", "vdot"]

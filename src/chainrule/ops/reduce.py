@@ -12,6 +12,8 @@ import numpy as np
 from chainrule.core.errors import ShapeError
 from chainrule.core.primitive import Primitive
 from chainrule.core.tensor import Tensor
+from chainrule.ops import facts as fx
+from chainrule.ops import vjp_memory as vm
 from chainrule.ops.elementwise import exp, log, sqrt, where
 from chainrule.ops.shape import array_of, concatenate, getitem, reshape, stop_gradient, transpose
 
@@ -464,6 +466,26 @@ def sort(x: Any, axis: Any = -1, kind: Any = None) -> Any:
     x, ax = _scan_axis(x, axis, "sort")
     return _permute_p(x, _argsort_p(x, axis=ax), axis=ax)
 
+
+# --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm): shape rule, FLOPs of the
+# forward and of each input's rule, what the VJP rule allocates (RULE_ITSELF: its own primitives,
+# evaluated shape-only, model it) ------------------------------------------------------------
+# check: one test per element, the gradient passed through; prod's rule: the product of the others
+# (about 6 operations per element); cumprod's: reverse_cumsum(g * out) / x (3 per element).
+R = fx.RULE_ITSELF
+_check_p.deffacts(shape=fx.passthrough, flops=fx.input_size, vjp_flops=fx.zero_vjp, memory=R)
+_sum_p.deffacts(shape=fx.reduction(_sum_p), flops=fx.input_size, vjp_flops=fx.zero_vjp, memory=vm.sum_view)
+_max_p.deffacts(shape=fx.reduction(_max_p), flops=fx.input_size, vjp_flops=fx.input_size_vjp(4), memory=vm.extremum)
+_min_p.deffacts(shape=fx.reduction(_min_p), flops=fx.input_size, vjp_flops=fx.input_size_vjp(4), memory=vm.extremum)
+_prod_p.deffacts(shape=fx.reduction(_prod_p), flops=fx.input_size, vjp_flops=fx.input_size_vjp(6), memory=R)
+_broadcast_p.deffacts(shape=fx.view(_broadcast_p), flops=fx.zero, vjp_flops=fx.each_vjp(1), memory=vm.broadcast_to)
+_cumsum_p.deffacts(shape=fx.like_input(_cumsum_p), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=R)
+_reverse_cumsum_p.deffacts(shape=fx.like_input(_reverse_cumsum_p), flops=fx.each(1), vjp_flops=fx.each_vjp(1), memory=R)
+_cumprod_p.deffacts(shape=fx.like_input(_cumprod_p), flops=fx.each(1), vjp_flops=fx.each_vjp(3), memory=R)
+_argsort_p.deffacts(shape=fx.like_input(_argsort_p), flops=fx.argsort_flops)
+_permute_p.deffacts(shape=fx.take_along_axis_shape(_permute_p), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=R)
+_unpermute_p.deffacts(shape=fx.like_input(_unpermute_p), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=R)
+del R
 
 __all__ = [
     "broadcast_to",

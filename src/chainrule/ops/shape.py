@@ -10,6 +10,8 @@ from chainrule.core.errors import ShapeError, user_frame
 from chainrule.core.primitive import Primitive
 from chainrule.core.tensor import Tensor
 from chainrule.core.tensor import array_of as array_of  # re-exported: ops modules import it from here
+from chainrule.ops import facts as fx
+from chainrule.ops import vjp_memory as vm
 
 
 def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
@@ -258,6 +260,18 @@ def stop_gradient(x: Any) -> Any:
     """The same values, cut off from the graph (JAX's name; ``Tensor.detach`` is PyTorch's)."""
     return x.detach() if isinstance(x, Tensor) else x
 
+
+# --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm): shape rule, FLOPs of the
+# forward and of each input's rule, what the VJP rule allocates (RULE_ITSELF: its own primitives,
+# evaluated shape-only, model it) ------------------------------------------------------------
+_reshape_p.deffacts(shape=fx.view(_reshape_p), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.reshape)
+_transpose_p.deffacts(shape=fx.view(_transpose_p), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.transpose)
+_getitem_p.deffacts(shape=fx.getitem_shape, flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.getitem)
+# scatter_add's rule is one getitem of g: a view or a copy, as getitem's shape rule decides.
+_scatter_add_p.deffacts(shape=fx.scatter_add_shape, flops=fx.input_size, vjp_flops=fx.zero_vjp, memory=fx.RULE_ITSELF)
+_concatenate_p.deffacts(shape=fx.concatenate_shape, flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.concatenate)
+_stack_p.deffacts(shape=fx.stack_shape, flops=fx.zero, vjp_flops=fx.zero_vjp, memory=fx.RULE_ITSELF)
+_astype_p.deffacts(shape=fx.astype_shape, flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.astype)
 
 __all__ = [
     "astype",

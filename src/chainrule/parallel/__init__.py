@@ -5,8 +5,9 @@ mpi4py and MPICH). See docs/parallel.md.
 """
 
 from chainrule.parallel.accumulate import accumulate, split
-from chainrule.parallel.comm import Comm, ParallelError, PeerFailed, PeerTimeout, failing_together
+from chainrule.parallel.comm import Comm, ParallelError, PeerFailed, PeerTimeout
 from chainrule.parallel.data import DataParallel, buckets, shard
+from chainrule.parallel.failure import RankFailed, RanksDisagree, failing_together
 from chainrule.parallel.pipeline import Pipeline, balance, layer_costs
 from chainrule.parallel.plan import Plan
 from chainrule.parallel.sharded import ShardedDataParallel
@@ -19,6 +20,8 @@ __all__ = [
     "PeerTimeout",
     "Pipeline",
     "Plan",
+    "RankFailed",
+    "RanksDisagree",
     "ShardedDataParallel",
     "accumulate",
     "balance",

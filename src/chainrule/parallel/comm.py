@@ -13,18 +13,18 @@ by a signal is also seen by ``mpiexec`` itself, which then ends the whole job.)
 from __future__ import annotations
 
 import os
+import pickle
 import sys
+import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from chainrule.core.errors import ChainruleError, ShapeError
 
-ABORT_TAG = 32000  # an abort notice: "rank r failed: <message>"
+ABORT_TAG = 32000  # an abort notice: (failed rank, "Type: message", exit code, sending rank)
 DEFAULT_TIMEOUT = float(os.environ.get("CHAINRULE_MPI_TIMEOUT", "120"))
 
 
@@ -37,7 +37,23 @@ class PeerTimeout(ParallelError):
 
 
 class PeerFailed(ParallelError):
-    """Another rank reported an error and is exiting."""
+    """Another rank reported an error and is exiting: ``origin`` failed with ``text`` (exit ``code``)."""
+
+    def __init__(self, origin: int, text: str, code: int = 1) -> None:
+        super().__init__(f"stopping because rank {origin} failed: {text}")
+        self.origin, self.text, self.code = origin, text, code
+
+
+def launched_ranks() -> int:
+    """How many ranks the launcher (mpiexec) started, from its environment; 1 outside a launcher.
+
+    Read without initializing MPI, so it is safe to call anywhere.
+    """
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_SIZE"):
+        text = os.environ.get(name, "")
+        if text.isdigit():
+            return max(int(text), 1)
+    return 1
 
 
 def mpi() -> Any:
@@ -71,8 +87,9 @@ class Comm:
         MPI = self.MPI
         status = MPI.Status()
         if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=ABORT_TAG, status=status):
-            message = self.comm.recv(source=status.Get_source(), tag=ABORT_TAG)
-            raise PeerFailed(f"rank {self.rank}: stopping because rank {status.Get_source()} failed: {message}")
+            notice = self.comm.recv(source=status.Get_source(), tag=ABORT_TAG)
+            failed, text, code = _parse_notice(notice, status.Get_source())
+            raise PeerFailed(failed, text, code)
 
     def _poll(self, done: Callable[[], bool], what: str, budget: float | None = None) -> bool:
         """Drive MPI progress until ``done()``; abort notices and the deadline are checked meanwhile.
@@ -104,16 +121,22 @@ class Comm:
     def wait(self, request: Any, what: str) -> None:
         self._poll(request.Test, what)
 
-    def _progress_sends(self) -> None:
+    def _progress_sends(self) -> bool:
+        """Retire the pending sends that have completed; True when none is left."""
         if self._pending:
             self._pending = [p for p in self._pending if not p[0].Test()]
+        return not self._pending
 
     def flush(self) -> None:
-        """Complete every send posted so far (before a step ends or a buffer is reused)."""
-        while self._pending:
-            request, _buffer, what = self._pending[0]
-            self.wait(request, what)
-            self._pending.pop(0)
+        """Complete every send posted so far (before a step ends or a buffer is reused).
+
+        The polling loop itself retires completed sends (:meth:`_progress_sends`), so the list
+        is only ever filtered, never popped by position: a send that completes while another
+        one is being waited for is simply gone from it (popping "the first" would then remove
+        a send still in flight, or fail on an empty list).
+        """
+        if self._pending:
+            self._poll(self._progress_sends, self._pending[0][2])
 
     # --- point to point -------------------------------------------------------------------
     def send(self, array: np.ndarray[Any, Any], dest: int, tag: int, what: str = "message") -> None:
@@ -183,48 +206,97 @@ class Comm:
     def barrier(self, what: str = "barrier") -> None:
         self.wait(self.comm.Ibarrier(), what)
 
-    def allreduce_scalar(self, value: float, what: str = "allreduce") -> float:
-        return float(self.allreduce_(np.array([value], np.float64), what)[0])
+    def bcast_object(self, obj: Any, root: int = 0, what: str = "broadcast") -> Any:
+        """Every rank gets ``root``'s picklable ``obj`` (its size, then its bytes: two deadline-bound Ibcasts)."""
+        data = pickle.dumps(obj) if self.rank == root else b""
+        size = self.bcast_(np.array([len(data)], np.int64), root, what=f"{what} (size)")
+        if self.rank == root:
+            buffer = np.frombuffer(data, np.uint8).copy()
+        else:
+            buffer = np.empty(int(size[0]), np.uint8)
+        self.bcast_(buffer, root, what=what)
+        return obj if self.rank == root else pickle.loads(buffer.tobytes())
+
+    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list[bytes]:
+        """Every rank's ``data``, in rank order, on every rank (deadline-bound Iallgather and Iallgatherv)."""
+        sizes = np.zeros(self.size, np.int64)
+        self.wait(self.comm.Iallgather(np.array([len(data)], np.int64), sizes), f"{what} (sizes)")
+        offsets = [0, *np.cumsum(sizes).tolist()]
+        gathered = np.empty(max(offsets[-1], 1), np.uint8)
+        counts = [int(n) for n in sizes]
+        mine = np.frombuffer(data, np.uint8) if data else np.empty(0, np.uint8)
+        request = self.comm.Iallgatherv(mine, [gathered, (counts, offsets[:-1]), self.MPI.BYTE])
+        self.wait(request, what)
+        self.sent_bytes += len(data)
+        self.recv_bytes += offsets[-1]
+        return [gathered[offsets[r] : offsets[r + 1]].tobytes() for r in range(self.size)]
+
+    def blocking(self, what: str, call: Callable[[], Any], group: Any = None) -> Any:
+        """Run a blocking collective of ``group`` (default: this communicator) within the deadline.
+
+        MPI has no non-blocking communicator split or shared-memory window allocation. So the
+        ranks first meet in a polled barrier (a peer that is absent or failed is a
+        :class:`PeerTimeout` or :class:`PeerFailed` here, as for any wait); the call then only
+        has its own work to do, and runs under a watchdog: if it has not returned within the
+        deadline (a peer died in between), this rank says so in one line and exits, which ends
+        the job (``mpiexec`` stops every rank when one exits without finalizing MPI).
+        """
+        self.wait((group if group is not None else self.comm).Ibarrier(), f"{what} (every rank arriving)")
+        watchdog = threading.Timer(self.timeout, self._expired, args=(what,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return call()
+        finally:
+            watchdog.cancel()
+
+    def _expired(self, what: str) -> None:
+        """The watchdog of :meth:`blocking`: the call is stuck in MPI, so only exiting can end it."""
+        write_line(
+            f"chainrule: rank {self.rank} failed: PeerTimeout: {what} did not complete within {self.timeout:g} s: "
+            f"a peer died or hung (set CHAINRULE_MPI_TIMEOUT to wait longer)"
+        )
+        os._exit(1)
 
     # --- failure --------------------------------------------------------------------------
-    def notify_failure(self, message: str) -> None:
-        """Tell every other rank that this one failed (best effort, never blocks for long)."""
+    def notify_failure(self, text: str, code: int = 1, failed: int | None = None) -> None:
+        """Tell every other rank that rank ``failed`` (default: this one) failed with ``text``.
+
+        Best effort, never blocks for long (a dead peer must not stop the others being told).
+        Rank 0 also sends one for a peer's failure it is about to report (``failed`` = that
+        peer): the failing rank then knows its message is printed and stays quiet.
+        """
+        notice = (self.rank if failed is None else failed, text, int(code), self.rank)
         requests = []
         for r in range(self.size):
             if r != self.rank:
                 try:
-                    requests.append(self.comm.isend(message, dest=r, tag=ABORT_TAG))
+                    requests.append(self.comm.isend(notice, dest=r, tag=ABORT_TAG))
                 except Exception:  # noqa: BLE001 - a dead peer must not stop the others being told
                     pass
         deadline = time.monotonic() + 2.0
         while requests and time.monotonic() < deadline:
             requests = [q for q in requests if not q.Test()]
-            time.sleep(0.01)
+            time.sleep(0.005)
+
+    def notice_from(self, source: int) -> tuple[int, str, int] | None:
+        """A failure notice already sent by ``source`` (failed rank, text, code), or None; never waits."""
+        if not self.comm.Iprobe(source=source, tag=ABORT_TAG):
+            return None
+        return _parse_notice(self.comm.recv(source=source, tag=ABORT_TAG), source)
 
 
-@contextmanager
-def failing_together(comm: Comm, linger: float = 1.0, abort: bool = True) -> Iterator[None]:
-    """Run a block so that an error on this rank is reported to every rank, and then re-raised.
-
-    After notifying, the rank waits ``linger`` seconds so that the peers can print their own
-    error, then calls ``MPI_Abort``, which ends every rank of the job (a plain exit could wait
-    forever in ``MPI_Finalize`` for a peer that hangs). ``abort=False`` re-raises instead.
-    """
+def write_line(line: str) -> None:
+    """``line`` on stderr in one write: lines from several ranks never interleave within a line."""
     try:
-        yield
-    except KeyboardInterrupt:  # a signal (SIGINT/SIGTERM reach every rank): the caller saves and exits
-        raise
-    except BaseException as exc:
-        text = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, PeerFailed):
-            comm.notify_failure(text)
-        print(f"chainrule: rank {comm.rank} failed: {text}", file=sys.stderr, flush=True)
-        if not isinstance(exc, ChainruleError | KeyboardInterrupt | SystemExit):
-            traceback.print_exc(file=sys.stderr)
-        if isinstance(exc, SystemExit) and not exc.code:
-            raise
-        time.sleep(linger)
-        if abort and comm.size > 1:
-            sys.stderr.flush()
-            comm.comm.Abort(1)
-        raise
+        sys.stderr.flush()
+        os.write(sys.stderr.fileno(), (line + "\n").encode(errors="replace"))
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing more to do
+        pass
+
+
+def _parse_notice(notice: Any, source: int) -> tuple[int, str, int]:
+    """(failed rank, text, exit code) of an abort notice; a malformed one still names its sender."""
+    if isinstance(notice, tuple) and len(notice) == 4 and isinstance(notice[0], int) and isinstance(notice[2], int):
+        return notice[0], str(notice[1]), notice[2]
+    return source, str(notice), 1

@@ -101,7 +101,3 @@ class DataParallel:
             n = p.data.size
             p.data = flat[offset : offset + n].reshape(p.data.shape).astype(p.data.dtype, copy=True)
             offset += n
-
-    def gradient_bytes(self) -> int:
-        """Payload of one step's Allreduce (bytes of all gradients); a ring moves 2(P-1)/P of it per rank."""
-        return sum(p.data.nbytes for p in self.params)

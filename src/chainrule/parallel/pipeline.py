@@ -198,7 +198,7 @@ class Pipeline:
         comm.allreduce_(loss_buf, what="loss allreduce")
         return float(loss_buf[0]), (np.concatenate(outs) if self.last else None)
 
-    def sync_parameters(self, all_params: Sequence[Tensor], model: Sequential) -> None:
+    def sync_parameters(self, model: Sequential) -> None:
         """Give every rank the whole model: each stage broadcasts its layers' parameters (for
         evaluation and checkpoints; training itself never needs this)."""
         for stage, (start, stop) in enumerate(self.bounds):

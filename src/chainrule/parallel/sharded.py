@@ -80,15 +80,22 @@ class ShardedDataParallel:
                     f"ShardedDataParallel: CHAINRULE_RANKS_PER_HOST must be a positive integer, got {text!r}"
                 )
             ranks_per_host = int(text)
+        # MPI has no non-blocking split or window allocation: each is Comm.blocking (a polled barrier
+        # first, then the call under a watchdog), so a missing or failed rank never hangs the others
         if ranks_per_host is None:
-            self.host = world.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+            shared, key = MPI.COMM_TYPE_SHARED, comm.rank
+            self.host = comm.blocking("splitting the ranks by host", lambda: world.Split_type(shared, key=key))
         else:
             if ranks_per_host < 1:
                 raise ValueError(f"ShardedDataParallel: ranks_per_host must be >= 1, got {ranks_per_host}")
-            self.host = world.Split(color=comm.rank // ranks_per_host, key=comm.rank)
+            color = comm.rank // ranks_per_host
+            self.host = comm.blocking("splitting the ranks by host", lambda: world.Split(color=color, key=comm.rank))
         self.local, self.local_size = self.host.Get_rank(), self.host.Get_size()
-        self.cross = world.Split(color=self.local, key=comm.rank)  # the same local rank on every host
-        self.host_world_ranks: list[int] = self.host.allgather(comm.rank)
+        local = self.local  # the same local rank on every host:
+        self.cross = comm.blocking("splitting the ranks across hosts", lambda: world.Split(color=local, key=comm.rank))
+        ranks = np.zeros(self.local_size, np.int64)
+        comm.wait(self.host.Iallgather(np.array([comm.rank], np.int64), ranks), "gathering the host's ranks")
+        self.host_world_ranks: list[int] = [int(r) for r in ranks]
 
         self.n = sum(p.data.size for p in self.params)
         self.shard_size = -(-self.n // self.local_size)
@@ -116,7 +123,12 @@ class ShardedDataParallel:
     def _shared(self, nbytes: int, dtype: Any, shape: tuple[int, ...], owner: int | None) -> Any:
         """A window of ``nbytes`` on this rank; ``owner``'s segment as an array (None: every rank's)."""
         MPI = self.comm.MPI
-        win = MPI.Win.Allocate_shared(nbytes, np.dtype(dtype).itemsize, comm=self.host)
+        item = np.dtype(dtype).itemsize
+        win = self.comm.blocking(
+            f"allocating {nbytes} bytes of shared memory",
+            lambda: MPI.Win.Allocate_shared(nbytes, item, comm=self.host),
+            group=self.host,
+        )
         win.Lock_all(MPI.MODE_NOCHECK)
         self._wins.append(win)
 
@@ -273,7 +285,7 @@ class ShardedDataParallel:
             p.data = p.data.copy()
         for win in self._wins:
             win.Unlock_all()
-            win.Free()
+            self.comm.blocking("freeing shared memory", win.Free, group=self.host)
         self._wins = []
 
 

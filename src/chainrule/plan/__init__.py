@@ -4,6 +4,7 @@
 (shapes only) and its time with a calibrated model, and returns the fastest that fits.
 """
 
-from chainrule.plan.planner import Candidate, MemoryBudgetError, PlanReport, fit_budget, parse_size
+from chainrule.plan.candidates import Candidate
+from chainrule.plan.planner import MemoryBudgetError, PlanReport, fit_budget, parse_size
 
 __all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]

@@ -1,12 +1,15 @@
 """Memory-budget planner: the fastest way (microbatches, checkpointing, stages) to fit a training step in a budget.
 
 Every memory number comes from the shape-only estimator (:func:`chainrule.measure.memory.estimate`);
-nothing runs for real except the time model's short calibration. The estimator has no model
-of ``cr.checkpoint`` (the primitive has no shape rule), so the planner composes it:
+nothing runs for real except the time model's short calibration. Rather than estimating every
+candidate step, the planner composes a few estimates:
 
-* **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``; for
-  ``k > 1`` three parameter-sized arrays are added (the running gradient sum, the scaled
-  gradient and the new sum while the old one is alive, in :func:`chainrule.parallel.accumulate`).
+* **microbatches k**: the step is estimated at the microbatch size ``b = ceil(B / k)``, and
+  what a real step holds beside it is added (:mod:`chainrule.plan.budget`): the rest of the
+  whole batch (alive through every microbatch), the kept outputs, for ``k > 1`` three
+  parameter-sized arrays of accumulation, and the runtime's fixed overhead, measured once.
+  A microbatch count is weighed only if it lowers the least need of fewer microbatches by 1%:
+  where the batch itself dominates, more microbatches cannot help, and the error says so.
 * **checkpoint_every e** (a ``Sequential``'s layers in segments of ``e``): from the plain
   estimate at ``b``, the saved activations at its peak are replaced by what checkpointing
   keeps: the input of every segment but the first (the first is the batch, already counted as
@@ -30,18 +33,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from chainrule.core.errors import ChainruleError
-from chainrule.measure.shapes import ShapeDtype
-from chainrule.parallel.plan import Plan
+from chainrule.parallel.plan import MODES, Plan
+from chainrule.plan.candidates import Candidate, Estimator
 from chainrule.transforms.remat import sqrt_segments
 
 __all__ = ["Candidate", "MemoryBudgetError", "PlanReport", "fit_budget", "parse_size"]
 
-MODES = ("none", "data", "pipeline")
+_GAIN = 0.01  # more microbatches must lower the least need of fewer by this fraction to be weighed
 
 _UNITS = {
     "": 1,
@@ -57,14 +61,22 @@ _UNITS = {
 }
 
 
+_LARGEST = 2**63  # 8 EiB: more than any machine; past it a size is a typo
+
+
 def parse_size(text: str) -> int:
     """``"200MB"`` (10^6), ``"1.5GiB"`` (2^30), ``"123456"`` (bytes) -> bytes; ValueError if not a positive size."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     if m is None or m.group(2).lower() not in _UNITS:
         raise ValueError(f"{text!r} is not a size (examples: 200MB, 1.5GiB, 1000000)")
-    n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    whole, _, frac = m.group(1).partition(".")
+    # past 30 digits a size is over the limit anyway (and Python's int() stops at 4300 digits)
+    number = "1" + "0" * 30 if len(whole) > 30 else f"{whole or 0}.{frac[:30] or 0}"
+    n = int(Fraction(number) * _UNITS[m.group(2).lower()])  # exact: no float overflow or rounding
     if n < 1:
         raise ValueError(f"{text!r}: a memory budget must be at least 1 byte")
+    if n > _LARGEST:
+        raise ValueError(f"{text[:40]!r}{'...' if len(text) > 40 else ''}: a memory budget must be at most 2^63 bytes")
     return n
 
 
@@ -75,34 +87,6 @@ class MemoryBudgetError(ChainruleError, ValueError):
         super().__init__(message)
         self.smallest = smallest
         self.report = report
-
-
-@dataclass
-class Candidate:
-    """One way to run the step: its predicted peak per rank, step time and communication."""
-
-    microbatches: int
-    checkpoint_every: int
-    peak: int  # predicted peak bytes (per rank: the largest stage, or one rank's shard)
-    seconds: float  # predicted seconds of one training step (the time model of chainrule.plan.timing)
-    needs: int  # the least budget this candidate fits: ceil(peak * (1 + margin))
-    fits: bool = False
-    parallel: str = "none"  # none | data | pipeline
-    ranks: int = 1
-    stages: list[tuple[int, int]] | None = None  # pipeline: the layers of each stage
-    schedule: str = "1f1b"  # pipeline: gpipe | 1f1b
-    recompute: float = 0.0  # predicted seconds of checkpoint recomputation (part of ``seconds``)
-    comm_bytes: int = 0  # bytes communicated per step (pipeline: all boundaries; data: per rank)
-    bubble: float = 0.0  # pipeline: (S-1)/(M+S-1), the fraction of the step a stage is idle
-
-    def describe(self) -> str:
-        """``parallel=pipeline (1f1b, stages [(0, 3), (3, 5)]), microbatches=4, checkpoint_every=0``."""
-        mode = self.parallel
-        if self.parallel == "pipeline":
-            mode += f" ({self.schedule}, stages {self.stages})"
-        elif self.parallel == "data":
-            mode += f" ({self.ranks} ranks)"
-        return f"parallel={mode}, microbatches={self.microbatches}, checkpoint_every={self.checkpoint_every}"
 
 
 @dataclass
@@ -172,101 +156,81 @@ def _segment_sizes(n: int) -> list[int]:
     return sorted(e for e in es if 1 <= e < n) or [1]
 
 
-class _Estimator:
-    """The estimates a sweep needs, each computed once."""
-
-    def __init__(self, model: Any, input_shape: tuple[int, ...], optimizer: Any, dtype: Any, label_dtype: Any):
-        self.model, self.input_shape, self.optimizer = model, tuple(input_shape), optimizer
-        self.dtype, self.label_dtype = np.dtype(dtype), np.dtype(label_dtype)
-        self._plain: dict[int, tuple[int, int]] = {}
-        self._seg: dict[tuple[int, int, int], int] = {}
-        self._shapes: dict[int, list[tuple[int, ...]]] = {}
-        self.params = list(model.parameters())
-        self.param_bytes = sum(int(p.data.nbytes) for p in self.params)
-
-    def plain(self, b: int) -> tuple[int, int]:
-        """(peak, saved activations at the peak) of the un-checkpointed step at batch ``b``."""
-        if b not in self._plain:
-            from chainrule.measure.memory import estimate
-
-            saved = getattr(self.model, "checkpoint_every", None)
-            if saved:
-                self.model.checkpoint_every = 0
-            try:
-                prof = estimate(
-                    self.model,
-                    ShapeDtype((b, *self.input_shape), self.dtype),
-                    ShapeDtype((b,), self.label_dtype),
-                    optimizer=self.optimizer,
-                )
-            finally:
-                if saved:
-                    self.model.checkpoint_every = saved
-            self._plain[b] = (prof.peak, prof.peak_categories()["activations"])
-        return self._plain[b]
-
-    def shapes(self, b: int) -> list[tuple[int, ...]]:
-        """The input shape of every layer of the Sequential, then the output's, at batch ``b``."""
-        if b not in self._shapes:
-            from chainrule.core.state import no_grad
-            from chainrule.measure.shapes import eval_shape
-
-            out = [(b, *self.input_shape)]
-            spec = ShapeDtype(out[0], self.dtype)
-            for layer in self.model.layers:
-                with no_grad():
-                    spec = eval_shape(layer, spec)
-                out.append(tuple(spec.shape))
-            self._shapes[b] = out
-        return self._shapes[b]
-
-    def segment(self, start: int, stop: int, b: int) -> int:
-        """Saved activations of layers[start:stop] recorded on an input of batch ``b`` (the recomputation)."""
-        key = (start, stop, b)
-        if key not in self._seg:
-            from chainrule.measure.memory import estimate
-
-            layers = self.model.layers[start:stop]
-
-            def fn(h: Any) -> Any:
-                for layer in layers:
-                    h = layer(h)
-                return h
-
-            prof = estimate(fn, ShapeDtype(self.shapes(b)[start], self.dtype, requires_grad=True), train=False)
-            self._seg[key] = max((p.categories["activations"] for p in prof.points), default=0)
-        return self._seg[key]
-
-    def checkpointed(self, b: int, every: int) -> int:
-        from chainrule.transforms.remat import segment_bounds
-
-        peak, act = self.plain(b)
-        itemsize = self.dtype.itemsize
-        shapes = self.shapes(b)
-        bounds = segment_bounds(len(self.model.layers), every)
-        kept = sum(int(np.prod(shapes[s])) * itemsize for s, _ in bounds[1:])
-        kept += int(np.prod(shapes[-1])) * itemsize  # the logits, saved by the loss
-        live = max(self.segment(s, t, b) for s, t in bounds)
-        return int(peak - act + kept + live)
-
-
 def _single(
-    est: _Estimator, timer: Any, batch: int, most: int, sequential: bool, margin: float, budget: int
+    est: Estimator, timer: Any, batch: int, most: int, sequential: bool, margin: float, budget: int
 ) -> list[Candidate]:
     """One process's candidates for a batch of ``batch`` examples: microbatches x checkpoint segments."""
     from chainrule.parallel.accumulate import split
 
-    out = []
+    out: list[Candidate] = []
     for k in _microbatch_counts(batch, most):
         pieces = [s.stop - s.start for s in split(batch, k)]
         b = pieces[0]
-        accum = 3 * est.param_bytes if k > 1 else 0
+        held = est.extras(batch, b, len(pieces))  # the whole batch, the outputs, the accumulation, the overhead
+        least = min((c.needs for c in out), default=None)  # the least need with fewer microbatches
         for e in [0, *(_segment_sizes(len(est.model.layers)) if sequential else [])]:
-            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + accum
-            seconds, recompute = timer.step_seconds(pieces, e)
+            peak = (est.checkpointed(b, e) if e else est.plain(b)[0]) + held
             needs = math.ceil(peak * (1 + margin))
+            if least is not None and needs > (1 - _GAIN) * least:
+                continue  # more microbatches that save (almost) nothing: the batch itself dominates
+            seconds, recompute = timer.step_seconds(pieces, e)
             out.append(Candidate(k, e, peak, seconds, needs, needs <= budget, recompute=recompute))
     return out
+
+
+def _no_fit(est: Estimator, report: PlanReport, batch: int) -> MemoryBudgetError:
+    """The error naming the smallest budget that fits (the least need of any candidate), and why it is that large."""
+    least = min(report.candidates, key=lambda c: (c.needs, c.seconds))
+    budget, smallest = report.budget, least.needs
+    return MemoryBudgetError(
+        f"plan.fit_budget: no plan fits {budget:,} bytes ({budget / 2**20:.2f} MiB) per rank; the "
+        f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB, {least.describe()})"
+        f"{_floor(est, least, batch)}\n{report.table()}",
+        smallest,
+        report,
+    )
+
+
+def _floor(est: Estimator, least: Candidate, batch: int) -> str:
+    """When the batch itself is most of the least need: say that microbatching cannot help (empty otherwise)."""
+    rows = math.ceil(batch / least.ranks) if least.parallel == "data" else batch
+    held = est.extras.batch(rows)
+    if held * 2 < least.needs:
+        return ""
+    return (
+        f"; {held:,} bytes of it ({held / least.needs:.0%}) are the batch itself ({rows} examples of inputs and "
+        "labels, alive through every microbatch), which no microbatching or checkpointing reduces: the step is "
+        "input-dominated, use a smaller batch size"
+    )
+
+
+def _modes(model: Any, ranks: int, batch_size: int, budget_bytes: int, parallel: Any) -> tuple[str, ...]:
+    """fit_budget's arguments checked (ValueError naming the bad one); the parallel modes to weigh."""
+    from chainrule.nn.modules import Sequential
+
+    if type(ranks) is not int or ranks < 1:
+        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
+    if type(batch_size) is not int or batch_size < 1:
+        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(budget_bytes, int) or budget_bytes < 1:
+        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
+    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
+        if (mode == "none") != (ranks == 1):
+            raise ValueError(
+                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
+                "'data' and 'pipeline' need ranks > 1"
+            )
+    sequential = isinstance(model, Sequential) and len(model.layers) >= 2
+    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
+        n = len(model.layers) if isinstance(model, Sequential) else 0
+        raise ValueError(
+            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
+            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
+        )
+    return modes
 
 
 def fit_budget(
@@ -308,31 +272,11 @@ def fit_budget(
     from chainrule.plan.ranks import data_parallel_candidates, pipeline_candidates
     from chainrule.plan.timing import StepTimer, calibrate
 
-    if type(ranks) is not int or ranks < 1:
-        raise ValueError(f"plan.fit_budget: ranks must be a positive integer, got {ranks!r}")
-    if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"plan.fit_budget: batch_size must be a positive integer, got {batch_size!r}")
-    if not isinstance(budget_bytes, int) or budget_bytes < 1:
-        raise ValueError(f"plan.fit_budget: budget_bytes must be a positive integer, got {budget_bytes!r}")
-    modes = tuple(parallel) if parallel is not None else (("none",) if ranks == 1 else ("data", "pipeline"))
-    for mode in modes:
-        if mode not in MODES:
-            raise ValueError(f"plan.fit_budget: parallel modes must be among {', '.join(MODES)}, got {mode!r}")
-        if (mode == "none") != (ranks == 1):
-            raise ValueError(
-                f"plan.fit_budget: parallel mode {mode!r} with ranks={ranks}: 'none' is one process, "
-                "'data' and 'pipeline' need ranks > 1"
-            )
+    modes = _modes(model, ranks, batch_size, budget_bytes, parallel)
     sequential = isinstance(model, Sequential) and len(model.layers) >= 2
-    if "pipeline" in modes and not (sequential and len(model.layers) >= ranks):
-        n = len(model.layers) if isinstance(model, Sequential) else 0
-        raise ValueError(
-            f"plan.fit_budget: pipeline stages need a Sequential of at least ranks={ranks} layers, got "
-            f"{type(model).__name__}" + (f" of {n} layers" if isinstance(model, Sequential) else "")
-        )
     if optimizer is None:
         optimizer = SGD(model.parameters(), 0.1)
-    est = _Estimator(model, input_shape, optimizer, dtype, label_dtype)
+    est = Estimator(model, input_shape, optimizer, dtype, label_dtype)
     cal = calibration if calibration is not None else calibrate(dtype)
     timer = StepTimer(model, est.input_shape, est.dtype, est.label_dtype, est.shapes, cal)
     bandwidth = link_bandwidth if link_bandwidth is not None else cal.copy_bytes_per_second / 2
@@ -352,13 +296,7 @@ def fit_budget(
     chosen = min(fitting, key=lambda c: (c.seconds, c.ranks, c.microbatches, c.peak), default=None)
     report = PlanReport(None, chosen, cands, budget_bytes, margin)
     if chosen is None:
-        smallest = min(c.needs for c in cands)
-        raise MemoryBudgetError(
-            f"plan.fit_budget: no plan fits {budget_bytes:,} bytes ({budget_bytes / 2**20:.2f} MiB) per rank; the "
-            f"smallest budget that fits is {smallest:,} bytes ({smallest / 2**20:.2f} MiB)\n{report.table()}",
-            smallest,
-            report,
-        )
+        raise _no_fit(est, report, batch_size)
     report.plan = Plan(
         microbatches=chosen.microbatches,
         checkpoint_every=chosen.checkpoint_every,

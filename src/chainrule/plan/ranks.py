@@ -40,7 +40,7 @@ import numpy as np
 from chainrule.measure.shapes import ShapeDtype
 
 if TYPE_CHECKING:
-    from chainrule.plan.planner import Candidate, _Estimator
+    from chainrule.plan.candidates import Candidate, Estimator
     from chainrule.plan.timing import StepTimer
 
 __all__ = ["data_parallel_candidates", "pipeline_candidates", "pipeline_stages"]
@@ -59,7 +59,7 @@ def pipeline_stages(model: Any, input_shape: tuple[int, ...], dtype: Any, ranks:
 class _Stages:
     """Per-stage estimates, each computed once."""
 
-    def __init__(self, est: _Estimator) -> None:
+    def __init__(self, est: Estimator) -> None:
         self.est = est
         self._cache: dict[tuple[int, int, int], tuple[int, int]] = {}
 
@@ -97,7 +97,7 @@ class _Stages:
 
 
 def pipeline_candidates(
-    est: _Estimator,
+    est: Estimator,
     timer: StepTimer,
     batch: int,
     ranks: int,
@@ -110,7 +110,6 @@ def pipeline_candidates(
     """Pipeline candidates: every microbatch count in ``counts`` under both schedules."""
     from chainrule.measure.memory import update_footprint
     from chainrule.parallel.accumulate import split
-    from chainrule.plan.planner import Candidate
 
     model = est.model
     bounds = pipeline_stages(model, est.input_shape, est.dtype, ranks)
@@ -127,7 +126,7 @@ def pipeline_candidates(
         for s, (start, stop) in enumerate(bounds):
             peak, held = stages.one_microbatch(start, stop, b)
             stage_params = [p.data.nbytes for layer in model.layers[start:stop] for p in layer.parameters()]
-            extra = batch_bytes + int(k_state * sum(stage_params))
+            extra = batch_bytes + int(k_state * sum(stage_params)) + est.extras.fixed  # + the runtime's overhead
             if len(pieces) > 1:
                 extra += max(stage_params, default=0)  # the gradient sum while the new one is added
             for schedule, inflight in (("gpipe", len(pieces)), ("1f1b", min(ranks - s, len(pieces)))):
@@ -165,7 +164,7 @@ def pipeline_candidates(
 
 def data_parallel_candidates(
     single: Sequence[Candidate],
-    est: _Estimator,
+    est: Estimator,
     batch: int,
     ranks: int,
     link_latency: float,
@@ -174,7 +173,6 @@ def data_parallel_candidates(
     budget: int,
 ) -> list[Candidate]:
     """Data-parallel candidates from the single-process candidates of one shard (``⌈B/P⌉`` examples)."""
-    from chainrule.plan.planner import Candidate
 
     shard = math.ceil(batch / ranks)
     grad_bytes = est.param_bytes

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.ops.vjp_memory import shape_of
+
 __all__ = ["Calibration", "StepTimer", "calibrate"]
 
 
@@ -217,10 +219,6 @@ class _Nodes:
         pass
 
 
-def _shape(a: Any) -> tuple[int, ...]:
-    return tuple(getattr(a, "shape", ()))
-
-
 class StepTimer:
     """The time model applied to one model: seconds of passes over its layers at any batch size.
 
@@ -249,8 +247,8 @@ class StepTimer:
         cal = self.cal
         name = node.prim.name
         ins = node.kept
-        if name == "matmul" and all(len(_shape(a)) == 2 for a in ins[:2]):
-            (m, k), (_, n) = _shape(ins[0]), _shape(ins[1])
+        if name == "matmul" and all(len(shape_of(a)) == 2 for a in ins[:2]):
+            (m, k), (_, n) = shape_of(ins[0]), shape_of(ins[1])
             if not backward:
                 return cal.forward_node + cal.matmul_seconds(m, k, n)
             t = cal.backward_node
@@ -261,7 +259,7 @@ class StepTimer:
             return t
         if backward:
             return cal.backward_node + cal.elementwise_seconds(backward_flops(node))
-        return cal.forward_node + cal.elementwise_seconds(forward_flops(name, ins, node.params, out))
+        return cal.forward_node + cal.elementwise_seconds(forward_flops(node.prim, ins, node.params, out))
 
     def seconds(self, start: int, stop: int, b: int, loss: bool) -> tuple[float, float, int]:
         """(forward seconds, backward seconds, forward nodes) of ``layers[start:stop]`` (the whole model if not a

@@ -7,7 +7,7 @@ whole run (the kernel drops the lock when the process ends, even on ``kill -9``)
 process aiming at the same folder gets a clear error instead of sharing it. A folder that
 already holds a run is never reused without ``--overwrite`` (or ``--resume``); a run file
 that is a symbolic link is refused; the folder must take a test write and have room for
-two checkpoints. Every problem here is a :class:`~chainrule.train.trainer.UsageError`.
+two checkpoints. Every problem here is a :class:`~chainrule.train.config.UsageError`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ from pathlib import Path
 from types import TracebackType
 
 from chainrule.data.io import OutputError, atomic_write, remove_stale_temps
-from chainrule.train.trainer import (
-    CHECKPOINT,
-    RUN_FILES,
+from chainrule.train.config import (
     Config,
     UsageError,
+    checked_config,
     checkpoint_bytes,
-    config_from_meta,
     state_from_meta,
     validate_config,
 )
+from chainrule.train.trainer import CHECKPOINT, LOG, RUN_FILES
 
 _PROBE = ".chainrule-write-test"
 
@@ -35,10 +34,28 @@ _PROBE = ".chainrule-write-test"
 class RunDir:
     """A claimed run folder; the lock is released on ``close`` (or leaving a ``with``)."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, created: bool = False) -> None:
         self.path = path
         self.fd = fd
         self.pid = os.getpid()
+        self.created = created  # this process made the folder
+
+    def discard(self) -> None:
+        """A new run that failed before training: remove what it wrote (its run.log; the folder if it made it).
+
+        The same ``--out`` then starts afresh instead of "already holds a run". Never called
+        once a checkpoint exists; files this run did not write are left alone (the folder stays).
+        """
+        if (self.path / CHECKPOINT).exists():
+            return
+        (self.path / LOG).unlink(missing_ok=True)
+        remove_stale_temps(self.path)
+        self.close()
+        if self.created:
+            try:
+                self.path.rmdir()  # only if empty
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -119,8 +136,10 @@ def claim_new_run(out: Path | None, default: Path, overwrite: bool, cfg: Config)
         if overwrite:
             raise UsageError("--overwrite: needs --out (the default run folder is always new)")
         path = _make_unique(default)
+        created = True
     else:
         path = out
+        created = False
         if path.exists() or path.is_symlink():
             if not path.is_dir():
                 raise UsageError(f"--out {out}: exists and is not a folder")
@@ -128,6 +147,7 @@ def claim_new_run(out: Path | None, default: Path, overwrite: bool, cfg: Config)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.mkdir(path)
+                created = True
             except FileExistsError:
                 pass  # another process made it just now: the lock below decides
             except OSError as exc:
@@ -149,7 +169,7 @@ def claim_new_run(out: Path | None, default: Path, overwrite: bool, cfg: Config)
     except BaseException:
         os.close(fd)
         raise
-    return RunDir(path, fd)
+    return RunDir(path, fd, created)
 
 
 def claim_resume(path: Path, epochs: int | None, data_dir: str | None) -> RunDir:
@@ -164,8 +184,8 @@ def claim_resume(path: Path, epochs: int | None, data_dir: str | None) -> RunDir
         ckpt = path / CHECKPOINT
         if not ckpt.exists():
             raise UsageError(f"--resume {path}: holds no {CHECKPOINT} (nothing to resume)")
-        _, meta = load_checkpoint(ckpt)  # a CheckpointError (exit 2) if anything is wrong
-        cfg = config_from_meta(meta, ckpt)
+        arrays, meta = load_checkpoint(ckpt)  # a CheckpointError (exit 2) if anything is wrong
+        cfg = checked_config(arrays, meta, ckpt)
         if epochs is not None:
             cfg.epochs = epochs
         if data_dir is not None:

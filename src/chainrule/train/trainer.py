@@ -7,12 +7,11 @@ import csv
 import io
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,32 @@ from chainrule.core.constructors import as_tensor
 from chainrule.core.errors import ChainruleError
 from chainrule.core.state import no_grad
 from chainrule.core.tensor import Tensor
-from chainrule.data import DataLoader, as_float_inputs, load_fashion_mnist
+from chainrule.data import DataLoader
 from chainrule.data.io import atomic_write
-from chainrule.models import SectionMLP
 from chainrule.models.objective import objective
-from chainrule.nn import Dropout, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
-from chainrule.optim import SGD, Adam, AdamW, CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.nn import Dropout, Sequential
+from chainrule.optim import CosineAnnealingLR, Optimizer, StepLR, Stepper
+from chainrule.train import notebook
+from chainrule.train.build import (
+    accuracy,
+    build_model,
+    build_optimizer,
+    load_data,
+    loss_and_accuracy,
+    penalty,
+    prepare_data,
+)
+from chainrule.train.config import (
+    Config,
+    EpochMetrics,
+    RunState,
+    UsageError,
+    checked_config,
+    state_from_meta,
+    validate_config,
+)
+from chainrule.train.progress import bytes_bar, emit, progress_bar
+from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
 from chainrule.train.threads import threads_for_run
 from chainrule.transforms.compile import compile as compile_step
@@ -36,11 +55,20 @@ from chainrule.transforms.compile import compile as compile_step
 CHECKPOINT = "checkpoint.npz"
 LOG = "run.log"
 RUN_FILES = (CHECKPOINT, "metrics.csv", "metrics.json", "curves.png", LOG)  # every file a run writes
-N_TRAIN, N_TEST, N_PIXELS = 60000, 10000, 784
+_GROWTH = 1000.0  # an objective this many times the run's first (or ln 10, if more) is divergence
 
 
-class UsageError(ChainruleError, ValueError):
-    """A bad argument or output folder, found before any work starts (exit code 2)."""
+def _quiet_overflow() -> Any:
+    """No overflow warnings while stepping: a diverging step is reported once, by the divergence checks."""
+    return np.errstate(over="ignore", invalid="ignore")
+
+
+class Diverged(ChainruleError, FloatingPointError):
+    """The objective or the parameters became non-finite, or the objective exploded (exit code 1)."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class Interrupted(KeyboardInterrupt):
@@ -49,324 +77,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-@dataclass
-class Config:
-    model: str = "section"  # section | section-bias | mlp
-    hidden: int = 256
-    activation: str = "relu"
-    epochs: int = 10
-    lr: float = 0.1
-    batch_size: int = 256
-    weight_decay: float = 1e-4  # λ of J = L + s; chosen by benchmarks/LAMBDA.md
-    optimizer: str = "sgd"  # sgd | momentum | adam | adamw
-    schedule: str = "none"  # none | cosine | step
-    dropout: float = 0.0
-    init: str = "normal"
-    standardize: bool = False
-    seed: int = 0
-    limit_train: int = 0  # use only the first N training examples (0 = all)
-    limit_test: int = 0
-    compile: bool = True  # capture the step once and replay it (identical results, less overhead)
-    data_dir: str | None = None
-    microbatches: int = 1  # accumulate gradients over this many microbatches per step
-    parallel: str = "none"  # none | data | pipeline (under mpiexec -n N)
-    pipeline_schedule: str = "1f1b"  # 1f1b | gpipe
-    data_reduce: str = "shared"  # data parallel: shared (sharded optimizer, shared memory) | allreduce
-    memory_budget: int = 0  # bytes a training step may use (0 = no budget); cr.plan.fit_budget picks the plan
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_accuracy: float
-    seconds: float
-    lr: float
-    test_loss: float = math.nan  # L on the test set at the end of the epoch
-    penalty: float = 0.0  # s = λ/2 (‖W1‖F² + ‖W2‖F²) at the end of the epoch
-
-
-@dataclass
-class RunState:
-    epoch: int = 0  # epoch in progress (0-based)
-    batch: int = 0  # next batch within that epoch
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
-_CHOICES = {
-    "model": ("section", "section-bias", "mlp"),
-    "activation": ("relu", "tanh", "sigmoid"),
-    "optimizer": tuple(_SLOTS),
-    "schedule": ("none", "cosine", "step"),
-    "init": ("normal", "xavier", "he", "he_uniform"),
-    "parallel": ("none", "data", "pipeline"),
-    "pipeline_schedule": ("1f1b", "gpipe"),
-    "data_reduce": ("shared", "allreduce"),
-}
-
-
-def num_parameters(cfg: Config) -> int:
-    h = cfg.hidden
-    biases = (h + 10) if cfg.model == "mlp" else (h if cfg.model == "section-bias" else 0)
-    return N_PIXELS * h + h * 10 + biases
-
-
-def estimate_bytes(cfg: Config) -> int:
-    """A generous estimate of the memory a run needs: parameters, gradients, optimizer slots,
-    a checkpoint being encoded, one batch's activations, evaluation batches and the data."""
-    params = num_parameters(cfg)
-    slots = _SLOTS.get(cfg.optimizer, 2)
-    n_train = min(cfg.limit_train or N_TRAIN, N_TRAIN)
-    n_test = min(cfg.limit_test or N_TEST, N_TEST)
-    batch = min(cfg.batch_size, n_train)
-    weights = 4 * params * (2 + slots)  # weights, gradients, optimizer state
-    checkpoint = 2 * 4 * params * (1 + slots)  # arrays copied, then encoded
-    activations = 4 * batch * (6 * cfg.hidden + N_PIXELS + 40) + 4 * 1000 * (3 * cfg.hidden + 10)
-    data = (N_TRAIN + N_TEST) * N_PIXELS + (n_train + n_test) * N_PIXELS * 4 * 2
-    return weights + checkpoint + activations + data
-
-
-def checkpoint_bytes(cfg: Config) -> int:
-    return 4 * num_parameters(cfg) * (1 + _SLOTS.get(cfg.optimizer, 2)) + 64 * 1024
-
-
-def available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def validate_config(cfg: Config, check_memory: bool = True) -> None:
-    """Reject a configuration that cannot train, before any data is read (:class:`UsageError`)."""
-
-    def bad(flag: str, value: Any, why: str) -> UsageError:
-        return UsageError(f"--{flag} {value}: {why}")
-
-    for name, choices in _CHOICES.items():
-        value = getattr(cfg, name)
-        if value not in choices:
-            raise bad(name, value, f"must be one of {', '.join(choices)}")
-    for name in ("hidden", "epochs", "batch_size", "microbatches"):
-        value = getattr(cfg, name)
-        if type(value) is not int or value < 1:
-            raise bad(name.replace("_", "-"), value, "must be a positive integer")
-    for name in ("limit_train", "limit_test", "seed"):
-        value = getattr(cfg, name)
-        if type(value) is not int or value < 0:
-            raise bad(
-                name.replace("_", "-"),
-                value,
-                "must be a non-negative integer (0 = all)" if "limit" in name else "must be a non-negative integer",
-            )
-    if not isinstance(cfg.lr, (int, float)) or not math.isfinite(cfg.lr) or cfg.lr <= 0:
-        raise bad("lr", cfg.lr, "must be a finite positive number")
-    if not isinstance(cfg.weight_decay, (int, float)) or not math.isfinite(cfg.weight_decay) or cfg.weight_decay < 0:
-        raise bad("weight-decay", cfg.weight_decay, "must be a finite number >= 0")
-    if not isinstance(cfg.dropout, (int, float)) or not 0 <= cfg.dropout < 1:
-        raise bad("dropout", cfg.dropout, "must be in [0, 1)")
-    if cfg.dropout and cfg.model != "mlp":
-        raise bad("dropout", cfg.dropout, f"applies only to --model mlp (the {cfg.model} model has no dropout)")
-    if type(cfg.memory_budget) is not int or cfg.memory_budget < 0:
-        raise bad("memory-budget", cfg.memory_budget, "must be a size in bytes (0 = no budget)")
-    if cfg.microbatches > cfg.batch_size:
-        raise bad("microbatches", cfg.microbatches, f"must be at most --batch-size ({cfg.batch_size})")
-    if cfg.parallel == "pipeline" and cfg.model != "mlp":
-        raise bad("parallel", cfg.parallel, "pipeline needs a sequential model: --model mlp")
-    if not isinstance(cfg.standardize, bool) or not isinstance(cfg.compile, bool):
-        raise UsageError("standardize and compile must be true or false")
-    if cfg.data_dir is not None and not isinstance(cfg.data_dir, str):
-        raise bad("data-dir", cfg.data_dir, "must be a path")
-    if check_memory:
-        need, have = estimate_bytes(cfg), available_memory()
-        if have is not None and need > have:
-            raise bad(
-                "hidden",
-                cfg.hidden,
-                f"{num_parameters(cfg):,} parameters need about {_size(need)} of memory "
-                f"(weights, gradients, optimizer state, checkpoint, data); {_size(have)} available",
-            )
-
-
-def config_from_meta(meta: dict[str, Any], path: Path) -> Config:
-    """The run's configuration from a checkpoint's metadata, checked field by field."""
-    raw = meta.get("config")
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{path}: checkpoint has no configuration: corrupt")
-    known = {f.name: f for f in fields(Config)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise CheckpointError(f"{path}: checkpoint configuration has unknown key(s) {unknown}: corrupt or newer")
-    default = Config()
-    for key, value in raw.items():
-        want = type(getattr(default, key))
-        ok = (
-            (want is int and type(value) is int)
-            or (want is float and type(value) in (int, float))
-            or (want is bool and type(value) is bool)
-            or (want is str and type(value) is str)
-            or (key == "data_dir" and (value is None or type(value) is str))
-        )
-        if not ok:
-            raise CheckpointError(f"{path}: checkpoint configuration {key}={value!r} has the wrong type: corrupt")
-    cfg = Config(**raw)
-    try:
-        validate_config(cfg, check_memory=False)
-    except UsageError as exc:
-        raise CheckpointError(f"{path}: checkpoint configuration is invalid ({exc}): corrupt") from exc
-    return cfg
-
-
-def state_from_meta(meta: dict[str, Any], path: Path) -> RunState:
-    raw = meta.get("state")
-    if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(RunState)}:
-        raise CheckpointError(f"{path}: checkpoint run state is missing or malformed: corrupt")
-    ints, floats = ("epoch", "batch", "correct", "seen"), ("loss_sum", "seconds")
-    if not all(type(raw[k]) is int and raw[k] >= 0 for k in ints) or not all(
-        type(raw[k]) in (int, float) for k in floats
-    ):
-        raise CheckpointError(f"{path}: checkpoint run state has invalid values: corrupt")
-    history = raw["history"]
-    names = set(EpochMetrics.__dataclass_fields__)
-    if not isinstance(history, list) or not all(isinstance(h, dict) and set(h) == names for h in history):
-        raise CheckpointError(f"{path}: checkpoint history is malformed: corrupt")
-    if len(history) != raw["epoch"]:
-        raise CheckpointError(f"{path}: checkpoint history has {len(history)} epochs, state says {raw['epoch']}")
-    return RunState(**raw)
-
-
-def prepare_data(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fashion-MNIST as float32 inputs in [0, 1] (or standardized) and int64 labels."""
-    return load_data(cfg)[0]
-
-
-def load_data(cfg: Config) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Path]:
-    """:func:`prepare_data`'s arrays and the folder they were read from."""
-    data = load_fashion_mnist(cfg.data_dir)
-    x_train, y_train = as_float_inputs(data.train_images), data.train_labels.astype(np.int64)
-    x_test, y_test = as_float_inputs(data.test_images), data.test_labels.astype(np.int64)
-    if cfg.limit_train:
-        x_train, y_train = x_train[: cfg.limit_train], y_train[: cfg.limit_train]
-    if cfg.limit_test:
-        x_test, y_test = x_test[: cfg.limit_test], y_test[: cfg.limit_test]
-    if cfg.standardize:  # with the training set's statistics
-        mean, std = x_train.mean(), x_train.std()
-        x_train = (x_train - mean) / std
-        x_test = (x_test - mean) / std
-    return (x_train, y_train, x_test, y_test), data.source
-
-
-def build_model(cfg: Config) -> Module:
-    if cfg.model in ("section", "section-bias"):
-        return SectionMLP(
-            784,
-            cfg.hidden,
-            10,
-            weight_decay=cfg.weight_decay,
-            activation=cfg.activation,
-            hidden_bias=cfg.model == "section-bias",
-            init=cfg.init,
-            seed=cfg.seed,
-        )
-    if cfg.model == "mlp":
-        rng = np.random.default_rng(cfg.seed)
-        act = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}[cfg.activation]()
-        layers: list[Module] = [Linear(784, cfg.hidden, init=cfg.init, rng=rng), act]
-        if cfg.dropout:
-            layers.append(Dropout(cfg.dropout, seed=cfg.seed))
-        layers.append(Linear(cfg.hidden, 10, init=cfg.init, rng=rng))
-        return Sequential(*layers)
-    raise ValueError(f"train: --model must be section, section-bias or mlp, got {cfg.model!r}")
-
-
-def build_optimizer(cfg: Config, model: Module) -> Optimizer:
-    params = model.parameters()
-    # the section model puts λ/2‖W‖² into J itself; the general MLP takes it as L2 weight decay
-    wd = 0.0 if isinstance(model, SectionMLP) else cfg.weight_decay
-    if cfg.optimizer == "sgd":
-        return SGD(params, cfg.lr, weight_decay=wd)
-    if cfg.optimizer == "momentum":
-        return SGD(params, cfg.lr, momentum=0.9, weight_decay=wd)
-    if cfg.optimizer == "adam":
-        return Adam(params, cfg.lr, weight_decay=wd)
-    if cfg.optimizer == "adamw":
-        return AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"train: --optimizer must be sgd, momentum, adam or adamw, got {cfg.optimizer!r}")
-
-
-def penalty(model: Module, lam: float) -> float:
-    """s = λ/2 Σ‖W‖F² over the penalized weights (W1 and W2 for the section's model, all parameters otherwise)."""
-    params = [model.W1, model.W2] if isinstance(model, SectionMLP) else model.parameters()
-    return float(lam / 2 * sum(float(np.sum(np.square(p.data, dtype=np.float64))) for p in params))
-
-
-def loss_and_accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy L (without the penalty) and accuracy of ``model`` on (x, y), in prediction mode."""
-    was_training = model.training
-    model.eval()
-    total, correct = 0.0, 0
-    with no_grad():
-        for i in range(0, len(x), batch_size):
-            logits = model(as_tensor(x[i : i + batch_size]))
-            yb = y[i : i + batch_size]
-            total += float(F.cross_entropy(logits, yb, reduction="sum").item())
-            correct += int((logits.numpy().argmax(axis=1) == yb).sum())
-    model.train(was_training)
-    n = max(len(x), 1)
-    return total / n, correct / n
-
-
-def accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
-    was_training = model.training
-    model.eval()
-    correct = 0
-    with no_grad():
-        for i in range(0, len(x), batch_size):
-            logits = model(as_tensor(x[i : i + batch_size]))
-            correct += int((logits.numpy().argmax(axis=1) == y[i : i + batch_size]).sum())
-    model.train(was_training)
-    return correct / max(len(x), 1)
-
-
-def emit(line: str, stream: Any = None) -> None:
-    """Print a line; if the reader has gone away (``| head -1``), stop printing and go on.
-
-    A closed pipe must not lose the run: stdout is pointed at /dev/null so that neither this
-    nor the interpreter's final flush raises again, and the run log still gets every line.
-    """
-    stream = stream or sys.stdout
-    try:
-        print(line, file=stream, flush=True)
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
 
 
 class RunLog:
@@ -387,7 +97,14 @@ class RunLog:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False, threads: int | str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        out_dir: str | Path,
+        quiet: bool = False,
+        resume_source: str | None = None,
+        threads: int | str | None = None,
+    ) -> None:
         validate_config(cfg, check_memory=False)
         self.cfg = cfg
         # BLAS threads while run() trains (chainrule.train.threads): None = $CHAINRULE_THREADS, else "auto"
@@ -395,15 +112,18 @@ class Trainer:
         self.out = Path(out_dir)
         self.quiet = quiet
         self.log: RunLog | None = None  # set by the command line, which owns the run folder
-        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg)
+        # a first run downloads 30 MB: a bar per file then, before the first epoch's bar
+        (x_train, y_train, self.x_test, self.y_test), self.data_source = load_data(cfg, None if quiet else bytes_bar)
         self.loader = DataLoader(x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.model = build_model(cfg)
         self.optimizer: Stepper = build_optimizer(cfg, self.model)
         self.state = RunState()
         self.memory_note: str | None = None
         self._join()
-        self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
-        self._parallel_setup(x_train)  # under data parallelism the optimizer may become a sharded one
+        with self._failing_together():  # under MPI: an error here reaches every rank
+            self._agree(x_train, resume_source)
+            self.memory_plan = self._plan_memory(x_train) if cfg.memory_budget else None
+            self._parallel_setup(x_train)  # under data parallelism the optimizer may become a sharded one
         self.schedule: StepLR | CosineAnnealingLR | None = None
         if cfg.schedule == "cosine":
             self.schedule = CosineAnnealingLR(self.optimizer, cfg.epochs)
@@ -412,6 +132,8 @@ class Trainer:
         self._stop: int | None = None  # the signal that asked the run to stop
         self._stop_agreed = False  # data parallel: every rank knows of the stop
         self._critical = 0  # > 0 while a step is being applied and counted, or a file written
+        self._first_loss: tuple[float, int] | None = None  # (objective, step) of this process's first step
+        self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the checkpoint on disk, if any
         model = self.model
 
         def loss_and_grads(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -419,9 +141,9 @@ class Trainer:
             J.backward()
             return J, logits
 
-        # cr.compile runs a checkpointed segment plainly (no saving): a checkpointing plan steps uncompiled
-        checkpointing = self.memory_plan is not None and self.memory_plan.checkpoint_every > 0
-        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and not checkpointing else loss_and_grads
+        # under a memory budget the step is not compiled: cr.compile's capture (the first step) keeps every
+        # intermediate array alive, past the plan's peak (and it runs a checkpointed segment plainly, no saving)
+        self.step_fn: Any = compile_step(loss_and_grads) if cfg.compile and self.memory_plan is None else loss_and_grads
 
     def _plan_memory(self, x_train: np.ndarray) -> Any:
         """``--memory-budget``: the cheapest plan that fits (cr.plan.fit_budget), applied to the model and config."""
@@ -442,7 +164,7 @@ class Trainer:
             raise UsageError(f"--memory-budget {cfg.memory_budget} with --parallel {cfg.parallel}: {exc}") from None
         assert report.plan is not None
         if self.comm is not None:  # the time model is measured on each rank: rank 0's choice is everyone's
-            report.plan = self.comm.comm.bcast(report.plan, root=0)
+            report.plan = self.comm.bcast_object(report.plan, what="the memory plan")
         cfg.microbatches = report.plan.microbatches
         if cfg.parallel == "pipeline":
             cfg.pipeline_schedule = report.plan.schedule
@@ -464,6 +186,25 @@ class Trainer:
         self.comm = Comm()
         self.rank = self.comm.rank
         self.quiet = self.quiet or self.rank != 0  # one rank speaks
+
+    def _failing_together(self) -> Any:
+        """Under MPI: a block whose error is sent to every rank, then re-raised (the caller reports it)."""
+        if self.comm is None:
+            return contextlib.nullcontext()
+        from chainrule.parallel.failure import failing_together
+
+        return failing_together(self.comm, abort=False)
+
+    def _agree(self, x_train: np.ndarray, resume_source: str | None) -> None:
+        """Under MPI: every rank's settings are rank 0's, or every rank stops naming the difference."""
+        if self.comm is None:
+            return
+        from chainrule.parallel.agree import agree, data_fingerprint
+
+        settings = {f"--{k.replace('_', '-')}": v for k, v in asdict(self.cfg).items() if k != "data_dir"}
+        settings["--resume"] = resume_source or "none (a new run)"
+        data = {"the data (--data-dir)": data_fingerprint(x_train, self.loader.arrays[1], self.x_test)}
+        agree(self.comm, settings, derived=data)
 
     def _parallel_setup(self, x_train: np.ndarray) -> None:
         """Under ``--parallel``: make the parameters identical, cut the pipeline (the plan's stages, if any)."""
@@ -573,14 +314,16 @@ class Trainer:
     def _sync_stages(self) -> None:
         """Pipeline: every rank gets every stage's parameters (for evaluation and the checkpoint)."""
         if self.pipeline is not None:
-            self.pipeline.sync_parameters(self.model.parameters(), self.model)
+            self.pipeline.sync_parameters(self.model)
 
-    def say(self, line: str) -> None:
-        """A line for the run log and, unless quiet, for stdout."""
+    def say(self, line: str, stream: Any = None) -> None:
+        """A line for the run log and, unless quiet, for stdout; a line for ``stream`` (stderr)
+        is printed even when quiet. Every line printed during a run goes through here; it is
+        printed first, so a log that cannot be written does not hide it."""
+        if stream is not None or not self.quiet:
+            emit(line, stream)
         if self.log is not None:
             self.log.add(line)
-        if not self.quiet:
-            emit(line)
 
     # --- checkpoints ------------------------------------------------------------------
     def _dropouts(self) -> list[Dropout]:
@@ -620,7 +363,7 @@ class Trainer:
     ) -> Trainer:
         path = Path(run_dir) / CHECKPOINT
         arrays, meta = load_checkpoint(path)
-        cfg = config_from_meta(meta, path)
+        cfg = checked_config(arrays, meta, path)
         state = state_from_meta(meta, path)
         if epochs is not None:
             cfg.epochs = epochs
@@ -628,7 +371,12 @@ class Trainer:
             cfg.data_dir = data_dir
         if cfg.epochs < state.epoch:
             raise UsageError(f"--epochs {cfg.epochs}: the run in {run_dir} has already finished {state.epoch} epochs")
-        trainer = cls(cfg, run_dir, quiet=quiet, threads=threads)
+        source = None
+        if cfg.parallel != "none":  # the ranks check that they resume the same checkpoint
+            from chainrule.parallel.agree import arrays_digest
+
+            source = f"epoch {state.epoch}, batch {state.batch} of checkpoint {arrays_digest(arrays)}"
+        trainer = cls(cfg, run_dir, quiet=quiet, resume_source=source, threads=threads)
         trainer._restore(arrays, meta, state, path)
         return trainer
 
@@ -667,6 +415,7 @@ class Trainer:
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: checkpoint does not fit the model ({exc}): corrupt") from exc
         self.state = state
+        self._saved_at = (state.epoch, state.batch)
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> list[EpochMetrics]:
@@ -682,17 +431,18 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
-        together: Any = contextlib.nullcontext()
-        if self.comm is not None:
-            from chainrule.parallel import failing_together
-
-            together = failing_together(self.comm)  # an error on one rank stops every rank, clearly
         try:
-            with together, threads_for_run(self.threads):
+            # under MPI an error on one rank, even in the last save, stops every rank
+            with self._failing_together(), threads_for_run(self.threads):
                 while self.state.epoch < self.cfg.epochs:
                     self._epoch()
-            self.save()
-            self.write_reports()
+                self.save()
+                self.write_reports()
+                if self.comm is not None:  # no rank ends "finished" while another one failed
+                    self.comm.barrier("finishing the run")
+        except Diverged as exc:  # the metrics of the epochs before it; the last good checkpoint stays
+            self.write_reports(failure=str(exc))
+            raise
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, Interrupted) else (self._stop or signal.SIGINT)
             self._critical += 1
@@ -700,14 +450,14 @@ class Trainer:
                 self._check_finite()
                 path = self.save()
                 where = f"epoch {self.state.epoch + 1}, batch {self.state.batch}"
-                if self.log is not None:
-                    self.log.add(f"stopped by {signal.Signals(signum).name} at {where}; checkpoint saved")
             finally:
                 self._critical -= 1
-            print(
-                f"\n{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where}: checkpoint saved to "
-                f"{path}; continue with `chainrule train --resume {self.out}`",
-                file=sys.stderr,
+            print(file=sys.stderr)  # off the progress bar's line
+            self.say(
+                f"{'interrupted' if signum == signal.SIGINT else 'terminated'} at {where} (stopped by "
+                f"{signal.Signals(signum).name}): checkpoint saved to {path}; "
+                f"continue with `chainrule train --resume {self.out}`",
+                sys.stderr,
             )
             raise Interrupted(signum) from None
         finally:
@@ -733,47 +483,81 @@ class Trainer:
         if self._stop is not None and (self.comm is None or self._stop_agreed):
             raise Interrupted(self._stop)
 
-    def _check_finite(self) -> None:
-        """Refuse to go on (or save) with NaN/Inf parameters.
+    def _check_finite(self, step: int | None = None) -> None:
+        """Refuse to go on (or save) with NaN/Inf parameters: a :class:`Diverged` at ``step``.
 
-        A step's loss is computed before its update, so a NaN made by an update shows up in
-        the next step's loss; this check covers the update that no later loss sees, and runs
-        before every checkpoint (at the end of an epoch's steps and before an interrupted run
-        is saved). A sum is finite iff every element is, unless it overflows: then look closer.
+        Runs after every update (``step``: the run's step just taken) and before every
+        checkpoint. A sum is finite iff every element is, unless it overflows: then look closer.
         """
         for p in self.optimizer.params:
             if not math.isfinite(float(np.sum(p.data))) and not np.isfinite(p.data).all():
-                raise self._diverged("parameters became non-finite", self.state.batch)
+                raise self._diverged("the parameters became non-finite", self.state.batch if step is None else step)
 
-    def _diverged(self, what: str, batch: int) -> FloatingPointError:
-        return FloatingPointError(
-            f"train: {what} at epoch {self.state.epoch + 1}, batch {batch}; lower --lr "
-            f"(the last checkpoint, after epoch {self.state.epoch}, is kept)"
+    def _step_number(self, batch: int) -> int:
+        """The run's 1-based step count of ``batch`` (1-based, within the epoch in progress)."""
+        return self.state.epoch * len(self.loader) + batch
+
+    def _diverged(self, what: str, batch: int) -> Diverged:
+        """The error that stops a diverged run at ``batch`` of the epoch in progress (0 = at its end)."""
+        st = self.state
+        where = (
+            f"step {self._step_number(batch)} (epoch {st.epoch + 1}, batch {batch} of {len(self.loader)})"
+            if batch
+            else f"the end of epoch {st.epoch + 1} (step {self._step_number(len(self.loader))})"
         )
+        if self._saved_at is None:
+            kept = "no checkpoint was saved (the run diverged in its first epoch; start again with --overwrite)"
+        else:
+            e, b = self._saved_at
+            where_saved = f"after epoch {e}" if not b else f"at epoch {e + 1}, batch {b}"
+            kept = f"the last good checkpoint, {where_saved}, is kept"
+        return Diverged(
+            f"train: diverged at {where}: {what}; the learning rate (--lr {self.cfg.lr:g}) is likely too high, "
+            f"lower it; {kept}",
+            self._step_number(batch or len(self.loader)),
+        )
+
+    def _check_loss(self, loss: float, batch: int) -> None:
+        """A non-finite objective, or one grown to 1000 times this process's first, is divergence."""
+        if not math.isfinite(loss):
+            raise self._diverged(f"the objective became {loss}", batch)
+        if self._first_loss is None:
+            self._first_loss = (loss, self._step_number(batch))
+            return
+        first, at = self._first_loss
+        if loss > _GROWTH * max(first, math.log(10)):
+            raise self._diverged(
+                f"the objective grew from {first:.4g} at step {at} to {loss:.4g} (over {_GROWTH:g} times)", batch
+            )
 
     def _epoch(self) -> None:
         st, cfg = self.state, self.cfg
         if self.schedule is not None:
             self.schedule.set_epoch(st.epoch)
-        bar = _progress(len(self.loader), f"epoch {st.epoch + 1}/{cfg.epochs}", st.batch, self.quiet)
+        desc = f"epoch {st.epoch + 1}/{cfg.epochs}"
+        bar = None if self.quiet else progress_bar(len(self.loader), desc, st.batch)
+        bar = notebook.notebook_bar(bar, len(self.loader), desc, st.batch, self.quiet)
         start = time.perf_counter()
         try:
             for sel in self.loader.index_batches(st.epoch, start=st.batch):
                 self._check_stop()
                 xb, yb = self._batch(sel)
                 self.optimizer.zero_grad()
-                loss, correct = self._step(xb, yb, len(sel))
+                with _quiet_overflow():  # a diverging step is reported by the checks below, not warned about
+                    loss, correct = self._step(xb, yb, len(sel))
                 # from here to the end of the bookkeeping a signal only sets the flag: the step is
                 # applied and counted together, or (raised before this point) not at all
                 self._critical += 1
-                self.optimizer.step()
-                if not math.isfinite(loss):
-                    raise self._diverged(f"objective became {loss}", st.batch + 1)
+                with _quiet_overflow():
+                    self.optimizer.step()
+                self._check_loss(loss, st.batch + 1)
+                self._check_finite(st.batch + 1)
                 st.loss_sum += loss * len(sel)
                 st.correct += correct
                 st.seen += len(sel)
                 st.batch += 1
                 self._critical -= 1
+                del xb, yb  # not alive while the next batch is gathered (a memory plan counts one batch)
                 if bar is not None:
                     bar.update(1)
             self._check_stop()
@@ -782,9 +566,12 @@ class Trainer:
             st.seconds += time.perf_counter() - start
             if bar is not None:
                 bar.close()
-        self._check_finite()  # each loss checks the update before it; this checks the epoch's last
         self._sync_stages()
-        test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
+        with _quiet_overflow():  # a diverged test loss is reported below, not warned about
+            test_loss, test_accuracy = loss_and_accuracy(self.model, self.x_test, self.y_test)
+        pen = penalty(self.model, self.cfg.weight_decay)
+        if not (math.isfinite(test_loss) and math.isfinite(pen)):
+            raise self._diverged(f"the test loss became {test_loss} (penalty s = {pen})", 0)
         m = EpochMetrics(
             epoch=st.epoch + 1,
             train_loss=st.loss_sum / max(st.seen, 1),
@@ -793,22 +580,28 @@ class Trainer:
             seconds=st.seconds,
             lr=self.optimizer.lr,
             test_loss=test_loss,
-            penalty=penalty(self.model, self.cfg.weight_decay),
+            penalty=pen,
         )
         self._critical += 1
         try:
             st.history.append(asdict(m))
             self.state = RunState(epoch=st.epoch + 1, history=st.history)
+            if self.comm is not None:  # a peer dying in the save's gather takes this rank with it (mpiexec):
+                self.write_reports()  # the epoch's metrics are written first, and every rank waits for that
+                self.comm.barrier("writing the epoch's metrics")
             self.save()
+            self._saved_at = (self.state.epoch, 0)
         finally:
             self._critical -= 1
-        self.say(
-            f"epoch {m.epoch:3d}  train loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
-            f"test acc {m.test_accuracy:.4f}  {m.seconds:.1f}s"
-        )
+        self.say(epoch_line(m))
+        notebook.epoch_done(self.out, st.history, recipe(cfg), self.quiet)  # a notebook's live plot
         self._check_stop()
 
-    def write_reports(self) -> None:
+    def write_reports(self, failure: str | None = None) -> None:
+        """metrics.csv, metrics.json (strict JSON: a non-finite number is null) and curves.png of the epochs done.
+
+        ``failure``: why the run stopped early (divergence), recorded in metrics.json.
+        """
         if self.rank != 0:
             return
         history = self.state.history
@@ -819,69 +612,29 @@ class Trainer:
         w.writeheader()
         w.writerows(history)
         atomic_write(self.out / "metrics.csv", text.getvalue().encode())
-        report = {"config": asdict(self.cfg), "data_source": str(self.data_source), "epochs": history}
-        atomic_write(self.out / "metrics.json", json.dumps(report, indent=2).encode())
+        report = {
+            "config": asdict(self.cfg),
+            "data_source": str(self.data_source),
+            "epochs": history,
+            "status": "diverged" if failure else "finished",
+        }
+        if failure:
+            report["error"] = failure
+        atomic_write(self.out / "metrics.json", json.dumps(_json_safe(report), indent=2, allow_nan=False).encode())
         png = io.BytesIO()
         plot_curves(history, png, title=recipe(self.cfg))
         atomic_write(self.out / "curves.png", png.getvalue())
 
 
-def _progress(total: int, desc: str, initial: int, quiet: bool) -> Any:
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the progress bar is optional; the per-epoch line is always printed
-        return None
-    return tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", disable=None)
-
-
-def recipe(cfg: Config) -> str:
-    """A one-line name of the training recipe, e.g. for a plot's title."""
-    model = {"section": "section MLP", "section-bias": "section MLP + bias", "mlp": "MLP"}.get(cfg.model, cfg.model)
-    parts = [
-        f"{model} 784-{cfg.hidden}-10 {cfg.activation}",
-        f"{cfg.optimizer} lr {cfg.lr:g}",
-        f"batch {cfg.batch_size}",
-        f"λ {cfg.weight_decay:g}",
-        f"{cfg.epochs} epochs",
-    ]
-    if cfg.schedule != "none":
-        parts.append(f"{cfg.schedule} schedule")
-    if cfg.dropout:
-        parts.append(f"dropout {cfg.dropout:g}")
-    return ", ".join(parts)
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path | io.BytesIO, title: str | None = None) -> None:
-    """Three panels per epoch: the losses (train J = L + s averaged over the epoch's minibatches,
-    test L at the epoch's end), the penalty s, and train/test accuracy; ``title`` names the recipe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train J = L + s (epoch mean)")
-    ax1.plot(epochs, [h.get("test_loss", math.nan) for h in history], "s-", label="test L")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.plot(epochs, [h.get("penalty", 0.0) for h in history], "o-", color="tab:green", label="s = λ/2(‖W1‖² + ‖W2‖²)")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("penalty s")
-    ax2.legend()
-    ax3.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train accuracy")
-    ax3.plot(epochs, [h["test_accuracy"] for h in history], "s-", label="test accuracy")
-    ax3.set_xlabel("epoch")
-    ax3.set_ylabel("accuracy")
-    ax3.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -892,7 +645,7 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     path = Path(run_dir) / CHECKPOINT
     arrays, meta = load_checkpoint(path)
-    cfg = config_from_meta(meta, path)
+    cfg = checked_config(arrays, meta, path)  # before the model is built from it
     if data_dir is not None:
         cfg.data_dir = data_dir
     cfg.limit_test = 0  # always the whole test set
@@ -905,4 +658,14 @@ def evaluate(run_dir: str | Path, data_dir: str | None = None) -> float:
     return accuracy(model, x_test, y_test)
 
 
-__all__ = ["Config", "EpochMetrics", "Interrupted", "Trainer", "UsageError", "evaluate", "validate_config"]
+__all__ = [
+    "Config",
+    "Diverged",
+    "EpochMetrics",
+    "Interrupted",
+    "Trainer",
+    "UsageError",
+    "emit",
+    "evaluate",
+    "validate_config",
+]

@@ -21,13 +21,16 @@ from chainrule.core.backward import backward
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import level, watched
 from chainrule.core.tensor import Tensor
+from chainrule.ops import facts as fx
 from chainrule.ops import reshape, stack, sum
+from chainrule.ops import vjp_memory as vm
 from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
 
 # The identity that marks "differentiate with respect to this value" on the tape.
 watch = Primitive("watch", lambda x: x, doc="Identity: marks a value a transform differentiates with respect to.")
 watch.defvjp(lambda g, out, x: g)
 watch.defjvp(lambda t, out, x: t)
+watch.deffacts(shape=fx.view(watch), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=vm.passes_g)
 
 
 def gradients(
@@ -348,8 +351,23 @@ def hvp(fun: Callable[..., Any], x: Any, v: Any, mode: str = "fwd") -> Any:
     if mode == "fwd":
         return jvp(grad(fun), (x,), (v,))[1]
     if mode == "rev":
-        vv = v.data if isinstance(v, Tensor) else np.asarray(v)
-        return grad(lambda xx: sum(grad(fun)(xx) * vv))(x)
+        x_leaves, x_tree = tree_flatten(x)
+        v_leaves, v_tree = tree_flatten(v)
+        if v_tree != x_tree:
+            raise ValueError(f"hvp: v must have the structure of x ({x_tree!r}), got {v_tree!r}")
+        vs = [u.data if isinstance(u, Tensor) else np.asarray(u) for u in v_leaves]
+        for i, (a, u) in enumerate(zip(x_leaves, vs, strict=True)):
+            if np.shape(a) != u.shape:
+                raise ValueError(f"hvp: leaf {i} of v has shape {u.shape}, x's has {np.shape(a)}")
+
+        def inner(xx: Any) -> Any:  # <grad f(xx), v>, summed over the leaves of the tree
+            g_leaves, _ = tree_flatten(grad(fun)(xx))
+            total: Any = 0
+            for g, u in zip(g_leaves, vs, strict=True):
+                total = total + sum(g * u)
+            return total
+
+        return grad(inner)(x)
     raise ValueError(f"hvp: mode must be 'fwd' or 'rev', got {mode!r}")
 
 

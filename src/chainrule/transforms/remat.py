@@ -31,6 +31,7 @@ from chainrule.core.interpret import Interpreter, active
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import THREAD, enable_grad, no_grad
 from chainrule.core.tensor import Tensor
+from chainrule.ops import facts as fx
 
 __all__ = ["checkpoint", "checkpoint_sequential", "segment_bounds", "sqrt_segments"]
 
@@ -147,6 +148,11 @@ _checkpoint_p = Primitive(
     "checkpoint", _impl, save=_Every((0,)), doc="An activation-checkpointed segment (cr.checkpoint)."
 )
 _checkpoint_p.defvjp_argnum(_vjp)
+# Built of primitives: its shape rule runs the segment (each primitive shape-only), and so does its
+# VJP rule under the memory estimate (the recomputation and its backward, modelled node by node).
+# Its own FLOPs are 0 both ways: the segment's primitives are counted as they run (the forward, the
+# recomputation and its backward); ``cr.cost``, which does not run backward, leaves the latter out.
+_checkpoint_p.deffacts(shape=fx.segment(_checkpoint_p), flops=fx.zero, vjp_flops=fx.zero_vjp, memory=fx.RULE_ITSELF)
 
 
 def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:

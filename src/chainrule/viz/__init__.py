@@ -4,15 +4,19 @@
   (forward, backward with the engine's walk order, saved memory, grouped by module).
 - :func:`equations`: the graph written out as forward equations and chain-rule steps.
 - :func:`html`: one offline HTML page to explore the drawing and replay backpropagation.
-- :func:`trace`, :func:`track_modules`: hooks that record the walk order and module of each node.
+- :func:`trace`: ``with cr.viz.trace():`` around a forward names its variables from the caller's and keeps
+  its constants (λ/2, x) for drawings made after backward; :func:`track_modules` records each node's module.
 """
 
-from chainrule.viz.equations import Explanation, equations, explain
+from chainrule.viz.equations import Equations, Explanation, equations, explain
 from chainrule.viz.notation import register_notation
-from chainrule.viz.trace import Trace, trace, track_modules
+from chainrule.viz.recording import trace
+from chainrule.viz.trace import Trace, track_modules
 
 __all__ = [
     "DotNotFoundError",
+    "Equations",
+    "Explorer",
     "Explanation",
     "Trace",
     "draw",
@@ -33,8 +37,17 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from chainrule.viz import drawing as _draw
 
         return getattr(_draw, name)
-    if name == "html":
-        from chainrule.viz.explorer import html
+    if name in ("html", "Explorer"):
+        from chainrule.viz import explorer as _explorer
 
-        return html
+        return getattr(_explorer, name)
     raise AttributeError(f"module 'chainrule.viz' has no attribute {name!r}")
+
+
+def _in_a_kernel() -> None:
+    from chainrule.viz.tensor_display import register_tensor_display
+
+    register_tensor_display()
+
+
+_in_a_kernel()

@@ -9,6 +9,7 @@ in the SVG, so the drawing can be read back (tests, the HTML explorer).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import graphviz
 from chainrule.core.tensor import Tensor
 from chainrule.viz.model import Graph, Op, Var, build, classify_second_order
 from chainrule.viz.notation import grad_text, symbol, var_text
+from chainrule.viz.recording import context
 from chainrule.viz.trace import Trace, dry_run, module_of, module_type
 
 INSTALL_HINT = (
@@ -65,12 +67,64 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = True) 
     return target
 
 
+_SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"')
+
+
+def fit_svg(svg: str, max_width: float = 940.0, max_height: float = 900.0) -> str:
+    """Graphviz's SVG with its width and height (points) scaled to fit the box; never enlarged."""
+    m = _SVG_SIZE.search(svg)
+    if m is None:
+        return svg
+    w, h = float(m.group(1)), float(m.group(2))
+    k = min(1.0, max_width / w if w else 1.0, max_height / h if h else 1.0)
+    return svg[: m.start()] + f'<svg width="{w * k:.0f}pt" height="{h * k:.0f}pt"' + svg[m.end() :]
+
+
+def _plain(value: Any) -> Any:
+    """User text as a plain Graphviz string: never HTML-like (``<...>``), backslashes literal."""
+    if not isinstance(value, str):
+        return value
+    return graphviz.nohtml(value.replace("\\", "\\\\"))
+
+
+def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _plain(v) for k, v in attrs.items()}
+    if isinstance(attrs.get("class"), str):  # class tokens: word characters only
+        out["class"] = re.sub(r"[^\w\s-]", "_", attrs["class"])
+    return out
+
+
 class Drawing(graphviz.Digraph):  # type: ignore[misc]
     """A ``graphviz.Digraph`` whose rendering explains how to install ``dot`` when it is missing.
 
     In Jupyter it displays itself (graphviz's rich display); ``.render(...)``, ``.pipe(...)``
     and ``.save(...)`` behave as in graphviz.
     """
+
+    # Every attribute goes through these: user text (tensor, module, primitive names, titles)
+    # is never read as a Graphviz HTML-like label (which can carry links) nor as an escape.
+    def node(self, name: str, label: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
+        super().node(
+            name, _plain(label), _attributes=_plain_attrs(_attributes) if _attributes else None, **_plain_attrs(attrs)
+        )
+
+    def edge(
+        self, tail_name: str, head_name: str, label: str | None = None, _attributes: Any = None, **attrs: Any
+    ) -> None:
+        super().edge(
+            tail_name,
+            head_name,
+            _plain(label),
+            _attributes=_plain_attrs(_attributes) if _attributes else None,
+            **_plain_attrs(attrs),
+        )
+
+    def attr(self, kw: str | None = None, _attributes: Any = None, **attrs: Any) -> None:
+        super().attr(kw, _attributes=_plain_attrs(_attributes) if _attributes else None, **_plain_attrs(attrs))
+
+    def _repr_image_svg_xml(self) -> str:
+        """Jupyter's SVG: the drawing scaled down to fit a notebook's width (the viewBox is kept)."""
+        return fit_svg(self.pipe(format="svg").decode("utf-8"), 940.0)
 
     def pipe(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -170,6 +224,7 @@ def draw(
     trace: Trace | None = None,
     title: str | None = None,
     rankdir: str = "BT",
+    layout: str = "dot",
 ) -> Drawing:
     """Draw everything that produced ``outputs`` as a ``graphviz.Digraph``.
 
@@ -182,13 +237,27 @@ def draw(
     group: ``"module"`` clusters nodes by the ``nn.Module`` that made them (record with
         ``cr.viz.track_modules(model)``); ``collapse`` (True/False/"auto": over 200 operators)
         draws each module as one box and runs of identical blocks as one box "× k".
-    names: ``{"x": x, "y": y}`` (or a Module) names constants and leaves by identity.
+    layout: ``"dot"`` (inputs at the bottom, ``rankdir``) or ``"book"``: the book's Figure 5.3.1
+        (:mod:`chainrule.viz.layout`: input lower-left, objective upper-right, the penalty one
+        operator; the forward graph only).
+    names: ``{"x": x, "y": y}``, a Module or ``locals()`` names constants, leaves and intermediates
+        (:mod:`chainrule.viz.names`); a forward run under ``with cr.viz.trace():`` is named by itself.
     """
     if not outputs:
         raise ValueError("draw: give at least one output tensor")
     outs = list(outputs)
+    names, trace = context(outs, names, trace)
     second = classify_second_order(outs, trace)
     g = build(outs, names, second, trace)
+    if layout not in ("dot", "book"):
+        raise ValueError(f"draw: layout must be 'dot' or 'book', got {layout!r}")
+    if layout == "book" and (backward or group is not None):
+        raise ValueError(
+            "draw: layout='book' draws the forward graph as the book's Figure 5.3.1; "
+            "use the default layout='dot' with backward=True or group="
+        )
+    if layout == "book":
+        return _draw_book(g, saved, title)
     drawing = Drawing(name="chainrule", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "labelloc": "t"})
     drawing.attr("node", fontname="Helvetica", fontsize="11")
     drawing.attr("edge", fontname="Helvetica", fontsize="9", color="#555555", arrowsize="0.7")
@@ -206,6 +275,46 @@ def draw(
         if backward:
             _draw_backward(drawing, g, walk, _written(g, outs, names, trace))
     drawing.attr(label=title or _caption(g, saved, backward, walk_source))
+    return drawing
+
+
+def _draw_book(g: Graph, saved: bool, title: str | None) -> Drawing:
+    from chainrule.viz.layout import book_graph, pinned
+
+    bg = book_graph(g)
+    drawing = Drawing(
+        name="chainrule",
+        engine="neato",
+        graph_attr={"inputscale": "72", "splines": "true", "fontname": "Helvetica", "labelloc": "t"},
+    )
+    drawing.attr("node", fontname="Helvetica", fontsize="11")
+    drawing.attr("edge", fontname="Helvetica", fontsize="9", color="#555555", arrowsize="0.7")
+    for vid in bg.vars:
+        v = g.vars[vid]
+        attrs = dict(_STYLE["named" if v.kind == "value" and v.name else v.kind])
+        label = var_text(v.name) if v.name else _var_label(v)
+        tip = f"{v.name}: {v.describe()}" if v.name else v.describe()
+        attrs.update(label=label, tooltip=tip, id=vid, **{"class": _classes(v, g.outputs)}, **pinned(bg.pos[vid]))
+        if vid in g.outputs:
+            attrs["peripheries"] = "2"
+        drawing.node(vid, **attrs)
+    by_id = {op.id: op for op in g.ops}
+    for node_id in bg.ops:
+        attrs = dict(_STYLE["op"])
+        if node_id in bg.collapsed:
+            members = bg.collapsed[node_id]
+            names = sorted({op.name for op in members})
+            square = set(names) <= {"multiply", "sum", "add", "square", "power"}
+            label = "‖·‖²" if square else "⋯"
+            attrs.update(label=label, tooltip=" ".join(names), **{"class": "op collapsed " + " ".join(names)})
+        else:
+            op = by_id[node_id]
+            attrs.update(label=_op_label(g, op, saved), tooltip=op.name, **{"class": f"op {op.name}"})
+        attrs.update(id=node_id, **pinned(bg.pos[node_id]))
+        drawing.node(node_id, **attrs)
+    for a, b in bg.edges:
+        drawing.edge(a, b, id=f"{a}->{b}", **{"class": "fwd"})
+    drawing.attr(label=title or f"{len(g.ops)} operators, {len(g.vars)} variables (the book's layout)")
     return drawing
 
 

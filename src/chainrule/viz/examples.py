@@ -26,6 +26,7 @@ class Example:
     symbols: dict[str, float] = field(default_factory=dict)  # {"λ": 1e-3}
     batch_axis: int | None = None
     model: Any = None  # the nn.Module, for the mlp
+    layout: str = "dot"  # how ``draw`` lays it out by default ("book" for the section's model: Figure 5.3.1)
 
 
 def section(
@@ -56,7 +57,7 @@ def section(
     s = ((lam / 2) * ((W1 * W1).sum() + (W2 * W2).sum())).named("s")
     J = (L + s).named("J")
     named.update(z=z, h=h, o=o, L=L, s=s, J=J)
-    return Example(J, named, {"x": x, "y": y}, {"λ": lam}, batch_axis=1)
+    return Example(J, named, {"x": x, "y": y}, {"λ": lam}, batch_axis=1, layout="book")
 
 
 def mlp(batch: int = 4, sizes: tuple[int, ...] = (784, 256, 10), seed: int = 0) -> Example:

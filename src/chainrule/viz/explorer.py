@@ -9,9 +9,12 @@ greying out the saved arrays as they are released, with the bytes still held.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html as _html
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from chainrule.core.tensor import Tensor
 from chainrule.viz.drawing import atomic_write, draw, human_bytes
 from chainrule.viz.equations import explain
 from chainrule.viz.model import build
+from chainrule.viz.recording import context
 from chainrule.viz.trace import Step, Trace, dry_run
 
 
@@ -31,26 +35,73 @@ def _replay(outputs: list[Tensor], trace: Trace | None, seqs: set[int]) -> tuple
     return Trace(), "graph already released and no trace given: order predicted (latest-created node first)"
 
 
+class Explorer:
+    """The explorer page, displayed inline in Jupyter (sandboxed ``<iframe srcdoc>``, offline).
+
+    ``.page`` is the HTML; ``.save(path, force=False)`` writes it atomically. The iframe's
+    sandbox allows scripts only (no same-origin access, no forms, no pop-ups, no top navigation).
+    """
+
+    def __init__(self, page: str, title: str, height: int = 720) -> None:
+        self.page = page
+        self.title = title
+        self.height = height
+
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
+        """Write the page to ``path`` (refuses to replace a file unless ``force``)."""
+        return atomic_write(path, self.page.encode("utf-8"), force=force)
+
+    def _repr_html_(self) -> str:
+        return (
+            f'<iframe class="chainrule-explorer" title="{_html.escape(self.title, quote=True)}" '
+            f'sandbox="allow-scripts" referrerpolicy="no-referrer" style="width:100%;height:{int(self.height)}px;'
+            f'border:1px solid #ccc" srcdoc="{_html.escape(self.page, quote=True)}"></iframe>'
+        )
+
+    def __repr__(self) -> str:
+        return f"<chainrule explorer {self.title!r}: {len(self.page):,} characters of HTML; .save(path) writes it>"
+
+
 def html(
     *outputs: Tensor,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
     trace: Trace | None = None,
     names: Any = None,
     symbols: dict[str, float] | None = None,
     batch_axis: int | None = None,
     force: bool = False,
     title: str = "chainrule graph",
-) -> Path:
-    """Write an offline HTML explorer of the graph that produced ``outputs`` to ``path``.
+) -> Path | Explorer:
+    """An offline HTML explorer of the graph that produced ``outputs``.
 
+    With ``path`` the page is written there (atomically; an existing file is replaced only
+    with ``force``) and the ``Path`` is returned; without it an :class:`Explorer` that
+    displays itself inline in Jupyter.
     trace: ``with cr.viz.trace() as tr: ... J.backward()`` — the replay then shows that very
         backward; without it a dry-run backward (which changes nothing) is recorded.
-    Refuses to replace an existing file unless ``force``; the file is written atomically.
     """
-    target = Path(path)
-    if target.exists() and not force:
+    target = Path(path) if path is not None else None
+    if target is not None and target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
+    page = explorer_page(*outputs, trace=trace, names=names, symbols=symbols, batch_axis=batch_axis, title=title)
+    if target is None:
+        return Explorer(page, title)
+    return atomic_write(target, page.encode("utf-8"), force=force)
+
+
+def explorer_page(
+    *outputs: Tensor,
+    trace: Trace | None = None,
+    names: Any = None,
+    symbols: dict[str, float] | None = None,
+    batch_axis: int | None = None,
+    title: str = "chainrule graph",
+) -> str:
+    """The explorer's HTML page (see :func:`html`)."""
+    if not outputs:
+        raise ValueError("html: give at least one output tensor")
     outs = list(outputs)
+    names, trace = context(outs, names, trace)
     g = build(outs, names, trace=trace)
     seqs = {op.seq for op in g.ops}
     walk, source = _replay(outs, trace, seqs)
@@ -61,7 +112,7 @@ def html(
         walk = Trace(steps=steps)
     drawing = draw(*outs, backward=True, saved=True, names=names, trace=walk, title=title)
     svg = drawing.pipe(format="svg").decode("utf-8")
-    svg = svg[svg.index("<svg") :]
+    svg = safe_svg(svg[svg.index("<svg") :])
 
     try:
         ex = explain(*outs[:1], names=names, symbols=symbols, batch_axis=batch_axis, trace=trace)
@@ -71,6 +122,27 @@ def html(
     except Exception as exc:  # an explanation must never cost the user the drawing
         fwd, bwd, equations_text = {}, {}, f"(equations unavailable: {exc})"
 
+    info = _info(g, fwd, bwd)
+    replay = [
+        {"seq": s.seq, "name": s.name, "released": s.released, "items": [[str(k), n] for k, n in s.items]}
+        for s in steps
+    ]
+    data = {"info": info, "steps": replay, "source": source}
+    page = _PAGE.format(
+        title=_html.escape(title),
+        svg=svg,
+        data=script_json(data),
+        equations=_html.escape(equations_text),
+        caption=_html.escape(source),
+        script=_SCRIPT,
+        style=_STYLE,
+        csp=CSP,
+    )
+    return page
+
+
+def _info(g: Any, fwd: dict[str, str], bwd: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What the side panel shows for every variable, gradient, operator and backward operator."""
     info: dict[str, dict[str, Any]] = {}
     for vid, v in g.vars.items():
         producer = g.op_of(vid)
@@ -83,7 +155,7 @@ def html(
                 "value": "intermediate",
             }[v.kind],
             "name": v.name or "(unnamed)",
-            "shape": _shape(v.shape),
+            "shape": _shape_text(v.shape),
             "dtype": v.dtype or "Python number",
             "op": producer.name if producer else "—",
             "source": (producer.node.origin if producer else None) or _no_origin(producer is not None),
@@ -102,7 +174,7 @@ def html(
             "kind": "operator" + (" (recorded backward)" if op.second_order else ""),
             "name": op.name,
             "op": op.name,
-            "shape": _shape(out.shape),
+            "shape": _shape_text(out.shape),
             "dtype": out.dtype,
             "source": op.node.origin or _no_origin(True),
             "saved": f"{human_bytes(nbytes)} ({'released' if op.node.released else 'alive'})",
@@ -117,24 +189,31 @@ def html(
             "name": f"∇{op.name}",
             "backward": "\n".join(dict.fromkeys(computes)) or entry["backward"],
         }
-    replay = [
-        {"seq": s.seq, "name": s.name, "released": s.released, "items": [[str(k), n] for k, n in s.items]}
-        for s in steps
-    ]
-    data = {"info": info, "steps": replay, "source": source}
-    page = _PAGE.format(
-        title=_html.escape(title),
-        svg=svg,
-        data=json.dumps(data).replace("</", "<\\/"),
-        equations=_html.escape(equations_text),
-        caption=_html.escape(source),
-        script=_SCRIPT,
-        style=_STYLE,
-    )
-    return atomic_write(target, page.encode("utf-8"), force=force)
+    return info
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def script_json(data: Any) -> str:
+    """JSON safe inside ``<script>``: no ``<``, ``>`` or ``&`` at all (``</script>``, ``<!--`` cannot occur)."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+_HREF = re.compile(r"""\s(?:xlink:)?href\s*=\s*("[^"]*"|'[^']*')""", re.IGNORECASE)
+_SAFE_URL = re.compile(r"^(#|https?:)", re.IGNORECASE)
+
+
+def safe_svg(svg: str) -> str:
+    """Drop every link target that is not a fragment or http(s) (``javascript:``, ``data:``)."""
+
+    def keep(m: re.Match[str]) -> str:
+        url = _html.unescape(m.group(1)[1:-1]).strip()
+        url = "".join(c for c in url if c.isprintable() and not c.isspace())
+        return m.group(0) if _SAFE_URL.match(url) else ""
+
+    return _HREF.sub(keep, svg)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -144,7 +223,7 @@ def _no_origin(is_op: bool) -> str:
 
 _STYLE = """
 body{font-family:Helvetica,Arial,sans-serif;margin:0;display:flex;height:100vh;color:#222}
-#canvas{flex:1;overflow:auto;border-right:1px solid #ccc;padding:8px}
+#canvas{flex:1;overflow:auto;border-right:1px solid #ccc;padding:8px;box-sizing:border-box;height:100vh}
 #side{width:400px;padding:10px 14px;overflow:auto;font-size:14px}
 #side h2{font-size:16px;margin:8px 0}
 #info table{border-collapse:collapse;width:100%}
@@ -170,6 +249,16 @@ const steps = DATA.steps;
 const svg = document.querySelector('#canvas svg');
 const byId = id => svg.querySelector('g[id="' + CSS.escape(id) + '"]');
 const info = document.getElementById('info');
+// Fit the whole graph to the window (the viewBox scales); "1:1" shows it at its natural size.
+const natural = [svg.getAttribute('width'), svg.getAttribute('height')];
+function fit(on){
+  svg.setAttribute('width', on ? '100%' : natural[0]); svg.setAttribute('height', on ? '100%' : natural[1]);
+  svg.setAttribute('preserveAspectRatio', 'xMidYMid meet'); svg.style.display = 'block';
+  svg.dataset.fit = on ? '1' : '0';
+}
+fit(true);
+document.getElementById('fit').onclick = () => fit(true);
+document.getElementById('actual').onclick = () => fit(false);
 let selected = null;
 function row(k, v){ return '<tr><td>' + k + '</td><td class="eq">' + esc(v) + '</td></tr>'; }
 function esc(s){ return String(s).replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c])); }
@@ -256,8 +345,18 @@ render();
 })();
 """
 
+# Defence in depth: the page may run its own script (by hash) and nothing else, and load nothing.
+CSP = (
+    "default-src 'none'; script-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    + "'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+
 _PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>{title}</title>
 <style>{style}</style></head>
 <body>
 <div id="canvas">{svg}</div>
@@ -267,6 +366,7 @@ _PAGE = """<!DOCTYPE html>
 <div id="controls">
 <button id="reset" title="before backward">reset</button><button id="prev" title="previous step (←)">◀</button>
 <button id="next" title="next step (→)">▶</button><button id="play" title="play / pause">play</button>
+<button id="fit" title="fit the graph to the window">fit</button><button id="actual" title="natural size">1:1</button>
 <input id="slider" type="range" min="0" value="0" style="width:100%">
 <div id="status"></div>
 <div>saved arrays still held: <span id="bytes"></span></div>

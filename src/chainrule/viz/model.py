@@ -9,7 +9,7 @@ the caller passes in ``names``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from chainrule.core.backward import toposort
 from chainrule.core.node import Node
 from chainrule.core.tensor import Tensor
+from chainrule.viz.names import resolve
 
 
 @dataclass
@@ -100,26 +101,6 @@ class Graph:
         return self._by_seq.get(seq)
 
 
-def _name_table(names: Any) -> dict[int, str]:
-    """``id`` of each named tensor and of its array -> name (a Module gives its parameters' names)."""
-    table: dict[int, str] = {}
-    if names is None:
-        return table
-    if hasattr(names, "named_parameters"):
-        items: Iterable[tuple[str, Any]] = names.named_parameters()
-    elif isinstance(names, Mapping):
-        items = names.items()
-    else:
-        items = ((t.name, t) for t in names)
-    for name, value in items:
-        if value is None or name is None:
-            continue
-        table[id(value)] = name
-        if isinstance(value, Tensor):
-            table.setdefault(id(value.data), name)
-    return table
-
-
 def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | None = None, trace: Any = None) -> Graph:
     """Variables and operators of everything that produced ``outputs`` (tensors).
 
@@ -128,7 +109,7 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
     """
     recorded: dict[int, dict[int, tuple[str, Any]]] = getattr(trace, "constants", None) or {}
     outs = [t for t in outputs if isinstance(t, Tensor)]
-    table = _name_table(names)
+    table = resolve(names)
     g = Graph()
     g.recorded_items = dict(getattr(trace, "items", None) or {})
     leaf_ids: dict[int, str] = {}
@@ -145,7 +126,7 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
             vid = new_id("p")
             leaf_ids[id(t)] = vid
             kind = "param" if type(t).__name__ == "Parameter" else "leaf"
-            name = t.name or table.get(id(t)) or table.get(id(t.data))
+            name = t.name or table.name_of(t) or table.name_of(t.data)
             g.vars[vid] = Var(vid, kind if t.requires_grad else "input", name, t.shape, str(t.dtype), tensor=t)
         return vid
 
@@ -160,7 +141,9 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
                     vid = new_id("c")
                     const_ids[value] = vid
                     dtype = getattr(item, "dtype", None)
-                    g.vars[vid] = Var(vid, "input", table.get(value), tuple(item.shape), str(dtype) if dtype else None)
+                    g.vars[vid] = Var(
+                        vid, "input", table.name_of_id(value), tuple(item.shape), str(dtype) if dtype else None
+                    )
                 return vid
         if type(item) is np.ndarray:
             vid = const_ids.get(id(item))
@@ -168,15 +151,16 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
                 vid = new_id("c")
                 const_ids[id(item)] = vid
                 value = item.item() if item.ndim == 0 else None
-                kind = "const" if item.ndim == 0 and id(item) not in table else "input"
-                g.vars[vid] = Var(vid, kind, table.get(id(item)), item.shape, str(item.dtype), value=value)
+                kind = "const" if item.ndim == 0 and table.name_of(item) is None else "input"
+                g.vars[vid] = Var(vid, kind, table.name_of(item), item.shape, str(item.dtype), value=value)
             return vid
         vid = new_id("c")
         if isinstance(item, int | float | complex | np.number):
             g.vars[vid] = Var(vid, "const", None, (), None, value=item)
-        else:  # a Meta: the node did not keep this constant, only its shape
+        else:  # a Meta: the node did not keep this constant (or released it), only its shape
             dtype = getattr(item, "dtype", None)
-            g.vars[vid] = Var(vid, "input", None, tuple(item.shape), str(dtype) if dtype is not None else None)
+            name = table.by_shape(tuple(item.shape), dtype) if dtype is not None else None
+            g.vars[vid] = Var(vid, "input", name, tuple(item.shape), str(dtype) if dtype is not None else None)
         return vid
 
     roots = [t.node for t in outs if t.node is not None]
@@ -192,7 +176,9 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
             else:
                 inputs.append(const_var(item, memo.get(i)))
         vid = f"v{node.seq}"
-        g.vars[vid] = Var(vid, "value", node.label, node.out_shape, str(node.out_dtype), node=node)
+        g.vars[vid] = Var(
+            vid, "value", node.label or table.by_seq.get(node.seq), node.out_shape, str(node.out_dtype), node=node
+        )
         op = Op(f"op{node.seq}", node, inputs, vid, second_order=bool(second_order and node.seq in second_order))
         g.ops.append(op)
         for i, v in enumerate(inputs):

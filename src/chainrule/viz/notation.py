@@ -1,12 +1,15 @@
 """How each primitive is written: its symbol in drawings, its forward equation and its VJP.
 
-The registry is keyed by primitive name, so notation lives next to the drawings and the
-ops stay untouched. ``forward(args, params, shape)`` and ``vjp(i, g, out, args, params)``
-build :mod:`chainrule.viz.expr` expressions from the expressions of the inputs (``args``),
-the gradient flowing into the output (``g``) and the output (``out``). Either may also be a
-pair of format strings ``(tex, text)`` with ``{0}``, ``{1}`` … for the inputs in a forward, and
-``{g}``, ``{out}``, ``{a0}``, ``{a1}`` … in a VJP. A primitive without notation is written generically:
-``name(a, b)`` forward and ``(∂name/∂a)ᵀ g`` backward, never skipped.
+Each primitive's notation is one of its facts (``prim.facts.notation``), registered here, on the
+primitive object, by :func:`register_notation` (the ops below this floor do not know how they are
+drawn); :data:`GENERIC` lists the engine's primitives that are written generically on purpose,
+so every primitive has a notation decision (``tests/`` checks it). ``forward(args, params, shape)``
+and ``vjp(i, g, out, args, params)`` build :mod:`chainrule.viz.expr` expressions from the
+expressions of the inputs (``args``), the gradient flowing into the output (``g``) and the output
+(``out``). Either may also be a pair of format strings ``(tex, text)`` with ``{0}``, ``{1}`` …
+for the inputs in a forward, and ``{g}``, ``{out}``, ``{a0}``, ``{a1}`` … in a VJP. A primitive
+written generically (or a user's primitive without notation) is ``name(a, b)`` forward and
+``(∂name/∂a)ᵀ g`` backward, never skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import chainrule.nn.functional  # noqa: F401  (its primitives get their notation here)
+import chainrule.transforms.remat  # noqa: F401
+from chainrule.core.primitive import REGISTRY, Primitive
 from chainrule.viz import expr as E
 from chainrule.viz.expr import Lin
 
@@ -31,22 +37,34 @@ class Notation:
     vjp: VJP | tuple[str, str] | None = None
 
 
-NOTATIONS: dict[str, Notation] = {}
+def _primitive(prim: Primitive | str) -> Primitive | None:
+    return prim if isinstance(prim, Primitive) else REGISTRY.get(prim)
+
+
+def notation_of(prim: Primitive | str) -> Notation | None:
+    """The notation registered on a primitive (given as the object or by name), or ``None``."""
+    p = _primitive(prim)
+    return p.facts.notation if p is not None else None
 
 
 def register_notation(
-    name: str,
+    prim: Primitive | str,
     forward: Forward | tuple[str, str] | None = None,
     vjp: VJP | tuple[str, str] | None = None,
     symbol: str | None = None,
 ) -> None:
-    """Declare how primitive ``name`` is written (for ``equations``, ``draw`` and ``html``)."""
-    NOTATIONS[name] = Notation(symbol or name, forward, vjp)
+    """Declare how primitive ``prim`` (the object, or the name of a registered one) is written, for
+    ``equations``, ``draw`` and ``html``: ``prim.deffacts(notation=...)``."""
+    p = _primitive(prim)
+    if p is None:
+        raise KeyError(f"register_notation: no primitive named {prim!r}; pass the Primitive object")
+    p.deffacts(notation=Notation(symbol or p.name, forward, vjp))
 
 
-def symbol(name: str) -> str:
-    n = NOTATIONS.get(name)
-    return n.symbol if n else name
+def symbol(name: Primitive | str) -> str:
+    """The label of a primitive's circle in drawings (its name if it has no symbol)."""
+    n = notation_of(name)
+    return n.symbol if n else (name if isinstance(name, str) else name.name)
 
 
 # --- variable names -----------------------------------------------------------------------
@@ -56,6 +74,25 @@ _GREEK = {
     "lambda": "λ", "lam": "λ", "mu": "μ", "sigma": "σ", "tau": "τ", "phi": "φ", "omega": "ω",
 }  # fmt: skip
 _TEX_GREEK = {v: f"\\{k}" for k, v in _GREEK.items() if k != "lam"}
+
+
+_TEX_SPECIAL = {
+    "\\": "\\backslash ", "{": "\\{", "}": "\\}", "_": "\\_", "$": "\\$", "&": "\\&", "#": "\\#",
+    "%": "\\%", "^": "\\hat{}", "~": "\\sim ", "<": "\\lt ", ">": "\\gt ", '"': "''", "'": "'",
+}  # fmt: skip
+
+
+def tex_text(name: str) -> str:
+    """A user's name as TeX text: every special character escaped, no ``<``/``>`` left (safe in HTML)."""
+    return "".join(_TEX_SPECIAL.get(c, c) for c in name if c.isprintable())
+
+
+def greek_symbol(name: str) -> str | None:
+    """``lam``/``lambda``/``λ`` -> ``λ`` (a trailing ``_`` ignored); None for a name that is no Greek letter."""
+    key = name.rstrip("_")
+    if key in _GREEK:
+        return _GREEK[key]
+    return key if key in _TEX_GREEK else None
 
 
 def var_text(name: str | None) -> str:
@@ -74,7 +111,7 @@ def var_tex(name: str, scalar: bool) -> str:
         return f"{letter}^{{({m.group(2)})}}"
     if re.fullmatch(r"[A-Za-z]", name):
         return name if scalar else f"\\mathbf{{{name}}}"
-    return "\\mathrm{" + name.replace("_", "\\_") + "}"
+    return "\\mathrm{" + tex_text(name) + "}"
 
 
 def grad_text(root: str, name: str | None) -> str:
@@ -260,6 +297,14 @@ def _relu_vjp(i: int, g: Lin, out: Lin, a: list[Lin], p: dict[str, Any]) -> Lin:
 
 
 def _install() -> None:
+    _install_arithmetic()
+    _install_functions()
+    _install_reductions_and_shapes()
+    _install_products_and_nn()
+
+
+def _install_arithmetic() -> None:
+    """Notation of add, subtract, multiply, divide, power, negative."""
     R = register_notation
     R("add", lambda a, p, s: E.add(a[0], a[1]).with_shape(s), _ident_vjp, "+")
     R(
@@ -277,6 +322,11 @@ def _install() -> None:
     )
     R("power", _pow_forward, _pow_vjp, "^")
     R("negative", lambda a, p, s: E.neg(a[0]), lambda i, g, o, a, p: E.neg(g), "−x")
+
+
+def _install_functions() -> None:
+    """Notation of exp, log, sqrt, abs, the trigonometric and selection functions."""
+    R = register_notation
     R("exp", _elementwise("\\exp\\left({0}\\right)", "exp({0})"), lambda i, g, o, a, p: E.had(g, o), "exp")
     R(
         "log",
@@ -342,6 +392,11 @@ def _install() -> None:
         ),
         "clip",
     )
+
+
+def _install_reductions_and_shapes() -> None:
+    """Notation of sums, extremes, reshapes, transposes, indexing, concatenation, casts."""
+    R = register_notation
     R("sum", _sum_forward, _sum_vjp, "Σ")
     R("max", _elementwise("\\max {0}", "max {0}"), _extremum_vjp("max"), "max")
     R("min", _elementwise("\\min {0}", "min {0}"), _extremum_vjp("min"), "min")
@@ -385,6 +440,11 @@ def _install() -> None:
         "concat",
     )
     R("astype", lambda a, p, s: a[0].with_shape(s), _ident_vjp, "astype")
+
+
+def _install_products_and_nn() -> None:
+    """Notation of matmul and the neural-network primitives (relu, sigmoid, softmax, cross-entropy), watch."""
+    R = register_notation
     R(
         "matmul",
         lambda a, p, s: E.mm(a[0], a[1]),
@@ -420,9 +480,25 @@ def _install() -> None:
 
 _install()
 
+# The engine's primitives written generically on purpose, ``name(a, b)`` and ``(∂name/∂a)ᵀ g``:
+# the rest of NumPy's math, linear algebra, scans and sorting, and the internal helpers.
+GENERIC: tuple[Primitive, ...] = tuple(
+    REGISTRY[name]
+    for name in (
+        "mod fmod exp2 expm1 log2 log10 log1p cbrt square reciprocal logaddexp logaddexp2 tan arcsin arccos arctan "
+        "sinh cosh arcsinh arccosh arctanh arctan2 hypot sinc fabs fmax fmin nan_to_num sign floor ceil trunc rint "
+        "round isfinite isnan isinf equal not_equal less less_equal greater greater_equal scatter_add stack check "
+        "prod cumsum reverse_cumsum cumprod argsort take_along_axis untake_along_axis solve inv det slogdet "
+        "cholesky eigh svd pinv einsum checkpoint one_hot dropout_mask"
+    ).split()
+)
+for _p in GENERIC:
+    _p.deffacts(notation=Notation(_p.name))
+del _p
+
 
 def _tex_name(name: str) -> str:
-    return name.replace("_", "\\_").replace("{", "").replace("}", "")
+    return tex_text(name)
 
 
 def generic_forward(name: str, args: list[Lin], shape: Any) -> Lin:
@@ -454,7 +530,8 @@ def generic_vjp(name: str, i: int, g: Lin, args: list[Lin], shape: Any) -> Lin:
 
 
 def apply_forward(name: str, args: list[Lin], params: dict[str, Any], shape: Any) -> Lin:
-    n = NOTATIONS.get(name)
+    """The forward equation's right-hand side for primitive ``name`` on the inputs ``args``."""
+    n = notation_of(name)
     if n is None or n.forward is None:
         return generic_forward(name, args, shape)
     if isinstance(n.forward, tuple):
@@ -464,7 +541,8 @@ def apply_forward(name: str, args: list[Lin], params: dict[str, Any], shape: Any
 
 
 def apply_vjp(name: str, i: int, g: Lin, out: Lin, args: list[Lin], params: dict[str, Any], shape: Any) -> Lin:
-    n = NOTATIONS.get(name)
+    """Input ``i``'s gradient for primitive ``name`` from the output's gradient ``g``."""
+    n = notation_of(name)
     if n is None or n.vjp is None:
         return generic_vjp(name, i, g, args, shape)
     if isinstance(n.vjp, tuple):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from sys import getrefcount as _refs
 from collections.abc import Iterator, Sequence
+from sys import getrefcount as _refs
 from typing import Any
 
 import numpy as np

@@ -114,7 +114,8 @@ class Node:
 # cyclic GC has nothing to find there. So every FREEZE_EVERY recorded nodes the objects alive then
 # are moved out of the GC's sight (``gc.freeze()``, constant time), and put back
 # (``gc.unfreeze()``) when the outermost backward ends: a large graph is frozen in pieces as it
-# grows; small graphs, one every FREEZE_EVERY nodes, are frozen until the end of their step. Objects made meanwhile are collected as usual; nothing is done if the GC is
+# grows; small graphs, one every FREEZE_EVERY nodes, are frozen until the end of their step.
+# Objects made meanwhile are collected as usual; nothing is done if the GC is
 # disabled or if something else has frozen objects (``gc.get_freeze_count()``).
 FREEZE_EVERY = 10_000
 

@@ -5,7 +5,7 @@ A model is ``model(mem, i, g, out, args, params)``: it returns input ``i``'s gra
 and allocates (``mem.new``) what the real rule allocates, in the same order; a temporary is a
 placeholder that goes out of scope; ``g`` returned as is means the rule passes it through. ``mem`` is
 duck-typed (``new(shape, dtype)``, ``spike(nbytes)``): the instruments' ``AbstractMemory``.
-Measured against the real rules by ``tests/test_memory_estimate.py`` (within 5% of the peaks).
+Measured against the real rules by ``tests/measure/test_memory_estimate.py`` (within 5% of the peaks).
 """
 
 from __future__ import annotations

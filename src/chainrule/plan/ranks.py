@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chainrule.measure.shapes import ShapeDtype
+from chainrule.plan.candidates import Candidate, Estimator
 
 if TYPE_CHECKING:
-    from chainrule.plan.candidates import Candidate, Estimator
     from chainrule.plan.timing import StepTimer
 
 __all__ = ["data_parallel_candidates", "pipeline_candidates", "pipeline_stages"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 PAGES = sorted([*DOCS.glob("tour/*.md"), *DOCS.glob("guides/*.md"), DOCS / "translation.md", DOCS / "architecture.md"])
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
@@ -46,7 +46,7 @@ def test_pages_exist() -> None:
 
 def _missing_requirement(text: str) -> str | None:
     """Pages that draw need Graphviz's dot; pages that read Fashion-MNIST need the Debian package
-    (as tests/test_training.py): on a machine without them the page is skipped, not failed."""
+    (as tests/train/test_training.py): on a machine without them the page is skipped, not failed."""
     if ("cr.viz.draw" in text or '"graph"' in text) and (shutil.which("dot") is None or not _has("graphviz")):
         return "needs Graphviz's dot and the graphviz package"
     if "load_fashion_mnist" in text or '"train"' in text:

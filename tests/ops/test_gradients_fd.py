@@ -75,11 +75,11 @@ def test_every_differentiable_primitive_has_a_case():
         if prim.differentiable and prim.module.startswith("chainrule.") and name != "watch"
     }
     # A cast cannot be checked in the float64 table (float32 rounding swamps finite differences):
-    # tests/test_transforms_levels.py::test_astype_gradients_in_both_modes checks it instead.
+    # tests/transforms/test_transforms_levels.py::test_astype_gradients_in_both_modes checks it instead.
     # pinv's primitive is the rank-deficient path, whose rule raises by design (no derivative there);
-    # tests/test_ops_linalg_values.py checks that error.
+    # tests/ops/test_ops_linalg_values.py checks that error.
     # checkpoint wraps any function: its derivative is the wrapped function's, checked bit for bit
-    # against the plain run in tests/test_remat_checkpoint.py.
+    # against the plain run in tests/transforms/test_remat_checkpoint.py.
     exempt = {"astype", "pinv", "checkpoint"}
     missing = sorted(ours - seen.names - exempt)
     assert not missing, f"primitives with no case in tests/op_cases.py: {missing}"

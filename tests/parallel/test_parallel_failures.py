@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve()
-sys.path.insert(0, str(HERE.parent))
-from chainrule.data.fashion_mnist import DEBIAN_DIR  # noqa: E402
+sys.path.insert(0, str(HERE.parents[1]))  # tests/, for conftest
 from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
+
+from chainrule.data.fashion_mnist import DEBIAN_DIR  # noqa: E402
 
 FLUSH_ROUNDS, FLUSH_FLOATS = 40, 1 << 20  # 4 MiB: too big to be sent eagerly, so the send stays pending
 

@@ -1,6 +1,6 @@
 """Data and pipeline parallelism over 2 MPI ranks equal single-process training; failures do not hang.
 
-Each test starts ``mpiexec -n 2 python tests/test_parallel_mpi.py <mode> <out>`` (this file is also
+Each test starts ``mpiexec -n 2 python tests/parallel/test_parallel_mpi.py <mode> <out>`` (this file is also
 the worker) with a timeout, then compares what rank 0 saved with a single-process run here.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve()
-SRC = HERE.parents[1] / "src"
+SRC = HERE.parents[2] / "src"
 STEPS, BATCH, WIDTH, DEPTH, LR = 3, 24, 16, 4, 0.1
 
 

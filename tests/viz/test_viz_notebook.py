@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from tests.viz_helpers import chromium, have_chromium, parse_svg
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "tour_5_3.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "tour_5_3.ipynb"
 SECTION = {"x", "W1", "W2", "z", "h", "o", "y", "L", "s", "J"}
 RAW_TEX = re.compile(r"\\(frac|partial|mathbf|boldsymbol|operatorname|left|right|begin|odot)\b|\$\$")
 

@@ -1,5 +1,5 @@
 """Training's notebook displays (train/progress.py) with a stand-in for IPython's display; the real
-kernel runs them in tests/test_viz_notebook.py."""
+kernel runs them in tests/viz/test_viz_notebook.py."""
 
 from __future__ import annotations
 

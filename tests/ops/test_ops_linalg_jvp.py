@@ -1,6 +1,6 @@
 """JVP rules of the shape, product and linear-algebra primitives agree with their VJP rules.
 
-Besides forward mode against finite differences (tests/test_gradients_fd.py), each rule is
+Besides forward mode against finite differences (tests/ops/test_gradients_fd.py), each rule is
 checked directly: every primitive call made while running a case is captured, and for random ``t`` and ``g``
 ``<g, jvp(t)> == <vjp(g), t>`` must hold (the VJP rules are checked against finite
 differences and PyTorch elsewhere).

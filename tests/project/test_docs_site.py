@@ -22,7 +22,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/
 if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():  # pragma: no cover
     pytest.skip("needs chromium and chromium-driver (installed by .ci/run)", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RAW_LATEX = ("\\frac", "\\partial", "\\mathbf", "\\lambda", "\\[", "\\(", "$$")
 
 

@@ -99,7 +99,7 @@ def test_ambiguous_released_constants_stay_unnamed() -> None:
 def test_the_readmes_own_example_drawn_after_backward_with_locals() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = readme.split("## Using it", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     assert "J.backward()" in code
     scope: dict[str, Any] = {}

@@ -14,7 +14,7 @@ import pytest
 from chainrule.cli.measure import build_mlp
 from chainrule.plan.planner import MemoryBudgetError, fit_budget
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

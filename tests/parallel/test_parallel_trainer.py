@@ -17,7 +17,7 @@ from chainrule.train.snapshot import load_checkpoint
 from chainrule.train.trainer import Trainer
 
 HERE = Path(__file__).resolve()
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1]))  # tests/, for conftest
 from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist is installed by .ci/run")

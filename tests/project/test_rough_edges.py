@@ -15,7 +15,7 @@ import pytest
 import chainrule as cr
 import chainrule.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_subpackages_are_attributes_loaded_lazily() -> None:

@@ -1,7 +1,7 @@
 """cr.plan.fit_budget(..., ranks=2): a pipeline plan for a step that does not fit one process, run for real.
 
 The test plans in this process, then runs the plan with ``mpiexec -n 2 python
-tests/test_planner_mpi.py <budget> <out>`` (this file is also the worker): every rank plans
+tests/plan/test_planner_mpi.py <budget> <out>`` (this file is also the worker): every rank plans
 again (the same plan), runs its stage with the plan's microbatches and schedule, and measures
 its step's peak with ``cr.memory.profile`` (tracemalloc), which must stay under the budget.
 """
@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve()
-SRC = HERE.parents[1] / "src"
+SRC = HERE.parents[2] / "src"
 BATCH, D, WIDTH, BUDGET = 256, 32, 128, 1_000_000
 
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1]))  # tests/, for conftest
+sys.path.insert(0, str(HERE.parents[1] / "parallel"))  # the MPI job helpers of test_parallel_mpi
 from test_parallel_mpi import MPIEXEC, launch, mpi_env, needs_mpi  # noqa: E402
 
 

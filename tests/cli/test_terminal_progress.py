@@ -79,15 +79,16 @@ needs_data = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion
 @pytest.mark.parametrize("rows, cols", [(24, 80), (0, 0)], ids=["sized-terminal", "terminal-of-unknown-size"])
 def test_train_bar_advances_in_a_pseudo_terminal(tmp_path, rows, cols):
     argv = [sys.executable, "-m", "chainrule.cli.main", "train", "--epochs", "1", "--limit-train", "12000"]
-    argv += ["--limit-test", "500", "--batch-size", "10", "--hidden", "32", "--out", str(tmp_path / "run")]
+    # 6000 steps: an epoch of over a second even on a fast machine, so a 0.1 s redraw shows it advance
+    argv += ["--limit-test", "500", "--batch-size", "2", "--hidden", "32", "--out", str(tmp_path / "run")]
     chunks = run_in_pty(argv, rows, cols)
     text = b"".join(c for _, c in chunks)
     counts = bar_counts(chunks)
     assert counts, f"no progress bar drawn; the terminal got {text[-600:]!r}"
-    assert {total for _, _, total in counts} == {1200}
+    assert {total for _, _, total in counts} == {6000}
     done = [n for _, n, _ in counts]
     assert done == sorted(done) and len(set(done)) >= 3, done  # it advances, more than once, never back
-    assert 0 < max(done) <= 1200
+    assert 0 < max(done) <= 6000
     first_draw = next(t for t, _, _ in counts)
     epoch_line = next(t for t, c in chunks if b"epoch   1  train" in c)
     assert first_draw < epoch_line  # drawn while the epoch runs, not after

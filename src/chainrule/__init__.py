@@ -52,6 +52,7 @@ from chainrule.measure.cost import cost
 from chainrule.measure.shapes import ShapeDtype, eval_shape
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
+from chainrule.train.threads import set_threads
 from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
 from chainrule.transforms.compile import compile
 from chainrule.transforms.functional import (
@@ -172,6 +173,7 @@ __all__ = [
     "optim",
     "plan",
     "randn",
+    "set_threads",
     "tensor",
     "train",
     "value_and_grad",

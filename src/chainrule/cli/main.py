@@ -10,7 +10,6 @@ input file, 130 stopped by SIGINT and 143 by SIGTERM (both with a checkpoint sav
 from __future__ import annotations
 
 import argparse
-import ctypes
 import signal
 import sys
 from dataclasses import fields
@@ -27,6 +26,8 @@ from chainrule.data.io import OutputError
 from chainrule.train.config import Config, UsageError, validate_config
 from chainrule.train.progress import emit
 from chainrule.train.rundir import RunDir, claim_new_run, claim_resume
+from chainrule.train.threads import ENV as THREADS_ENV
+from chainrule.train.threads import parse_threads, threads_for_run
 from chainrule.train.trainer import Interrupted, RunLog, Trainer, evaluate
 
 _DATA_HELP = (
@@ -35,7 +36,7 @@ _DATA_HELP = (
 )
 
 # flags that may accompany --resume; the rest of a run's configuration is fixed at its start
-_RESUME_FLAGS = {"epochs", "data_dir", "quiet"}
+_RESUME_FLAGS = {"epochs", "data_dir", "quiet", "threads"}
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -109,27 +110,30 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
     t.add_argument("--no-compile", action="store_true", default=None, help="run every step eagerly")
     parallel_cli.add_train_options(t)
+    _add_threads(t)
     e = sub.add_parser("evaluate", help="test accuracy of a saved run")
     e.add_argument("run", help="the run folder")
     e.add_argument("--data-dir", default=None, help=_DATA_HELP)
+    _add_threads(e)
     return p
 
 
-def _tune_allocator() -> None:
-    """Keep large freed blocks in the heap instead of returning them to the OS each step.
-
-    Training frees and reallocates the same large arrays every step; by default glibc maps
-    and unmaps blocks over a threshold it adjusts on the fly, and depending on the first
-    frees a process can end up paying page faults on every step (we measured the same
-    step at 1.9 ms or 3.1 ms in two runs of one script). The command line program fixes
-    both thresholds; the library itself never changes process-wide settings.
-    """
+def _threads_arg(text: str) -> str:
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
+        parse_threads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_threads_arg,
+        metavar="N|auto|none",
+        help=f"threads for NumPy's BLAS while this command runs: auto = the measured policy (one per process, "
+        f"see docs/performance.md), none = leave NumPy's default (default: ${THREADS_ENV}, else auto)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -181,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("memory", "cost"):
         return measure.run(args)
-    _tune_allocator()
     previous_term = None
     if args.command == "train":
         previous_term = signal.signal(signal.SIGTERM, _on_term_before_run)
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is not None:  # graph, explain
             result: int = args.func(args)
             return result
-        code = _main(args)
+        with threads_for_run(args.threads):
+            code = _main(args)
         if code:
             parallel_cli.end_job(args, code)  # a parallel run's rank failed: its peers must not wait for it
         return code
@@ -231,11 +235,13 @@ def _main(args: argparse.Namespace) -> int:
         quiet = bool(args.quiet)
         if cfg is None:
             log.add(f"resume (pid {run.pid})")
-            trainer = Trainer.resume(run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir)
+            trainer = Trainer.resume(
+                run.path, epochs=args.epochs, quiet=quiet, data_dir=args.data_dir, threads=args.threads
+            )
         else:
             log.add(f"start (pid {run.pid}); config {cfg}")
             try:
-                trainer = Trainer(cfg, run.path, quiet=quiet)
+                trainer = Trainer(cfg, run.path, quiet=quiet, threads=args.threads)
             except Exception:  # e.g. no plan fits --memory-budget: leave no half-made run behind
                 run.discard()
                 raise

@@ -174,12 +174,14 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         _check_resume(args)
         if args.resume is not None:
-            trainer = Trainer.resume(args.resume, epochs=args.epochs, quiet=True, data_dir=args.data_dir)
+            trainer = Trainer.resume(
+                args.resume, epochs=args.epochs, quiet=True, data_dir=args.data_dir, threads=args.threads
+            )
         else:
             given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
             cfg = Config(**given)
             cfg.compile = not args.no_compile
-            trainer = Trainer(cfg, args.out or os.devnull, quiet=True)
+            trainer = Trainer(cfg, args.out or os.devnull, quiet=True, threads=args.threads)
         trainer.run()
     except KeyboardInterrupt:  # Interrupted: the checkpoint is saved, the exit code says which signal
         raise

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import heapq
 from collections.abc import Iterator, Sequence
+from sys import getrefcount as _refs
 from typing import Any
 
 import numpy as np
 
 from chainrule.core.errors import GraphReleasedError, ShapeError
-from chainrule.core.node import Node
+from chainrule.core.node import _GC, Node
 from chainrule.core.rules import run_vjp
 from chainrule.core.state import THREAD, State
 from chainrule.core.tensor import UP, Tensor
@@ -50,6 +51,7 @@ def backward(
         while walk.ready:
             node = heapq.heappop(walk.ready)[1]
             g = walk.grads.pop(node)
+            walk.mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
             if walk.leads is not None and walk.reads_only(node, g):
                 continue  # a target with no other target below it: its gradient is read, it is not run
             walk.visit(node, g, retain_graph)
@@ -70,6 +72,9 @@ class _Walk:
         self.grads: dict[Node, Any] = {}  # gradient flowing into each pending node's output
         self.ready: list[tuple[int, Node]] = []  # heap of (-seq, node)
         self.owned: set[int] = set()  # ids of arrays that must be copied before becoming a leaf's .grad
+        # ids of arrays that only this walk holds (a rule's fresh result, a sum it made), pending at a
+        # node or a leaf's .grad: further gradients of that value are added into them in place
+        self.mine: set[int] = set()
         self.leaf_grads: dict[int, Any] | None = None if targets is None else {}  # with targets
         self.leads: set[Node] | None = None  # with targets: the nodes with a target below them
         self.captured: dict[Node, Any] = {}  # with targets: the gradient reaching each target node
@@ -102,24 +107,34 @@ class _Walk:
             expected = node.kept[i]
             if gi.shape != expected.shape or gi.dtype != expected.dtype:
                 gi = self.conform(gi, node, i)
+            # fresh: an array only this frame holds (its variable and getrefcount's argument), that
+            # is, the rule made it for this input: later gradients of that value may be added into it
+            fresh = self.top is None and type(gi) is np.ndarray and gi.base is None and _refs(gi) <= 2
             if type(parent) is Node and parent not in grads:  # the first gradient to reach it
                 grads[parent] = gi
+                if fresh:
+                    self.mine.add(id(gi))
                 heapq.heappush(self.ready, (-parent.seq, parent))
             else:
-                self.send(parent, gi)
+                self.send(parent, gi, fresh)
         if not retain_graph:
             node.release()
         if self.top is not None:
             self.top.visited(node)
 
-    def send(self, parent: Node | Tensor, gi: Any) -> None:
-        """Pass a gradient to the node that made an input, or to a leaf."""
+    def send(self, parent: Node | Tensor, gi: Any, fresh: bool = False) -> None:
+        """Pass a gradient to the node that made an input, or to a leaf.
+
+        ``fresh``: ``gi`` is an array that nothing else holds (the rule made it for this input).
+        """
         if type(parent) is not Node:
-            self.to_leaf(parent, gi)  # type: ignore[arg-type]
+            self.to_leaf(parent, gi, fresh)  # type: ignore[arg-type]
         elif parent in self.grads:
-            self.grads[parent] = self.add(self.grads[parent], gi)
+            self.grads[parent] = self.accumulate(self.grads[parent], gi)
         else:
             self.grads[parent] = gi
+            if fresh:
+                self.mine.add(id(gi))
             heapq.heappush(self.ready, (-parent.seq, parent))
 
     @contextlib.contextmanager
@@ -134,6 +149,8 @@ class _Walk:
         finally:
             state.grad_enabled = previous
             state.backward_depth -= 1
+            if _GC.frozen and state.backward_depth == 0:
+                _GC.graph_consumed()  # the outermost backward ended: the GC sees every object again
 
     # --- targets --------------------------------------------------------------------------
     def keep_to(self, targets: Sequence[Tensor] | None) -> None:
@@ -184,6 +201,21 @@ class _Walk:
     def add(self, a: Any, b: Any) -> Any:
         return a + b if self.top is None or isinstance(a, Tensor) else self.top.add(a, b)
 
+    def accumulate(self, total: Any, g: Any) -> Any:
+        """``total + g``: two gradients of one value, written into ``total`` if only this walk holds it.
+
+        So a value reached by k gradients costs no new array after the first (the rules' own
+        results are reused), where ``total + g`` makes k - 1. Same numbers: ``total += g`` rounds
+        exactly as ``total + g``.
+        """
+        if id(total) in self.mine:
+            np.add(total, g, out=total)
+            return total
+        total = self.add(total, g)
+        if self.top is None and type(total) is np.ndarray:
+            self.mine.add(id(total))
+        return total
+
     def conform(self, gi: Any, node: Node, i: int) -> Any:
         """A rule's gradient summed back over broadcast axes and cast to input ``i``'s shape and dtype."""
         expected = node.kept[i]
@@ -203,7 +235,7 @@ class _Walk:
                 gi = self.top.cast(gi, expected.dtype)
         return gi
 
-    def to_leaf(self, leaf: Tensor, g: Any) -> None:
+    def to_leaf(self, leaf: Tensor, g: Any, fresh: bool = False) -> None:
         """Hand ``g`` to a leaf: into its ``.grad``, or (with targets) into ``leaf_grads``."""
         if self.leaf_grads is not None:
             previous = self.leaf_grads.get(id(leaf))
@@ -218,10 +250,19 @@ class _Walk:
             # array to both inputs).
             if type(g) is not np.ndarray or not g.flags.writeable or id(g) in self.owned:
                 g = np.array(g) if self.top is None else self.top.copy(g)
+                fresh = self.top is None
             self.owned.add(id(g))
+            if fresh:
+                self.mine.add(id(g))
             leaf.grad = Tensor._make(g, None)
+        elif id(leaf.grad.data) in self.mine:
+            np.add(leaf.grad.data, g, out=leaf.grad.data)  # a .grad this walk made: added into in place
         else:
-            leaf.grad = Tensor._make(self.add(leaf.grad.data, g), None)
+            total = self.add(leaf.grad.data, g)
+            if self.top is None and type(total) is np.ndarray:
+                self.mine.add(id(total))
+                self.owned.add(id(total))
+            leaf.grad = Tensor._make(total, None)
 
 
 def _released(node: Node) -> None:

@@ -8,6 +8,7 @@ the sum of what its nodes save; backpropagation releases it node by node.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,8 @@ class Node:
         # Creation order: a node's inputs always come from earlier nodes, so walking
         # nodes by decreasing seq visits every node after all of its consumers.
         self.seq = next(_sequence)
+        if self.seq >= _GC.next_freeze:
+            _GC.graph_grew(self.seq)
         # Under forward mode: (the input tensors as given, the output's tangents), so a
         # recorded backward runs its rules on values that still carry their tangents.
         self.forward: tuple[tuple[Any, ...], dict[int, Any]] | None = None
@@ -101,6 +104,43 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} out={self.out_shape} saved={self.saved_nbytes}B>"
+
+
+# --- a large graph and the cyclic garbage collector ----------------------------------------
+# Every node is an object the cyclic GC tracks, and a graph is alive until backward has run: each
+# full collection while a large graph is being recorded walks all of it again, so the cost per
+# recorded op grows with the graph (measured: 2-4x at 100,000 ops). A graph holds no reference
+# cycles (a node points only to earlier nodes and leaves), so reference counting frees it and the
+# cyclic GC has nothing to find there. So every FREEZE_EVERY recorded nodes the objects alive then
+# are moved out of the GC's sight (``gc.freeze()``, constant time), and put back
+# (``gc.unfreeze()``) when the outermost backward ends: a large graph is frozen in pieces as it
+# grows; small graphs, one every FREEZE_EVERY nodes, are frozen until the end of their step.
+# Objects made meanwhile are collected as usual; nothing is done if the GC is
+# disabled or if something else has frozen objects (``gc.get_freeze_count()``).
+FREEZE_EVERY = 10_000
+
+
+class _GraphGC:
+    __slots__ = ("next_freeze", "frozen")
+
+    def __init__(self) -> None:
+        self.next_freeze = FREEZE_EVERY
+        self.frozen = False  # this engine froze objects (and so will unfreeze them)
+
+    def graph_grew(self, seq: int) -> None:
+        self.next_freeze = seq + FREEZE_EVERY
+        if gc.isenabled() and (self.frozen or gc.get_freeze_count() == 0):
+            gc.freeze()
+            self.frozen = True
+
+    def graph_consumed(self) -> None:
+        """A backward pass ended: the recorded graph is consumed; the GC sees every object again."""
+        if self.frozen:
+            self.frozen = False
+            gc.unfreeze()
+
+
+_GC = _GraphGC()
 
 
 class Meta:

@@ -40,7 +40,7 @@ def reshape(x: Any, shape: Any) -> Any:
 
 
 def _transpose(x: Any, axes: tuple[int, ...] | None) -> Any:
-    return np.transpose(x, axes)
+    return x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes)  # the method: no wrapper
 
 
 def _inverse_axes(axes: tuple[int, ...] | None, ndim: int) -> tuple[int, ...] | None:

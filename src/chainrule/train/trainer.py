@@ -49,6 +49,7 @@ from chainrule.train.config import (
 from chainrule.train.progress import bytes_bar, emit, progress_bar
 from chainrule.train.report import epoch_line, plot_curves, recipe
 from chainrule.train.snapshot import CheckpointError, load_checkpoint, save_checkpoint
+from chainrule.train.threads import threads_for_run
 from chainrule.transforms.compile import compile as compile_step
 
 CHECKPOINT = "checkpoint.npz"
@@ -96,9 +97,18 @@ class RunLog:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | Path, quiet: bool = False, resume_source: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        out_dir: str | Path,
+        quiet: bool = False,
+        resume_source: str | None = None,
+        threads: int | str | None = None,
+    ) -> None:
         validate_config(cfg, check_memory=False)
         self.cfg = cfg
+        # BLAS threads while run() trains (chainrule.train.threads): None = $CHAINRULE_THREADS, else "auto"
+        self.threads = threads
         self.out = Path(out_dir)
         self.quiet = quiet
         self.log: RunLog | None = None  # set by the command line, which owns the run folder
@@ -344,7 +354,12 @@ class Trainer:
 
     @classmethod
     def resume(
-        cls, run_dir: str | Path, epochs: int | None = None, quiet: bool = False, data_dir: str | None = None
+        cls,
+        run_dir: str | Path,
+        epochs: int | None = None,
+        quiet: bool = False,
+        data_dir: str | None = None,
+        threads: int | str | None = None,
     ) -> Trainer:
         path = Path(run_dir) / CHECKPOINT
         arrays, meta = load_checkpoint(path)
@@ -361,7 +376,7 @@ class Trainer:
             from chainrule.parallel.agree import arrays_digest
 
             source = f"epoch {state.epoch}, batch {state.batch} of checkpoint {arrays_digest(arrays)}"
-        trainer = cls(cfg, run_dir, quiet=quiet, resume_source=source)
+        trainer = cls(cfg, run_dir, quiet=quiet, resume_source=source, threads=threads)
         trainer._restore(arrays, meta, state, path)
         return trainer
 
@@ -417,7 +432,8 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
-            with self._failing_together():  # under MPI an error on one rank, even in the last save, stops every rank
+            # under MPI an error on one rank, even in the last save, stops every rank
+            with self._failing_together(), threads_for_run(self.threads):
                 while self.state.epoch < self.cfg.epochs:
                     self._epoch()
                 self.save()

@@ -5,7 +5,11 @@ of a compiled function runs it normally while recording every primitive it appli
 forward *and* backward (the backward runs with its rules recorded, as for higher
 orders). Later calls with the same argument shapes and dtypes replay that list:
 no tensors, nodes, dictionaries or topological sorts, and each intermediate array is
-dropped right after its last use. Results are identical to the eager run.
+dropped right after its last use. A static buffer plan, made once per capture, lets each
+ufunc write its intermediate (``out=``) into a buffer allocated on the first replay and
+reused by later intermediates of the same shape once every view of it is dead, so a
+replay allocates only what leaves the step (results, gradients). Results are identical
+to the eager run.
 
 What the step must respect (as with any tracing compiler): data-dependent Python
 control flow is frozen at trace time, and values computed outside primitives (a raw
@@ -15,7 +19,9 @@ NumPy call on ``.numpy()``) become constants. Optimizer updates are not captured
 
 from __future__ import annotations
 
+import builtins
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +47,7 @@ class _Tracer(Interpreter):
         self.externals: list[tuple[int, Tensor]] = []
         self.program: list[tuple[Callable[..., Any], tuple[int, ...], dict[str, Any], int]] = []
         self.leaf_grads: dict[int, tuple[Tensor, Any]] = {}
+        self.values: dict[int, Any] = {}  # slot -> the array the capture computed there
         self.count = 0
 
     def _new(self) -> int:
@@ -71,6 +78,7 @@ class _Tracer(Interpreter):
         slot = self._new()
         self.slots[id(out)] = slot
         self.keep.append(out)
+        self.values[slot] = out
         self.program.append((prim.impl, ins, params, slot))
 
     def to_leaf(self, leaf: Tensor, g: Any) -> bool:
@@ -101,9 +109,14 @@ class _Program:
         for slot, k in last_use.items():
             if slot not in keep:
                 frees[k].append(slot)
+        buffer_of, self.buffer_specs = _plan_buffers(tracer, last_use, keep)
+        self.buffers: list[np.ndarray] | None = None  # allocated on the first replay, then reused
+        self.using = threading.Lock()  # held while a replay writes into the buffers
         self.instructions = [
-            (impl, ins, params, out, tuple(frees[k])) for k, (impl, ins, params, out) in enumerate(tracer.program)
+            (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k))
+            for k, (impl, ins, params, out) in enumerate(tracer.program)
         ]
+        self.source, self._replay = _straight_line(self.instructions, len(self.buffer_specs), keep)
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -114,11 +127,117 @@ class _Program:
             vals[slot] = t.data  # read now: parameters change between steps
         for slot, a in zip(self.arg_slots, arrays, strict=True):
             vals[slot] = a
-        for impl, ins, params, out, frees in self.instructions:
-            vals[out] = impl(*[vals[i] for i in ins], **params)
+        if not self.using.acquire(blocking=False):  # a replay already runs (another thread): its own buffers
+            return self._run(vals, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
+        try:
+            if self.buffers is None:
+                self.buffers = [np.empty(shape, dtype) for shape, dtype in self.buffer_specs]
+            return self._run(vals, self.buffers)
+        finally:
+            self.using.release()
+
+    def _run(self, vals: list[Any], buffers: list[np.ndarray]) -> list[Any]:
+        if self._replay is not None:
+            self._replay(vals, buffers)
+            return vals
+        for impl, ins, params, out, frees, buf in self.instructions:
+            if buf is None:
+                vals[out] = impl(*[vals[i] for i in ins], **params)
+            else:  # a ufunc writing into its planned buffer: the same numbers, no new array
+                vals[out] = impl(*[vals[i] for i in ins], out=buffers[buf])
             for s in frees:
                 vals[s] = None
         return vals
+
+
+STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)
+
+
+def _straight_line(instructions: list[Any], n_buffers: int, keep: set[int]) -> tuple[str, Any]:
+    """The replay as one generated Python function: a line per instruction, no per-op dispatch.
+
+    ``v7 = f3(v2, v5, out=b1)`` computes slot 7 by instruction 3 into buffer 1; ``del`` drops a
+    slot after its last use; slots read but not computed (inputs, parameters, constants) are
+    loaded from ``vals`` first, and the slots that leave the step are written back into it.
+    Returns the source (kept for reading: ``program.source``) and the function.
+    """
+    if len(instructions) > STRAIGHT_LINE_MAX:
+        return "", None
+    made = {out for _, _, _, out, _, _ in instructions}
+    loads = sorted({i for _, ins, _, _, _, _ in instructions for i in ins} - made)
+    lines = ["def replay(vals, buffers):"]
+    lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
+    lines += [f"    v{s} = vals[{s}]" for s in loads]
+    namespace: dict[str, Any] = {}
+    for k, (impl, ins, params, out, frees, buf) in enumerate(instructions):
+        namespace[f"f{k}"] = impl
+        args = [f"v{i}" for i in ins]
+        if buf is not None:
+            args.append(f"out=b{buf}")
+        elif params:
+            namespace[f"p{k}"] = params
+            args.append(f"**p{k}")
+        lines.append(f"    v{out} = f{k}({', '.join(args)})")
+        if frees:
+            lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
+    lines += [f"    vals[{s}] = v{s}" for s in sorted(keep & made)]
+    lines.append("    return None")
+    source = "\n".join(lines) + "\n"
+    exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
+    return source, namespace["replay"]
+
+
+def _root(a: Any) -> Any:
+    while isinstance(getattr(a, "base", None), np.ndarray):
+        a = a.base
+    return a
+
+
+def _plan_buffers(
+    tracer: _Tracer, last_use: dict[int, int], keep: set[int]
+) -> tuple[dict[int, int], list[tuple[tuple[int, ...], Any]]]:
+    """The static buffer plan: which instructions write into which reused buffer.
+
+    An instruction is planned if its impl is a one-output ufunc called without parameters whose
+    captured result owned its memory. Its buffer is free again after the last use of every slot
+    whose array shares that memory (views of it: a transpose, a reshape), and is then reused by a
+    later planned instruction with the same shape and dtype. An array that leaves the step (a
+    result, a gradient for a ``.grad``), or any view of it, is never planned: it is new each call.
+    Returns {instruction: buffer} and each buffer's (shape, dtype).
+    """
+    members: dict[int, list[int]] = {}  # id(memory owner) -> slots whose arrays live in that memory
+    for slot, value in tracer.values.items():
+        members.setdefault(id(_root(value)), []).append(slot)
+    planned: dict[int, int] = {}  # instruction -> the instruction after which its buffer is free
+    for k, (impl, _, params, out) in enumerate(tracer.program):
+        value = tracer.values[out]
+        if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params):
+            continue
+        if type(value) is not np.ndarray or value.base is not None or value.ndim == 0:
+            continue
+        group = members.get(id(value), [out])
+        if any(m in keep for m in group):
+            continue
+        planned[k] = max(last_use.get(m, k) for m in group)
+    specs: list[tuple[tuple[int, ...], Any]] = []
+    free: dict[tuple[Any, ...], list[int]] = {}
+    releases: dict[int, list[int]] = {}
+    buffer_of: dict[int, int] = {}
+    for k in range(len(tracer.program)):
+        if k in planned:
+            value = tracer.values[tracer.program[k][3]]
+            key = (value.shape, value.dtype)
+            pool = free.get(key)
+            if pool:
+                b = pool.pop()
+            else:
+                b = len(specs)
+                specs.append((value.shape, value.dtype))
+            buffer_of[k] = b
+            releases.setdefault(max(planned[k], k), []).append(b)
+        for b in releases.pop(k, []):  # after instruction k its inputs are no longer read
+            free.setdefault(specs[b], []).append(b)
+    return buffer_of, specs
 
 
 class _Const:

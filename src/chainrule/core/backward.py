@@ -21,9 +21,14 @@ import numpy as np
 
 from chainrule.core.errors import GraphReleasedError, ShapeError
 from chainrule.core.node import _GC, Node
-from chainrule.core.rules import run_vjp
+from chainrule.core.rules import rule_failed, run_vjp
 from chainrule.core.state import THREAD, State
 from chainrule.core.tensor import UP, Tensor
+
+# Gradients of at least this size are summed in place into an array the walk owns: a fresh array
+# that large is mapped and page-faulted anew by glibc's allocator (its mmap threshold, 128 KiB),
+# a smaller one reuses freed memory at no such cost, so checking ownership would only slow it.
+IN_PLACE_BYTES = 1 << 17
 
 
 def backward(
@@ -47,11 +52,13 @@ def backward(
     for root, gradient in zip(roots, gradients, strict=True):
         walk.start(root, gradient)
     walk.keep_to(targets)
+    ready, grads, mine = walk.ready, walk.grads, walk.mine
     with walk.running():
-        while walk.ready:
-            node = heapq.heappop(walk.ready)[1]
-            g = walk.grads.pop(node)
-            walk.mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
+        while ready:
+            node = heapq.heappop(ready)[1]
+            g = grads.pop(node)
+            if mine:
+                mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
             if walk.leads is not None and walk.reads_only(node, g):
                 continue  # a target with no other target below it: its gradient is read, it is not run
             walk.visit(node, g, retain_graph)
@@ -96,12 +103,24 @@ class _Walk:
         """The chain rule at one node: each input's gradient from the output's, by its rule."""
         if node.released and (node.prim.save or node.prim.save_output):
             _released(node)
-        args, out, g = _reconnect(node, g) if self.on_tensors else (node.kept, node.output, g)
-        vjp, grads = self.vjp, self.grads
+        if self.on_tensors:
+            args, out, g = _reconnect(node, g)
+        else:
+            args, out = node.kept, node.output
+        grads, params = self.grads, node.params
+        rules = node.prim.vjps if self.top is None else ()  # an interpreter runs every rule itself
         for i, parent in enumerate(node.parents):
             if parent is None:
                 continue
-            gi = vjp(node, i, g, out, args)
+            rule = rules[i] if i < len(rules) else None
+            if rule is not None:  # input i's own rule, called here: the common case
+                try:
+                    gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
+                except (TypeError, AttributeError) as exc:
+                    rule_failed(node.prim, i, args, exc)
+                    raise
+            else:  # a variadic rule, a missing one (which raises, naming the op), or the interpreter's
+                gi = self.vjp(node, i, g, out, args)
             if gi is None:
                 continue
             expected = node.kept[i]
@@ -109,7 +128,13 @@ class _Walk:
                 gi = self.conform(gi, node, i)
             # fresh: an array only this frame holds (its variable and getrefcount's argument), that
             # is, the rule made it for this input: later gradients of that value may be added into it
-            fresh = self.top is None and type(gi) is np.ndarray and gi.base is None and _refs(gi) <= 2
+            fresh = (
+                type(gi) is np.ndarray
+                and gi.nbytes >= IN_PLACE_BYTES
+                and self.top is None
+                and gi.base is None
+                and _refs(gi) <= 2
+            )
             if type(parent) is Node and parent not in grads:  # the first gradient to reach it
                 grads[parent] = gi
                 if fresh:
@@ -212,7 +237,7 @@ class _Walk:
             np.add(total, g, out=total)
             return total
         total = self.add(total, g)
-        if self.top is None and type(total) is np.ndarray:
+        if self.top is None and type(total) is np.ndarray and total.nbytes >= IN_PLACE_BYTES:
             self.mine.add(id(total))
         return total
 

@@ -226,8 +226,10 @@ def _failed(prim: Primitive, datas: list[Any], exc: Exception) -> Exception:
 def _record(prim: Primitive, parents: list[Any], datas: list[Any], out: Any, params: dict[str, Any]) -> Node:
     """The node: for each input its parent and what the rules read (the array if saved, else a Meta)."""
     save = prim.save
-    kept = tuple([d if i in save else meta_of(d) for i, d in enumerate(datas)])
-    node = Node(prim, tuple(parents), kept, out, params)
+    kept = []
+    for i, d in enumerate(datas):  # a loop, not a comprehension: this runs once per recorded op
+        kept.append(d if i in save else meta_of(d))
+    node = Node(prim, tuple(parents), tuple(kept), out, params)
     if save:
         hold(node, [d for d in kept if type(d) is np.ndarray])  # read-only while the node needs them
     return node

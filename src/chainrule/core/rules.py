@@ -32,11 +32,11 @@ def run_vjp(node: Node, i: int, g: Any, out: Any, args: Sequence[Any]) -> Any:
             )
         return prim.vjp_any(i, g, out, *args, **params)
     except (TypeError, AttributeError) as exc:
-        _rule_failed(prim, i, args, exc)
+        rule_failed(prim, i, args, exc)
         raise
 
 
-def _rule_failed(prim: Primitive, i: int, args: Sequence[Any], exc: Exception) -> None:
+def rule_failed(prim: Primitive, i: int, args: Sequence[Any], exc: Exception) -> None:
     """If a failed rule read an input its primitive does not save, raise an error saying so, naming the op."""
     unsaved = [k for k, a in enumerate(args) if type(a) is Meta]
     if not unsaved:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import sys
 from collections.abc import Iterator, Sequence
 from sys import getrefcount as _refs
 from typing import Any
@@ -29,6 +30,10 @@ from chainrule.core.tensor import UP, Tensor
 # that large is mapped and page-faulted anew by glibc's allocator (its mmap threshold, 128 KiB),
 # a smaller one reuses freed memory at no such cost, so checking ownership would only slow it.
 IN_PLACE_BYTES = 1 << 17
+# Ownership is read from reference counts, which count every reference up to CPython 3.13; from
+# 3.14 the interpreter may skip counting some references (sys.getrefcount can be lower), so a
+# shared array could look owned: there gradients are never summed in place (slower, never wrong).
+COUNTED_REFERENCES = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 def backward(
@@ -131,8 +136,11 @@ class _Walk:
             fresh = (
                 type(gi) is np.ndarray
                 and gi.nbytes >= IN_PLACE_BYTES
+                and COUNTED_REFERENCES
                 and self.top is None
+                and gi is not g  # a rule that passes the output's gradient through (add) shares it
                 and gi.base is None
+                and gi.flags.writeable
                 and _refs(gi) <= 2
             )
             if type(parent) is Node and parent not in grads:  # the first gradient to reach it

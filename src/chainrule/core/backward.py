@@ -131,18 +131,7 @@ class _Walk:
             expected = node.kept[i]
             if gi.shape != expected.shape or gi.dtype != expected.dtype:
                 gi = self.conform(gi, node, i)
-            # fresh: an array only this frame holds (its variable and getrefcount's argument), that
-            # is, the rule made it for this input: later gradients of that value may be added into it
-            fresh = (
-                type(gi) is np.ndarray
-                and gi.nbytes >= IN_PLACE_BYTES
-                and COUNTED_REFERENCES
-                and self.top is None
-                and gi is not g  # a rule that passes the output's gradient through (add) shares it
-                and gi.base is None
-                and gi.flags.writeable
-                and _refs(gi) <= 2
-            )
+            fresh = type(gi) is np.ndarray and gi.nbytes >= IN_PLACE_BYTES and self.owns(gi, g)
             if type(parent) is Node and parent not in grads:  # the first gradient to reach it
                 grads[parent] = gi
                 if fresh:
@@ -154,6 +143,18 @@ class _Walk:
             node.release()
         if self.top is not None:
             self.top.visited(node)
+
+    def owns(self, gi: np.ndarray[Any, Any], g: Any) -> bool:
+        """Whether the rule made ``gi`` for this input alone, so later gradients of that value may be
+        added into it: held only by ``visit``'s variable, this parameter and getrefcount's argument."""
+        return (
+            COUNTED_REFERENCES
+            and self.top is None
+            and gi is not g  # a rule that passes the output's gradient through (add) shares it
+            and gi.base is None
+            and gi.flags.writeable
+            and _refs(gi) <= 3
+        )
 
     def send(self, parent: Node | Tensor, gi: Any, fresh: bool = False) -> None:
         """Pass a gradient to the node that made an input, or to a leaf.

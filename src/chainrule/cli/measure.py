@@ -83,7 +83,7 @@ def build_mlp(depth: int, hidden: int, dtype: Any, inputs: int = 784, outputs: i
     layers.append(Linear(d, outputs, rng=rng))
     model = Sequential(*layers)
     for p in model.parameters():
-        p.data = p.data.astype(dtype)
+        p._data = p._data.astype(dtype)
     return model
 
 
@@ -103,7 +103,7 @@ def measure_one(model: Any, optimizer_name: str, batch: int, dtype: Any, measure
     rng = np.random.default_rng(0)
     x = rng.random((batch, 784)).astype(dtype)
     y = rng.integers(0, 10, batch)
-    row: dict[str, Any] = {"batch": batch, "parameters": int(sum(p.data.nbytes for p in model.parameters()))}
+    row: dict[str, Any] = {"batch": batch, "parameters": int(sum(p._data.nbytes for p in model.parameters()))}
     t = time.perf_counter()
     est_train = memory.estimate(model, ShapeDtype(x.shape, dtype), ShapeDtype(y.shape, y.dtype), optimizer=opt)
     row["estimate_seconds"] = time.perf_counter() - t

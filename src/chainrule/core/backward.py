@@ -213,7 +213,7 @@ class _Walk:
     # --- arrays ---------------------------------------------------------------------------
     def seed(self, root: Tensor, gradient: Any) -> Any:
         """The gradient backward starts from: ones for a scalar, else the caller's ``gradient``."""
-        data = root.data
+        data = root._data
         if gradient is None:
             if data.size != 1:
                 raise ShapeError(
@@ -222,12 +222,12 @@ class _Walk:
                 )
             g: Any = np.ones(data.shape, data.dtype) if self.top is None else self.top.ones(data.shape, data.dtype)
         else:
-            g = gradient.data if isinstance(gradient, Tensor) and not self.on_tensors else gradient
+            g = gradient._data if isinstance(gradient, Tensor) and not self.on_tensors else gradient
             if not isinstance(g, Tensor) and (type(g) is not np.ndarray or g.dtype != data.dtype):
                 g = np.array(g, dtype=data.dtype)
             if g.shape != data.shape:
                 raise ShapeError(f"backward: `gradient` must have the output's shape {data.shape}, got {g.shape}")
-            self.owned.add(id(g) if type(g) is np.ndarray else id(g.data))  # the caller's: copied before a .grad
+            self.owned.add(id(g) if type(g) is np.ndarray else id(g._data))  # the caller's: copied before a .grad
         if self.on_tensors and not isinstance(g, Tensor):
             return Tensor._make(g, None)
         return g
@@ -289,10 +289,10 @@ class _Walk:
             if fresh:
                 self.mine.add(id(g))
             leaf.grad = Tensor._make(g, None)
-        elif id(leaf.grad.data) in self.mine:
-            np.add(leaf.grad.data, g, out=leaf.grad.data)  # a .grad this walk made: added into in place
+        elif id(leaf.grad._data) in self.mine:
+            np.add(leaf.grad._data, g, out=leaf.grad._data)  # a .grad this walk made: added into in place
         else:
-            total = self.add(leaf.grad.data, g)
+            total = self.add(leaf.grad._data, g)
             if self.top is None and type(total) is np.ndarray:
                 self.mine.add(id(total))
                 self.owned.add(id(total))

@@ -87,7 +87,7 @@ def zeros_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
         >>> cr.zeros_like(np.ones((2, 2), np.float64)).dtype.name
         'float64'
     """
-    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    arr = x._data if isinstance(x, Tensor) else np.asarray(x)
     return Tensor(np.zeros(arr.shape, dtype or arr.dtype), requires_grad, dtype=dtype or arr.dtype)
 
 
@@ -99,7 +99,7 @@ def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         >>> cr.ones_like(cr.zeros(3)).numpy().tolist()
         [1.0, 1.0, 1.0]
     """
-    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    arr = x._data if isinstance(x, Tensor) else np.asarray(x)
     return Tensor(np.ones(arr.shape, dtype or arr.dtype), requires_grad, dtype=dtype or arr.dtype)
 
 

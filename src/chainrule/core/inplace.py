@@ -53,7 +53,7 @@ def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> b
             f"{op}: a leaf tensor that requires grad (a parameter) cannot be modified in place while gradients "
             f"are recorded; do the update under `with cr.no_grad():` (as PyTorch requires), or use an optimizer"
         )
-    if tensor.data.base is not None:
+    if tensor._data.base is not None:
         raise InPlaceError(
             f"{op}: this tensor's array is a view of another tensor's (t = x[...] or x.reshape(...)), and a "
             f"recorded in-place update cannot reach that tensor; write x[idx] = x[idx] * c, or t = t * c"

@@ -183,7 +183,7 @@ def _operands(prim: Primitive, args: tuple[Any, ...]) -> Any:
     for a in args:
         if isinstance(a, Tensor):
             has_tensor = True
-            d = a.data
+            d = a._data
             dtype = d.dtype
             if dtype is not float_dtype and dtype.kind == "f":
                 if float_dtype is None:
@@ -339,7 +339,7 @@ def _transposed_vjp(prim: Primitive, i: int, t: Any, out: Tensor, args: tuple[An
     u.requires_grad = True
     with enable_grad():
         ct = rule(u, out, *args, **params) if rule is not None else vjp_any(i, u, out, *args, **params)  # type: ignore[misc]
-        ct = UP.ops.sum_to(ct, np.shape(args[i].data if isinstance(args[i], Tensor) else args[i]))
+        ct = UP.ops.sum_to(ct, np.shape(args[i]._data if isinstance(args[i], Tensor) else args[i]))
         pairing = UP.ops.sum(ct * t)
         if not pairing.requires_grad:
             return None  # the rule does not depend on u: a zero tangent

@@ -24,12 +24,12 @@ from chainrule.core.state import THREAD
 class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "node", "name", "tangents", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "node", "name", "tangents", "__weakref__")
     __array_priority__ = 1000.0  # ndarray (op) Tensor defers to Tensor's reflected operators
     # NumPy's dispatch protocols (__array_ufunc__, __array_function__) are attached by
     # chainrule.ops.numpy_dispatch, so np.exp(t) and np.dot(t, t) record like cr.exp and cr.dot.
 
-    data: np.ndarray[Any, Any]
+    _data: np.ndarray[Any, Any]  # the values; the engine reads this slot on every operation
     grad: Tensor | None
     requires_grad: bool
     node: Node | None
@@ -40,7 +40,7 @@ class Tensor:
         array = _as_array(data, dtype)
         if requires_grad and array.dtype.kind != "f":
             raise DTypeError(f"tensor: only floating-point tensors can require gradients, got dtype {array.dtype}")
-        self.data = array
+        self._data = array
         self.grad = None
         self.requires_grad = requires_grad
         self.node = None
@@ -50,7 +50,7 @@ class Tensor:
     @classmethod
     def _make(cls, data: np.ndarray[Any, Any], node: Node | None) -> Tensor:
         t = object.__new__(cls)
-        t.data = data
+        t._data = data
         t.grad = None
         t.requires_grad = node is not None
         t.node = node
@@ -61,26 +61,35 @@ class Tensor:
     # --- array protocol and properties -------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
         return self.node is None
 
+    @property
+    def data(self) -> np.ndarray[Any, Any]:
+        """The values, as the NumPy array itself (shared, not a copy)."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value
+
     def numpy(self) -> np.ndarray[Any, Any]:
-        return self.data
+        return self._data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
         if self.tangents or (self.requires_grad and THREAD.state.grad_enabled):
@@ -89,22 +98,22 @@ class Tensor:
                 "array would silently drop its gradient. Use a chainrule operation, or t.numpy() / "
                 "cr.stop_gradient(t) / t.detach() if you mean to leave the graph"
             )
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def item(self) -> Any:
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> Tensor:
-        return Tensor._make(self.data, None)
+        return Tensor._make(self._data, None)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        if flag and self.data.dtype.kind != "f":
-            raise DTypeError(f"requires_grad_: dtype {self.data.dtype} cannot require gradients")
+        if flag and self._data.dtype.kind != "f":
+            raise DTypeError(f"requires_grad_: dtype {self._data.dtype} cannot require gradients")
         if self.node is not None and not flag:
             raise ValueError("requires_grad_: a non-leaf tensor cannot stop requiring grad; use .detach()")
         self.requires_grad = flag
@@ -121,29 +130,29 @@ class Tensor:
         self.grad = None
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self) -> Iterator[Tensor]:
-        for i in range(len(self.data)):
+        for i in range(len(self._data)):
             yield self[i]
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self._data)
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self._data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, precision=4, separator=", ", prefix="tensor(")
         extra = ""
         if self.node is not None:
             extra = f", node={self.node.prim.name}"
         elif self.requires_grad:
             extra = ", requires_grad=True"
-        dt = "" if self.data.dtype == np.float32 else f", dtype={self.data.dtype}"
+        dt = "" if self._data.dtype == np.float32 else f", dtype={self._data.dtype}"
         return f"tensor({body}{dt}{extra})"
 
     __hash__ = object.__hash__
@@ -341,14 +350,14 @@ class Tensor:
         is_t = isinstance(other, Tensor)
         if inplace.recording(op, self, is_t and other.requires_grad, is_t and bool(other.tangents)):
             return self._take(getattr(UP.ops, name)(self, other))
-        array = inplace.writable(self.data, op)
-        inplace.apply(op, inplace.UFUNCS[name], array, other.data if is_t else other)
-        self.data = array
+        array = inplace.writable(self._data, op)
+        inplace.apply(op, inplace.UFUNCS[name], array, other._data if is_t else other)
+        self._data = array
         return self
 
     def _take(self, new: Tensor) -> Tensor:
         """Become ``new`` (its array and node): a recorded in-place update."""
-        self.data, self.node, self.requires_grad = new.data, new.node, new.requires_grad
+        self._data, self.node, self.requires_grad = new._data, new.node, new.requires_grad
         if self.node is not None and self.name is not None:
             self.node.label = self.name
         return self
@@ -395,24 +404,24 @@ class Tensor:
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002  (PyTorch's names)
         """Limit the values to [min, max] in place (PyTorch's ``clamp_``); returns self."""
-        lo, hi = (b.data if isinstance(b, Tensor) and not b.requires_grad else b for b in (min, max))
+        lo, hi = (b._data if isinstance(b, Tensor) and not b.requires_grad else b for b in (min, max))
         if inplace.recording("clamp_", self, any(isinstance(b, Tensor) and b.requires_grad for b in (lo, hi)), False):
             return self._take(UP.ops.clip(self, lo, hi))
         if lo is None and hi is None:
             raise ValueError("clamp_: expected at least one of min or max, got neither")
-        array = inplace.writable(self.data, "clamp_")
+        array = inplace.writable(self._data, "clamp_")
         np.clip(array, lo, hi, out=array)
-        self.data = array
+        self._data = array
         return self
 
     def copy_(self, src: Any) -> Tensor:
         """Overwrite the values with ``src`` (broadcast, cast to this dtype) in place; returns self."""
         is_t = isinstance(src, Tensor)
         if inplace.recording("copy_", self, is_t and src.requires_grad, is_t and bool(src.tangents)):
-            return self._take(UP.ops.broadcast_to(UP.ops.astype(src, self.data.dtype), self.data.shape))
-        array = inplace.writable(self.data, "copy_")
-        array[...] = src.data if is_t else src
-        self.data = array
+            return self._take(UP.ops.broadcast_to(UP.ops.astype(src, self._data.dtype), self._data.shape))
+        array = inplace.writable(self._data, "copy_")
+        array[...] = src._data if is_t else src
+        self._data = array
         return self
 
     def _overwrite(self, op: str) -> np.ndarray[Any, Any]:
@@ -421,20 +430,20 @@ class Tensor:
                 f"{op}: this tensor is part of a recorded graph; overwriting it would cut the graph. "
                 f"Make a new tensor (cr.full_like, cr.zeros_like) or call it under cr.no_grad()"
             )
-        return inplace.writable(self.data, op)
+        return inplace.writable(self._data, op)
 
     def fill_(self, value: Any) -> Tensor:
         """Set every element to ``value`` in place; returns self."""
         array = self._overwrite("fill_")
-        array[...] = value.data if isinstance(value, Tensor) else value
-        self.data = array
+        array[...] = value._data if isinstance(value, Tensor) else value
+        self._data = array
         return self
 
     def zero_(self) -> Tensor:
         """Set every element to 0 in place (``p.grad.zero_()``); returns self."""
         array = self._overwrite("zero_")
         array[...] = 0
-        self.data = array
+        self._data = array
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
@@ -442,14 +451,14 @@ class Tensor:
         one ``cr.manual_seed`` seeds); returns self."""
         array = self._overwrite("normal_")
         array[...] = (generator or GENERATOR).normal(mean, std, array.shape)
-        self.data = array
+        self._data = array
         return self
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
         """Fill with U(a, b) samples in place; returns self."""
         array = self._overwrite("uniform_")
         array[...] = (generator or GENERATOR).uniform(a, b, array.shape)
-        self.data = array
+        self._data = array
         return self
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -458,16 +467,16 @@ class Tensor:
         if inplace.recording("t[index] = v", self, is_t and value.requires_grad, is_t and bool(value.tangents)):
             self._take(UP.ops.index_update(self, index, value))
             return
-        array = inplace.writable(self.data, "t[index] = v")
+        array = inplace.writable(self._data, "t[index] = v")
         items = index if isinstance(index, tuple) else (index,)
-        clean = tuple(i.data if isinstance(i, Tensor) else i for i in items)
-        array[clean if isinstance(index, tuple) else clean[0]] = value.data if is_t else value
-        self.data = array
+        clean = tuple(i._data if isinstance(i, Tensor) else i for i in items)
+        array[clean if isinstance(index, tuple) else clean[0]] = value._data if is_t else value
+        self._data = array
 
 
 def _as_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         return np.array(data, dtype=np.dtype(dtype))
     array = np.array(data)
@@ -479,7 +488,7 @@ def _as_array(data: Any, dtype: Any) -> np.ndarray[Any, Any]:
 def array_of(x: Any) -> np.ndarray[Any, Any]:
     """The array behind ``x`` (a tensor's data; nested lists of tensors read element by element)."""
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if (type(x) is list or type(x) is tuple) and contains_tensor(x):
         return np.asarray([array_of(e) for e in x])
     return np.asarray(x)

@@ -256,7 +256,7 @@ class _Meter:
                 untracked += n
 
         for p in self.params:
-            claim("parameters", p.data)
+            claim("parameters", p._data)
         if self.optimizer is not None:
             for st in self.optimizer.state:
                 for v in st.values():
@@ -288,8 +288,8 @@ class _Meter:
                 continue
             hit = cache.get(id(p))
             if hit is None or hit[0] is not g:
-                owner = root_of(g.data)
-                hit = (g, id(owner), self.size_of(owner, g.data), self.untracked(owner))
+                owner = root_of(g._data)
+                hit = (g, id(owner), self.size_of(owner, g._data), self.untracked(owner))
                 cache[id(p)] = hit
             oid = hit[1]
             if oid in seen or oid in extra:
@@ -359,9 +359,9 @@ class _Measured(_Meter):
     def start(self) -> None:
         self._before: dict[int, Any] = {}
         for p in self.params:
-            self._remember(p.data)
+            self._remember(p._data)
             if p.grad is not None:
-                self._remember(p.grad.data)
+                self._remember(p.grad._data)
         if self.optimizer is not None:
             for st in self.optimizer.state:
                 for v in st.values():
@@ -421,7 +421,7 @@ def _flat_arrays(args: Sequence[Any]) -> list[Any]:
     out = []
     for a in args:
         if isinstance(a, Tensor):
-            out.append(a.data)
+            out.append(a._data)
         elif isinstance(a, np.ndarray):
             out.append(a)
     return out
@@ -655,7 +655,7 @@ def estimate(
     try:
         with _Simulation(mem):
             args = [placeholder(s, mem) if isinstance(s, ShapeDtype) else s for s in specs]
-            meter.inputs = real_inputs + [a.data for a in args if isinstance(a, Tensor)]
+            meter.inputs = real_inputs + [a._data for a in args if isinstance(a, Tensor)]
             meter.start()
             meter.steady_state()
             meter.point("start", force=True)

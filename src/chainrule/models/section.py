@@ -79,10 +79,10 @@ class SectionMLP(Module):
     def manual_gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """The section's backward equations in plain NumPy (columns are examples)."""
         phi_prime = ACTIVATIONS[self.activation][1]
-        W1, W2, lam = self.W1.data, self.W2.data, self.lam
+        W1, W2, lam = self.W1._data, self.W2._data, self.lam
         xc = np.asarray(x).T  # d x n
         n = xc.shape[1]
-        z = W1 @ xc + (self.b1.data[:, None] if self.hidden_bias else 0)
+        z = W1 @ xc + (self.b1._data[:, None] if self.hidden_bias else 0)
         h = ACTIVATIONS[self.activation][0](z)
         o = W2 @ h
         p = np.exp(o - o.max(axis=0, keepdims=True))

@@ -30,7 +30,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
-        array = np.asarray(data.data if isinstance(data, Tensor) else data)
+        array = np.asarray(data._data if isinstance(data, Tensor) else data)
         if array.dtype.kind != "f":
             array = array.astype(np.float32)
         super().__init__(array, requires_grad=requires_grad, dtype=array.dtype)
@@ -114,7 +114,7 @@ class Module:
             p.grad = None
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        return {name: p._data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         own = dict(self.named_parameters())
@@ -126,7 +126,7 @@ class Module:
             value = np.asarray(state[name])
             if value.shape != p.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {p.shape}, checkpoint gives {value.shape}")
-            p.data = value.astype(p.dtype, copy=True)
+            p._data = value.astype(p.dtype, copy=True)
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
@@ -212,7 +212,7 @@ class LazyLinear(Linear):
     def forward(self, x: Any) -> Any:
         if self.in_features is None:
             x = F._operand(x)
-            a = x.data
+            a = x._data
             if a.ndim == 0:
                 raise ShapeError("LazyLinear: expected input of shape (..., in_features), got a 0-d tensor")
             if a.ndim and a.flags.writeable and not any(a.strides) and a.size:  # a shape-only placeholder
@@ -223,7 +223,7 @@ class LazyLinear(Linear):
                     f"nn.Linear(in_features, {self.out_features})"
                 )
             self.in_features = int(x.shape[-1])
-            self.weight.data = np.asarray(self._init((self.out_features, self.in_features), self._rng))
+            self.weight._data = np.asarray(self._init((self.out_features, self.in_features), self._rng))
         return super().forward(x)
 
 

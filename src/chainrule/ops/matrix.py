@@ -648,7 +648,7 @@ _svd_p.deffacts(shape=fx.linalg(_svd_p, fx.svd_out), flops=fx.svd_forward, vjp_f
 
 def _pinv_vjp_flops(i: int, ins: Any, params: Any, out: Any) -> int:
     """Golub & Pereyra's rule: two projectors and eight matrix products, each about ``2·m·n·max(m, n)``."""
-    shape = np.shape(ins[0].data if isinstance(ins[0], Tensor) else ins[0])
+    shape = np.shape(ins[0]._data if isinstance(ins[0], Tensor) else ins[0])
     batch, m, n = int(np.prod(shape[:-2], dtype=np.int64)), shape[-2], shape[-1]
     return int(batch * 10 * 2 * m * n * max(m, n))
 

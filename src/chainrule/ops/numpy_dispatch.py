@@ -52,7 +52,7 @@ _UFUNC_DEFAULTS: dict[str, Any] = {"where": True, "casting": "same_kind", "order
 
 def _data(x: Any) -> Any:
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if type(x) is list or type(x) is tuple:
         return type(x)(_data(e) for e in x)
     return x

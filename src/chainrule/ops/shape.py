@@ -126,9 +126,9 @@ _scatter_add_p.defjvp(lambda t, out, x, index, shape: _scatter_add_p(t, index=in
 
 def _clean_index(index: Any) -> Any:
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index

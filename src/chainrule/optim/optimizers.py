@@ -17,10 +17,10 @@ from chainrule.core.tensor import Tensor
 
 def _check_not_saved(p: Tensor, optimizer: str) -> None:
     """Refuse to update a parameter that a live graph saved for its backward pass."""
-    op = holder_of(p.data)
+    op = holder_of(p._data)
     if op is not None:
         gc.collect()  # a graph that is only unreachable (a reference cycle) lets go when collected
-        op = holder_of(p.data)
+        op = holder_of(p._data)
     if op is not None:
         name = f"'{p.name}' " if p.name else ""
         raise InPlaceError(
@@ -173,7 +173,7 @@ class Optimizer:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def step(self) -> None:
         for p in self.params:
@@ -185,7 +185,7 @@ class Optimizer:
                 self._active = group  # what _update reads (its signature stays (w, g, state))
                 for p in group["params"]:
                     if p.grad is not None:
-                        self._update(p.data, p.grad.data, self.state[i])
+                        self._update(p._data, p.grad._data, self.state[i])
                     i += 1
         finally:
             self._active = None

@@ -46,7 +46,7 @@ def accumulate(
     pieces = split(len(x), microbatches)
     if len(pieces) == 1 and total == len(x):  # the plain step, untouched
         J, out = step(as_tensor(x), as_tensor(y))
-        return float(J.data), out.data
+        return float(J._data), out._data
     sums: list[np.ndarray[Any, Any] | None] = [None] * len(params)
     loss = 0.0
     outs = []
@@ -55,11 +55,11 @@ def accumulate(
             p.grad = None
         J, out = step(as_tensor(x[piece]), as_tensor(y[piece]))
         w = (piece.stop - piece.start) / total
-        loss += w * float(J.data)
-        outs.append(out.data)
+        loss += w * float(J._data)
+        outs.append(out._data)
         for i, p in enumerate(params):
             if p.grad is not None:
-                g = p.grad.data * np.asarray(w, p.grad.dtype)
+                g = p.grad._data * np.asarray(w, p.grad.dtype)
                 sums[i] = g if sums[i] is None else sums[i] + g
     for p, s in zip(params, sums, strict=True):
         p.grad = None if s is None else Tensor._make(s, None)

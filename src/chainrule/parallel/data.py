@@ -43,7 +43,7 @@ def buckets(params: Sequence[Tensor], bucket_bytes: int) -> list[list[int]]:
     current: list[int] = []
     size = 0
     for i, p in enumerate(params):
-        nbytes = p.data.nbytes
+        nbytes = p._data.nbytes
         if current and size + nbytes > bucket_bytes:
             groups.append(current)
             current, size = [], 0
@@ -66,7 +66,7 @@ class DataParallel:
     def broadcast_parameters(self, root: int = 0) -> None:
         """Every rank takes rank ``root``'s parameter values (bucketed Bcast)."""
         for group in self.groups:
-            flat = np.concatenate([self.params[i].data.ravel() for i in group])
+            flat = np.concatenate([self.params[i]._data.ravel() for i in group])
             self.comm.bcast_(flat, root, what="broadcasting parameters")
             self._unpack(flat, group)
 
@@ -78,26 +78,26 @@ class DataParallel:
         A parameter without a gradient on this rank contributes zeros.
         """
         for group in self.groups:
-            dtype = np.result_type(*[self.params[i].data.dtype for i in group])
-            flat = np.empty(sum(self.params[i].data.size for i in group), dtype)
+            dtype = np.result_type(*[self.params[i]._data.dtype for i in group])
+            flat = np.empty(sum(self.params[i]._data.size for i in group), dtype)
             offset = 0
             for i in group:
                 p = self.params[i]
-                piece = flat[offset : offset + p.data.size].reshape(p.data.shape)
-                offset += p.data.size
-                scaled_copy(piece, None if p.grad is None else p.grad.data, weight)
+                piece = flat[offset : offset + p._data.size].reshape(p._data.shape)
+                offset += p._data.size
+                scaled_copy(piece, None if p.grad is None else p.grad._data, weight)
             self.comm.allreduce_(flat, what=f"gradient allreduce ({flat.nbytes} bytes)")
             self.allreduce_bytes += flat.nbytes
             offset = 0
             for i in group:
                 p = self.params[i]
-                p.grad = Tensor._make(flat[offset : offset + p.data.size].reshape(p.data.shape), None)
-                offset += p.data.size
+                p.grad = Tensor._make(flat[offset : offset + p._data.size].reshape(p._data.shape), None)
+                offset += p._data.size
 
     def _unpack(self, flat: np.ndarray[Any, Any], group: list[int]) -> None:
         offset = 0
         for i in group:
             p = self.params[i]
-            n = p.data.size
-            p.data = flat[offset : offset + n].reshape(p.data.shape).astype(p.data.dtype, copy=True)
+            n = p._data.size
+            p._data = flat[offset : offset + n].reshape(p._data.shape).astype(p._data.dtype, copy=True)
             offset += n

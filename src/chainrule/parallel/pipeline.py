@@ -45,8 +45,8 @@ def layer_costs(layers: Sequence[Module], sample: np.ndarray[Any, Any]) -> list[
     with no_grad():
         for layer in layers:
             h = layer(h)
-            params = sum(p.data.nbytes for p in layer.parameters())
-            costs.append(2 * params + h.data.nbytes)
+            params = sum(p._data.nbytes for p in layer.parameters())
+            costs.append(2 * params + h._data.nbytes)
     return costs
 
 
@@ -100,7 +100,7 @@ class Pipeline:
         if bounds is None:
             if sample is None:
                 costs: list[float] = [
-                    2.0 * sum(p.data.nbytes for p in layer.parameters()) + 1 for layer in model.layers
+                    2.0 * sum(p._data.nbytes for p in layer.parameters()) + 1 for layer in model.layers
                 ]
             else:
                 costs = [float(c) for c in layer_costs(model.layers, sample[:1])]
@@ -154,13 +154,13 @@ class Pipeline:
                 inp = Tensor(data, requires_grad=True)
                 h = self._forward(inp)
             if self.last:
-                outs[i] = h.data
+                outs[i] = h._data
                 w = (piece.stop - piece.start) / n
                 J = loss_fn(h, as_tensor(y[piece]))
-                loss += w * float(J.data)
+                loss += w * float(J._data)
                 h = J * np.asarray(w, J.dtype)
             else:
-                comm.send(h.data, s + 1, FORWARD_TAG, what=f"activations of microbatch {i}")
+                comm.send(h._data, s + 1, FORWARD_TAG, what=f"activations of microbatch {i}")
             inflight[i] = (inp, h)
             self.max_in_flight = max(self.max_in_flight, len(inflight))
 
@@ -172,7 +172,7 @@ class Pipeline:
                 g = comm.recv(s + 1, BACKWARD_TAG, what=f"gradient of microbatch {i}", shape=h.shape)
                 h.backward(g)
             if inp is not None:
-                grad = inp.grad.data if inp.grad is not None else np.zeros_like(inp.data)
+                grad = inp.grad._data if inp.grad is not None else np.zeros_like(inp._data)
                 comm.send(grad, s - 1, BACKWARD_TAG, what=f"gradient of microbatch {i}")
 
         if self.schedule == "gpipe":
@@ -204,4 +204,4 @@ class Pipeline:
         for stage, (start, stop) in enumerate(self.bounds):
             for layer in model.layers[start:stop]:
                 for p in layer.parameters():
-                    self.comm.bcast_(p.data, root=stage, what=f"parameters of stage {stage}")
+                    self.comm.bcast_(p._data, root=stage, what=f"parameters of stage {stage}")

@@ -66,7 +66,7 @@ class ShardedDataParallel:
         self.comm = comm
         MPI = comm.MPI
         world = comm.comm
-        dtypes = {p.data.dtype for p in self.params}
+        dtypes = {p._data.dtype for p in self.params}
         if len(dtypes) != 1:
             raise ValueError(
                 f"ShardedDataParallel: the parameters must share one dtype, got {sorted(str(d) for d in dtypes)}; "
@@ -97,7 +97,7 @@ class ShardedDataParallel:
         comm.wait(self.host.Iallgather(np.array([comm.rank], np.int64), ranks), "gathering the host's ranks")
         self.host_world_ranks: list[int] = [int(r) for r in ranks]
 
-        self.n = sum(p.data.size for p in self.params)
+        self.n = sum(p._data.size for p in self.params)
         self.shard_size = -(-self.n // self.local_size)
         self.lo = min(self.local * self.shard_size, self.n)
         self.hi = min(self.lo + self.shard_size, self.n)
@@ -150,9 +150,9 @@ class ShardedDataParallel:
 
     def _adopt(self, first: bool = False) -> None:
         """Make every parameter's ``.data`` a view into the shared copy (again, if one was replaced)."""
-        if not first and all(p.data is v for p, v in zip(self.params, self._views, strict=True)):
+        if not first and all(p._data is v for p, v in zip(self.params, self._views, strict=True)):
             return
-        values = np.concatenate([np.asarray(p.data, self.dtype).ravel() for p in self.params])
+        values = np.concatenate([np.asarray(p._data, self.dtype).ravel() for p in self.params])
         if values.size != self.n:
             raise ValueError(f"ShardedDataParallel: the parameters now hold {values.size} numbers, not {self.n}")
         self._barrier("sharing parameters (before)")  # nobody still reads the old values
@@ -160,9 +160,9 @@ class ShardedDataParallel:
         self._barrier("sharing parameters")
         self._views, offset = [], 0
         for p in self.params:
-            view = self.flat[offset : offset + p.data.size].reshape(p.data.shape)
-            offset += p.data.size
-            p.data = view
+            view = self.flat[offset : offset + p._data.size].reshape(p._data.shape)
+            offset += p._data.size
+            p._data = view
             self._views.append(view)
 
     # --- one step -----------------------------------------------------------------------------
@@ -185,8 +185,8 @@ class ShardedDataParallel:
         lo, hi = self.lo, self.hi
         offset = 0
         for p in self.params:  # this rank's shard straight into g; the peers' shards into the shared row
-            end = offset + p.data.size
-            grad = None if p.grad is None else p.grad.data.reshape(-1)
+            end = offset + p._data.size
+            grad = None if p.grad is None else p.grad._data.reshape(-1)
             a, b = max(offset, lo), min(end, hi)  # the part of p inside this rank's shard, if a < b
             if a < b:
                 scaled_copy(g[a - lo : b - lo], _part(grad, a - offset, b - offset), weight)
@@ -249,8 +249,8 @@ class ShardedDataParallel:
                 continue
             offset = 0
             for i, p in enumerate(self.params):
-                out[f"{i}.{slot}"] = full[offset : offset + p.data.size].reshape(p.data.shape).copy()
-                offset += p.data.size
+                out[f"{i}.{slot}"] = full[offset : offset + p._data.size].reshape(p._data.shape).copy()
+                offset += p._data.size
         return out
 
     def _gather(self, shard: np.ndarray[Any, Any], slot: str) -> np.ndarray[Any, Any] | None:
@@ -282,7 +282,7 @@ class ShardedDataParallel:
     def close(self) -> None:
         """Give the parameters private copies and free the shared windows."""
         for p in self.params:
-            p.data = p.data.copy()
+            p._data = p._data.copy()
         for win in self._wins:
             win.Unlock_all()
             self.comm.blocking("freeing shared memory", win.Free, group=self.host)

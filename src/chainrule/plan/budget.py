@@ -90,11 +90,11 @@ def measure_overhead(dtype: str) -> int:
     rng = np.random.default_rng(0)
     model = Sequential(Linear(12, 8, rng=rng), ReLU(), Linear(8, 5, rng=rng))
     for p in model.parameters():
-        p.data = p.data.astype(dtype)
+        p._data = p._data.astype(dtype)
     opt = SGD(model.parameters(), 0.01, momentum=0.9)
     x = rng.random((6, 12)).astype(dtype)
     y = rng.integers(0, 5, 6).astype(np.int64)
-    params = sum(p.data.nbytes for p in model.parameters())
+    params = sum(p._data.nbytes for p in model.parameters())
 
     def grads(xt: Any, yt: Any) -> Any:
         logits = model(xt)  # the trainer's objective for a Sequential

@@ -51,7 +51,7 @@ class Estimator:
         self._seg: dict[tuple[int, int, int], int] = {}
         self._shapes: dict[int, list[tuple[int, ...]]] = {}
         self.params = list(model.parameters())
-        self.param_bytes = sum(int(p.data.nbytes) for p in self.params)
+        self.param_bytes = sum(int(p._data.nbytes) for p in self.params)
         from chainrule.plan.budget import StepExtras
 
         self.extras = StepExtras(self.input_shape, self.dtype, self.label_dtype, self.outputs(), self.param_bytes)

@@ -125,7 +125,7 @@ def pipeline_candidates(
         times = []
         for s, (start, stop) in enumerate(bounds):
             peak, held = stages.one_microbatch(start, stop, b)
-            stage_params = [p.data.nbytes for layer in model.layers[start:stop] for p in layer.parameters()]
+            stage_params = [p._data.nbytes for layer in model.layers[start:stop] for p in layer.parameters()]
             extra = batch_bytes + int(k_state * sum(stage_params)) + est.extras.fixed  # + the runtime's overhead
             if len(pieces) > 1:
                 extra += max(stage_params, default=0)  # the gradient sum while the new one is added
@@ -135,7 +135,7 @@ def pipeline_candidates(
         boundary = [int(np.prod(est.shapes(b)[stop])) * itemsize for _, stop in bounds[:-1]]
         comm_seconds = 2 * len(pieces) * sum(link_latency + nbytes / link_bandwidth for nbytes in boundary)
         largest_update = max(
-            timer.update_seconds([p.data.size for layer in model.layers[a:z] for p in layer.parameters()] or [0])
+            timer.update_seconds([p._data.size for layer in model.layers[a:z] for p in layer.parameters()] or [0])
             for a, z in bounds
         )
         seconds = sum(times) + (len(pieces) - 1) * max(times) + comm_seconds + largest_update

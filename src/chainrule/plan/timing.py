@@ -103,7 +103,7 @@ def _tiny_mlp(depth: int, dt: np.dtype[Any]) -> Any:
         layers += [Linear(4, 4, rng=rng), ReLU()]
     model = Sequential(*layers, Linear(4, 3, rng=rng))
     for p in model.parameters():
-        p.data = p.data.astype(dt)
+        p._data = p._data.astype(dt)
     return model
 
 
@@ -239,7 +239,7 @@ class StepTimer:
         self.model, self.input_shape, self.shapes, self.cal = model, tuple(input_shape), shapes, cal
         self.dtype, self.label_dtype = dtype, label_dtype
         self._cache: dict[tuple[int, int, int, bool], tuple[float, float, int]] = {}
-        self.param_sizes = [int(p.data.size) for p in model.parameters()]
+        self.param_sizes = [int(p._data.size) for p in model.parameters()]
 
     def _node_seconds(self, node: Any, out: Any, backward: bool) -> float:
         from chainrule.measure.cost import backward_flops, forward_flops

@@ -80,7 +80,7 @@ def build_optimizer(cfg: Config, model: Module) -> Optimizer:
 def penalty(model: Module, lam: float) -> float:
     """s = λ/2 Σ‖W‖F² over the penalized weights (W1 and W2 for the section's model, all parameters otherwise)."""
     params = [model.W1, model.W2] if isinstance(model, SectionMLP) else model.parameters()
-    return float(lam / 2 * sum(float(np.sum(np.square(p.data, dtype=np.float64))) for p in params))
+    return float(lam / 2 * sum(float(np.sum(np.square(p._data, dtype=np.float64))) for p in params))
 
 
 def loss_and_accuracy(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:

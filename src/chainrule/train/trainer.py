@@ -490,7 +490,7 @@ class Trainer:
         checkpoint. A sum is finite iff every element is, unless it overflows: then look closer.
         """
         for p in self.optimizer.params:
-            if not math.isfinite(float(np.sum(p.data))) and not np.isfinite(p.data).all():
+            if not math.isfinite(float(np.sum(p._data))) and not np.isfinite(p._data).all():
                 raise self._diverged("the parameters became non-finite", self.state.batch if step is None else step)
 
     def _step_number(self, batch: int) -> int:

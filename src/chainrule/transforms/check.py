@@ -100,9 +100,9 @@ class _GradCheck:
     def __init__(self, fun: Callable[..., Any], inputs: Any, eps: float, rtol: float, atol: float, seed: int) -> None:
         rng = np.random.default_rng(seed)
         self.fun = fun
-        self.xs = [np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64) for x in inputs]
+        self.xs = [np.array(x._data if isinstance(x, Tensor) else x, dtype=np.float64) for x in inputs]
         probe = fun(*self.tensors(self.xs))
-        self.weights = rng.standard_normal(np.shape(probe.data)) if isinstance(probe, Tensor) else 1.0
+        self.weights = rng.standard_normal(np.shape(probe._data)) if isinstance(probe, Tensor) else 1.0
         self.argnums = [i for i, x in enumerate(self.xs) if x.dtype.kind == "f"]
         self.directions = [rng.standard_normal(x.shape) for x in self.xs]
         self.eps, self.rtol, self.atol = eps, rtol, atol
@@ -162,15 +162,15 @@ class _GradCheck:
         """Derivatives of the scalar function ``g`` by ``mode``, against finite differences of g."""
 
         def g_np(values: list[np.ndarray[Any, Any]]) -> float:
-            return float(np.asarray(g(*self.tensors(values)).data))
+            return float(np.asarray(g(*self.tensors(values))._data))
 
         xs, eps = self.xs, self.eps
         if mode == "rev":
             for k in self.argnums:
-                analytic = grad(g, k)(*self.tensors(xs)).data
+                analytic = grad(g, k)(*self.tensors(xs))._data
                 self.compare(order, k, analytic, _numeric_grad(g_np, xs, k, eps), label)
         else:
-            analytic = np.asarray(self.along(g)(*self.tensors(xs)).data)
+            analytic = np.asarray(self.along(g)(*self.tensors(xs))._data)
             hi = [x + eps * d for x, d in zip(xs, self.directions, strict=True)]
             lo = [x - eps * d for x, d in zip(xs, self.directions, strict=True)]
             numeric = (g_np(hi) - g_np(lo)) / (2 * eps)

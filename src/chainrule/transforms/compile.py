@@ -56,11 +56,11 @@ class _Tracer(Interpreter):
 
     def slot_of(self, value: Any, data: Any) -> int:
         if isinstance(value, Tensor):
-            slot = self.slots.get(id(value.data))
+            slot = self.slots.get(id(value._data))
             if slot is None:  # made outside the step: a parameter or a captured tensor
                 slot = self._new()
-                self.slots[id(value.data)] = slot
-                self.keep.append(value.data)
+                self.slots[id(value._data)] = slot
+                self.keep.append(value._data)
                 self.externals.append((slot, value))
             return slot
         slot = self._new()
@@ -124,7 +124,7 @@ class _Program:
     def run(self, arrays: list[Any]) -> list[Any]:
         vals = self.template.copy()
         for slot, t in self.externals:
-            vals[slot] = t.data  # read now: parameters change between steps
+            vals[slot] = t._data  # read now: parameters change between steps
         for slot, a in zip(self.arg_slots, arrays, strict=True):
             vals[slot] = a
         if not self.using.acquire(blocking=False):  # a replay already runs (another thread): its own buffers
@@ -250,7 +250,7 @@ class _Const:
 
 
 def _add_leaf_grad(leaf: Tensor, g: np.ndarray) -> None:
-    leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad.data + g, None)
+    leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad._data + g, None)
 
 
 def _flatten_slots(obj: Any) -> list[int]:
@@ -272,7 +272,7 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _array(a: Any) -> np.ndarray:
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a._data if isinstance(a, Tensor) else np.asarray(a)
 
 
 class Compiled:
@@ -336,7 +336,7 @@ class Compiled:
         out_slots = _slots_of(result, tracer.slots)
         grad_slots: list[tuple[Tensor | int, int]] = []
         for leaf, g in tracer.leaf_grads.values():
-            data = g.data if isinstance(g, Tensor) else np.asarray(g)
+            data = g._data if isinstance(g, Tensor) else np.asarray(g)
             slot = tracer.slots.get(id(data))
             if slot is None:  # the gradient is a constant (e.g. the seed itself)
                 slot = tracer._new()
@@ -352,8 +352,8 @@ class Compiled:
 # Module-level (not closures inside _trace): a recursive closure is a reference cycle that would
 # keep the trace's graph, and the arrays its nodes hold read-only, alive until the next gc.
 def _slots_of(obj: Any, slots: dict[int, int]) -> Any:
-    if isinstance(obj, Tensor) and id(obj.data) in slots:
-        return slots[id(obj.data)]
+    if isinstance(obj, Tensor) and id(obj._data) in slots:
+        return slots[id(obj._data)]
     if isinstance(obj, tuple | list):
         return type(obj)(_slots_of(o, slots) for o in obj)
     return _Const(obj)
@@ -361,7 +361,7 @@ def _slots_of(obj: Any, slots: dict[int, int]) -> Any:
 
 def _detach(obj: Any) -> Any:
     if isinstance(obj, Tensor):
-        return Tensor._make(obj.data, None)
+        return Tensor._make(obj._data, None)
     if isinstance(obj, tuple | list):
         return type(obj)(_detach(o) for o in obj)
     return obj

@@ -65,7 +65,7 @@ def _as_float_tensor(x: Any, what: str) -> Tensor:
     """A transform's input as a tensor. Tensors and float NumPy arrays keep their dtype; Python
     numbers and lists become float32 (the ``cr.tensor`` rule); integer and complex arrays raise."""
     if isinstance(x, Tensor):
-        array = x.data
+        array = x._data
     elif isinstance(x, np.ndarray | np.generic):
         array = np.asarray(x)
     else:
@@ -84,7 +84,7 @@ def _watch_leaf(x: Any, what: str) -> Tensor:
     if t.requires_grad:
         watched_t: Tensor = watch(t)
         return watched_t
-    fresh = Tensor._make(t.data, None)
+    fresh = Tensor._make(t._data, None)
     fresh.requires_grad = True
     fresh.tangents = t.tangents
     return fresh
@@ -123,7 +123,7 @@ def _finish(x: Any, keep_graph: bool) -> Any:
     """A transform's result: as is when an outer transform is watching, else without graph."""
     if not isinstance(x, Tensor):
         return Tensor._make(np.asarray(x), None)
-    return x if keep_graph else Tensor._make(x.data, None)
+    return x if keep_graph else Tensor._make(x._data, None)
 
 
 def _regroup(flat: list[Any], defs: list[Any], single: bool) -> Any:
@@ -210,7 +210,7 @@ def vjp(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tu
             raise ValueError(f"vjp: the cotangent has structure {ct_def}, the output {out_def}")
         roots, cts = [], []
         for o, ct in zip(out_leaves, ct_leaves, strict=True):
-            if np.shape(ct.data if isinstance(ct, Tensor) else ct) != o.shape:
+            if np.shape(ct._data if isinstance(ct, Tensor) else ct) != o.shape:
                 raise ValueError(f"vjp: cotangent shape {np.shape(ct)} does not match the output's {o.shape}")
             if o.requires_grad:
                 roots.append(o)
@@ -272,7 +272,7 @@ def _seed_tangent(x: Any, v: Any, lvl: int) -> Tensor:
 def _strip(o: Any, lvl: int) -> Any:
     if not isinstance(o, Tensor) or not o.tangents or lvl not in o.tangents:
         return o
-    t = Tensor._make(o.data, o.node)
+    t = Tensor._make(o._data, o.node)
     t.requires_grad = o.requires_grad
     rest = {k: v for k, v in o.tangents.items() if k != lvl}
     t.tangents = rest or None
@@ -297,7 +297,7 @@ def jacrev(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
             return fun(*args_list[:argnums], xx, *args_list[argnums + 1 :])
 
         out, vjp_fn = vjp(f_of_x, args_list[argnums])
-        x_shape = np.shape(args_list[argnums].data if isinstance(args_list[argnums], Tensor) else args_list[argnums])
+        x_shape = np.shape(args_list[argnums]._data if isinstance(args_list[argnums], Tensor) else args_list[argnums])
         rows = []
         for k in range(out.size):
             e = np.zeros(out.size, dtype=out.dtype)
@@ -327,7 +327,7 @@ def jacfwd(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
             cols.append(jvp(f_of_x, (x,), (e.reshape(x.shape),))[1])
         if not cols:
             out = f_of_x(x)
-            return Tensor._make(np.zeros(np.shape(out.data) + x.shape, x.dtype), None)
+            return Tensor._make(np.zeros(np.shape(out._data) + x.shape, x.dtype), None)
         jac = stack(cols, axis=-1)
         return reshape(jac, jac.shape[:-1] + x.shape)
 
@@ -355,7 +355,7 @@ def hvp(fun: Callable[..., Any], x: Any, v: Any, mode: str = "fwd") -> Any:
         v_leaves, v_tree = tree_flatten(v)
         if v_tree != x_tree:
             raise ValueError(f"hvp: v must have the structure of x ({x_tree!r}), got {v_tree!r}")
-        vs = [u.data if isinstance(u, Tensor) else np.asarray(u) for u in v_leaves]
+        vs = [u._data if isinstance(u, Tensor) else np.asarray(u) for u in v_leaves]
         for i, (a, u) in enumerate(zip(x_leaves, vs, strict=True)):
             if np.shape(a) != u.shape:
                 raise ValueError(f"hvp: leaf {i} of v has shape {u.shape}, x's has {np.shape(a)}")

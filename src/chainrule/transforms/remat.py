@@ -78,7 +78,7 @@ def _impl(*datas: Any, box: _Box, needs: tuple[bool, ...]) -> np.ndarray[Any, An
         return out
     with no_grad():  # called on plain arrays (e.g. a replay): just the function
         result = _call(box, [Tensor._make(np.asarray(d), None) for d in datas])
-    return result.data
+    return result._data
 
 
 def _call(box: _Box, tensors: Sequence[Tensor]) -> Tensor:
@@ -131,7 +131,7 @@ def _recompute(box: _Box, g: Any, inputs: Sequence[Any], needs: tuple[bool, ...]
         del result
         leaves = fresh + box.captured
         pairs = zip(leaves, needs, strict=True)
-        return [leaf.grad.data if need and leaf.grad is not None else None for leaf, need in pairs]
+        return [leaf.grad._data if need and leaf.grad is not None else None for leaf, need in pairs]
     finally:
         for c, node, flag, grad in aside:
             c.node, c.requires_grad, c.grad = node, flag, grad
@@ -169,7 +169,7 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
     if not all(isinstance(a, Tensor | np.ndarray) for a in args):
         raise TypeError("checkpoint: pass the arguments of fn as tensors or arrays (bind other values with a closure)")
     finder = _Finder({id(t) for t in tensors})
-    plain = [Tensor._make(a.data if isinstance(a, Tensor) else np.asarray(a), None) for a in args]
+    plain = [Tensor._make(a._data if isinstance(a, Tensor) else np.asarray(a), None) for a in args]
     finder.own |= {id(t) for t in plain}
     with finder, no_grad():
         result = fn(*plain)
@@ -179,7 +179,7 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
     if not recording and not captured:
         return result
     box = _Box(fn, len(args), captured)
-    box.out = result.data
+    box.out = result._data
     inputs = [a if isinstance(a, Tensor) else Tensor._make(np.asarray(a), None) for a in args] + captured
     needs = tuple(bool(t.requires_grad) for t in inputs)
     return _checkpoint_p(*inputs, box=box, needs=needs)

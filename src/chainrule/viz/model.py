@@ -126,7 +126,7 @@ def build(outputs: Iterable[Any], names: Any = None, second_order: set[int] | No
             vid = new_id("p")
             leaf_ids[id(t)] = vid
             kind = "param" if type(t).__name__ == "Parameter" else "leaf"
-            name = t.name or table.name_of(t) or table.name_of(t.data)
+            name = t.name or table.name_of(t) or table.name_of(t._data)
             g.vars[vid] = Var(vid, kind if t.requires_grad else "input", name, t.shape, str(t.dtype), tensor=t)
         return vid
 

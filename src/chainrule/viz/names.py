@@ -53,7 +53,7 @@ class Names:
                 self.by_seq.setdefault(node.seq, name)
                 return
             self._add_array(name, value)
-            self._add_array(name, value.data)
+            self._add_array(name, value._data)
         elif isinstance(value, np.ndarray):
             self._add_array(name, value)
         elif isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):

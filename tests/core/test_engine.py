@@ -413,6 +413,23 @@ def test_numpy_style_methods_match_numpy_and_differentiate(method):
     assert cr.check_grad(lambda t: getattr(t, method)(), a, order=1).ok
 
 
+@pytest.mark.parametrize("scalar", [np.float64(0.5), np.int64(3), np.float16(0.25), np.bool_(True), np.int8(-2)])
+def test_numpy_scalars_are_numbers_like_pythons_as_in_pytorch(scalar):
+    """``lr = np.float64(0.1)`` (from np.logspace, say) in ``p -= lr * p.grad`` keeps float32, as in PyTorch."""
+    torch = pytest.importorskip("torch")
+    x = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    for got, want in [
+        (x * scalar, torch.tensor([1.0, -2.0, 3.0]) * scalar),
+        (scalar - x, scalar - torch.tensor([1.0, -2.0, 3.0])),
+    ]:
+        assert got.dtype == np.float32 and want.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    (x * scalar).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, np.float32(scalar.item())))
+    assert (cr.tensor(np.arange(3, dtype=np.int32)) * np.int64(2)).dtype == np.int32  # an int, as 2 is
+
+
 def test_integer_operand_that_would_upcast_a_float32_result_raises_naming_the_op():
     x = cr.tensor(np.ones(3), requires_grad=True)
     with pytest.raises(cr.DTypeError, match=r"multiply: .*int64.*float64.*astype"):

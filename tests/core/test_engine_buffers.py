@@ -7,14 +7,23 @@ import pytest
 
 import chainrule as cr
 import chainrule.nn.functional as F
+from chainrule.core import backward as backward_module
 from chainrule.core import node as node_module
+
+
+@pytest.fixture(params=["every size", "large only"])
+def in_place(request, monkeypatch):
+    """Run a test with the walk's in-place sums for every gradient (the threshold at 0 bytes) and as shipped."""
+    if request.param == "every size":
+        monkeypatch.setattr(backward_module, "IN_PLACE_BYTES", 0)
+    return request.param
 
 
 def _f32(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def test_many_gradients_of_one_value_sum_exactly_as_before():
+def test_many_gradients_of_one_value_sum_exactly_as_before(in_place):
     w_np, x_np = _f32(5, 3), _f32(5, 3, seed=1)
     w, x = cr.tensor(w_np, requires_grad=True), cr.tensor(x_np)
     h = w * x
@@ -26,7 +35,7 @@ def test_many_gradients_of_one_value_sum_exactly_as_before():
     np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-6)
 
 
-def test_a_gradient_passed_on_unchanged_to_a_leaf_and_a_node_is_not_overwritten():
+def test_a_gradient_passed_on_unchanged_to_a_leaf_and_a_node_is_not_overwritten(in_place):
     # add's rule hands the same array to both inputs: one is a leaf, the other a node reached again
     a = cr.tensor(np.ones(4, np.float32), requires_grad=True)
     b = cr.tensor(np.full(4, 2.0, np.float32), requires_grad=True)
@@ -38,7 +47,31 @@ def test_a_gradient_passed_on_unchanged_to_a_leaf_and_a_node_is_not_overwritten(
     np.testing.assert_array_equal(b.grad.numpy(), np.full(4, 6.0, np.float32))  # 1 + 5
 
 
-def test_a_grad_from_an_earlier_backward_is_not_written_into():
+def test_a_gradient_passed_on_to_two_nodes_then_reached_again_is_not_written_into(in_place):
+    # built so that add's rule runs first (it was recorded last): m1 and m2 then share one pending
+    # array, and m1's second gradient (from m1 * 5) must not be added into it
+    a = cr.tensor(np.ones(4, np.float32), requires_grad=True)
+    m1, m2 = a * 1.0, a * 2.0
+    t = (m1 * 5.0).sum()
+    J = t + ((m1 + m2) * 3.0).sum()  # mul's rule makes a writable array, which add passes on to both
+    J.backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full(4, 14.0, np.float32))  # (5 + 3) * 1 + 3 * 2
+
+
+def test_a_gradient_shared_by_a_leaf_and_a_pending_node_is_not_written_into(in_place):
+    # add's rule (recorded last, run first) hands one array to the leaf a and to the node m; the
+    # gradients of a and m recorded earlier arrive afterwards and must not be added into it
+    a = cr.tensor(np.ones(4, np.float32), requires_grad=True)
+    b = cr.tensor(np.full(4, 2.0, np.float32), requires_grad=True)
+    m = b * 1.0
+    t1, t2 = (m * 5.0).sum(), (a * 7.0).sum()
+    J = t1 + t2 + ((a + m) * 3.0).sum()  # mul's rule makes a writable array, which add passes on to both
+    J.backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full(4, 10.0, np.float32))  # 7 + 3
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(4, 8.0, np.float32))  # 5 + 3
+
+
+def test_a_grad_from_an_earlier_backward_is_not_written_into(in_place):
     w = cr.tensor(np.ones(3, np.float32), requires_grad=True)
     (w * w).sum().backward()
     first = w.grad.numpy()
@@ -48,7 +81,7 @@ def test_a_grad_from_an_earlier_backward_is_not_written_into():
     np.testing.assert_array_equal(w.grad.numpy(), 2 * held)
 
 
-def test_a_callers_seed_is_never_written_into():
+def test_a_callers_seed_is_never_written_into(in_place):
     x = cr.tensor(np.ones(3, np.float32), requires_grad=True)
     seed = np.ones(3, np.float32)
     y = x * 1.0
@@ -65,7 +98,7 @@ def _section_grads(x, y, w1, b1, w2):
     return [t.grad.numpy() for t in (W1, B1, W2)]
 
 
-def test_section_gradients_are_bitwise_those_of_the_plain_sums():
+def test_section_gradients_are_bitwise_those_of_the_plain_sums(in_place):
     """The in-place sums round exactly as ``a + b`` (what the walk does under an interpreter)."""
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 784), dtype=np.float32), rng.integers(0, 10, 16)
@@ -75,6 +108,49 @@ def test_section_gradients_are_bitwise_those_of_the_plain_sums():
         plain = _section_grads(*args)
     for a, b in zip(fast, plain, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_more_shared_arrays_are_never_written_into(in_place):
+    """Views, saved arrays, outputs the user holds and a leaf's .grad reached again: all stay as they were."""
+    a_np = _f32(6, 4)
+    a = cr.tensor(a_np, requires_grad=True)
+    b = a * 2.0
+    kept = b.numpy().copy()
+    v = b.reshape(24)  # reshape's rule hands back a view of the gradient it gets
+    J = (v * 3.0).sum() + (b * b).sum() + b.sum() + (a * a).sum() + a.sum()
+    J.backward()
+    np.testing.assert_array_equal(b.numpy(), kept)  # an output the user holds: untouched
+    expected = (np.float32(3) + 2 * kept + np.float32(1)) * np.float32(2) + 2 * a_np + np.float32(1)
+    np.testing.assert_allclose(a.grad.numpy(), expected, rtol=1e-6)
+    first = a.grad
+    held = first.numpy().copy()
+    J2 = (a * 5.0).sum() + (a * 7.0).sum()
+    J2.backward()  # accumulates into a .grad made by an earlier walk: a new array, the old one untouched
+    np.testing.assert_array_equal(first.numpy(), held)
+    np.testing.assert_allclose(a.grad.numpy(), held + np.float32(12), rtol=1e-6)
+
+
+def test_a_value_reached_by_many_gradients_is_summed_into_one_array(monkeypatch):
+    """Past the first, the gradients of one value are added into the pending array: ``total + g`` would hold
+    the old total, the new gradient and the new total at once (NumPy reports its arrays to tracemalloc)."""
+    import tracemalloc
+
+    def peak(threshold):
+        monkeypatch.setattr(backward_module, "IN_PLACE_BYTES", threshold)
+        x = cr.tensor(np.ones((512, 512), np.float32), requires_grad=True)  # 1 MiB per array
+        h = x * 1.0
+        J = h.sum()
+        for k in range(2, 10):
+            J = J + (h * float(k)).sum()  # h is reached by 9 gradients, x by one
+        tracemalloc.start()
+        J.backward()
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        np.testing.assert_array_equal(x.grad.numpy(), np.full((512, 512), 45.0, np.float32))
+        return top
+
+    summed_in_place, new_arrays = peak(0), peak(1 << 62)
+    assert summed_in_place < new_arrays - (3 << 18)  # one 1 MiB array fewer at the peak
 
 
 @pytest.mark.skipif(not gc.isenabled(), reason="the cyclic GC is disabled in this process")

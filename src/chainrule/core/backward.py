@@ -12,9 +12,9 @@ watch or replace the rules through the installed :class:`~chainrule.core.interpr
 from __future__ import annotations
 
 import contextlib
-import heapq
 import sys
 from collections.abc import Iterator, Sequence
+from heapq import heappop, heappush
 from sys import getrefcount as _refs
 from typing import Any
 
@@ -57,16 +57,14 @@ def backward(
     for root, gradient in zip(roots, gradients, strict=True):
         walk.start(root, gradient)
     walk.keep_to(targets)
-    ready, grads, mine = walk.ready, walk.grads, walk.mine
+    ready, grads, leads, visit = walk.ready, walk.grads, walk.leads, walk.visit
     with walk.running():
         while ready:
-            node = heapq.heappop(ready)[1]
+            node = heappop(ready)[1]
             g = grads.pop(node)
-            if mine:
-                mine.discard(id(g))  # handed to the rules now, which may pass it on as it is
-            if walk.leads is not None and walk.reads_only(node, g):
+            if leads is not None and walk.reads_only(node, g):
                 continue  # a target with no other target below it: its gradient is read, it is not run
-            walk.visit(node, g, retain_graph)
+            visit(node, g, retain_graph)
     return walk.results(targets)
 
 
@@ -84,8 +82,9 @@ class _Walk:
         self.grads: dict[Node, Any] = {}  # gradient flowing into each pending node's output
         self.ready: list[tuple[int, Node]] = []  # heap of (-seq, node)
         self.owned: set[int] = set()  # ids of arrays that must be copied before becoming a leaf's .grad
-        # ids of arrays that only this walk holds (a rule's fresh result, a sum it made), pending at a
-        # node or a leaf's .grad: further gradients of that value are added into them in place
+        # ids of the leaves' .grad arrays that only this walk holds (a copy, a rule's fresh result, a
+        # sum it made): further gradients of that leaf are added into them in place. A gradient
+        # pending at a node needs no list: ``accumulate`` reads who holds it from its reference count.
         self.mine: set[int] = set()
         self.leaf_grads: dict[int, Any] | None = None if targets is None else {}  # with targets
         self.leads: set[Node] | None = None  # with targets: the nodes with a target below them
@@ -112,8 +111,8 @@ class _Walk:
             args, out, g = _reconnect(node, g)
         else:
             args, out = node.kept, node.output
-        grads, params = self.grads, node.params
-        rules = node.prim.vjps if self.top is None else ()  # an interpreter runs every rule itself
+        grads, params, top = self.grads, node.params, self.top
+        rules = node.prim.vjps if top is None else ()  # an interpreter runs every rule itself
         for i, parent in enumerate(node.parents):
             if parent is None:
                 continue
@@ -129,47 +128,27 @@ class _Walk:
             if gi is None:
                 continue
             expected = node.kept[i]
-            if gi.shape != expected.shape or gi.dtype != expected.dtype:
+            if gi.shape != expected.shape or (gi.dtype is not expected.dtype and gi.dtype != expected.dtype):
                 gi = self.conform(gi, node, i)
-            fresh = type(gi) is np.ndarray and gi.nbytes >= IN_PLACE_BYTES and self.owns(gi, g)
-            if type(parent) is Node and parent not in grads:  # the first gradient to reach it
+            if type(parent) is not Node:
+                self.to_leaf(parent, gi)  # type: ignore[arg-type]
+            elif parent in grads:
+                grads[parent] = self.accumulate(grads[parent], gi)
+            else:  # the first gradient to reach that node
                 grads[parent] = gi
-                if fresh:
-                    self.mine.add(id(gi))
-                heapq.heappush(self.ready, (-parent.seq, parent))
-            else:
-                self.send(parent, gi, fresh)
+                heappush(self.ready, (-parent.seq, parent))
         if not retain_graph:
             node.release()
-        if self.top is not None:
-            self.top.visited(node)
+        if top is not None:
+            top.visited(node)
 
-    def owns(self, gi: np.ndarray[Any, Any], g: Any) -> bool:
-        """Whether the rule made ``gi`` for this input alone, so later gradients of that value may be
-        added into it: held only by ``visit``'s variable, this parameter and getrefcount's argument."""
-        return (
-            COUNTED_REFERENCES
-            and self.top is None
-            and gi is not g  # a rule that passes the output's gradient through (add) shares it
-            and gi.base is None
-            and gi.flags.writeable
-            and _refs(gi) <= 3
-        )
-
-    def send(self, parent: Node | Tensor, gi: Any, fresh: bool = False) -> None:
-        """Pass a gradient to the node that made an input, or to a leaf.
-
-        ``fresh``: ``gi`` is an array that nothing else holds (the rule made it for this input).
-        """
-        if type(parent) is not Node:
-            self.to_leaf(parent, gi, fresh)  # type: ignore[arg-type]
-        elif parent in self.grads:
-            self.grads[parent] = self.accumulate(self.grads[parent], gi)
+    def send(self, node: Node, gi: Any) -> None:
+        """Pass a gradient to the node that made a value (as ``visit`` does, for the roots)."""
+        if node in self.grads:
+            self.grads[node] = self.accumulate(self.grads[node], gi)
         else:
-            self.grads[parent] = gi
-            if fresh:
-                self.mine.add(id(gi))
-            heapq.heappush(self.ready, (-parent.seq, parent))
+            self.grads[node] = gi
+            heappush(self.ready, (-node.seq, node))
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -240,15 +219,21 @@ class _Walk:
 
         So a value reached by k gradients costs no new array after the first (the rules' own
         results are reused), where ``total + g`` makes k - 1. Same numbers: ``total += g`` rounds
-        exactly as ``total + g``.
+        exactly as ``total + g``. Held only by ``grads``, this parameter and getrefcount's argument:
+        not a view, not the caller's seed, not a leaf's ``.grad``, not passed on to a second input.
         """
-        if id(total) in self.mine:
+        if (
+            type(total) is np.ndarray
+            and total.nbytes >= IN_PLACE_BYTES
+            and self.top is None
+            and COUNTED_REFERENCES
+            and total.base is None
+            and total.flags.writeable
+            and _refs(total) <= 3
+        ):
             np.add(total, g, out=total)
             return total
-        total = self.add(total, g)
-        if self.top is None and type(total) is np.ndarray and total.nbytes >= IN_PLACE_BYTES:
-            self.mine.add(id(total))
-        return total
+        return self.add(total, g)
 
     def conform(self, gi: Any, node: Node, i: int) -> Any:
         """A rule's gradient summed back over broadcast axes and cast to input ``i``'s shape and dtype."""
@@ -269,8 +254,12 @@ class _Walk:
                 gi = self.top.cast(gi, expected.dtype)
         return gi
 
-    def to_leaf(self, leaf: Tensor, g: Any, fresh: bool = False) -> None:
-        """Hand ``g`` to a leaf: into its ``.grad``, or (with targets) into ``leaf_grads``."""
+    def to_leaf(self, leaf: Tensor, g: Any) -> None:
+        """Hand ``g`` to a leaf: into its ``.grad``, or (with targets) into ``leaf_grads``.
+
+        A ``.grad`` this walk made (a copy, or a rule's result that only ``visit`` holds) is
+        listed in ``mine``: later gradients of that leaf are added into it in place.
+        """
         if self.leaf_grads is not None:
             previous = self.leaf_grads.get(id(leaf))
             self.leaf_grads[id(leaf)] = g if previous is None else previous + g
@@ -285,6 +274,9 @@ class _Walk:
             if type(g) is not np.ndarray or not g.flags.writeable or id(g) in self.owned:
                 g = np.array(g) if self.top is None else self.top.copy(g)
                 fresh = self.top is None
+            else:  # held by visit's variable, this parameter and getrefcount's argument only
+                fresh = g.nbytes >= IN_PLACE_BYTES and self.top is None and COUNTED_REFERENCES
+                fresh = fresh and g.base is None and _refs(g) <= 3
             self.owned.add(id(g))
             if fresh:
                 self.mine.add(id(g))

@@ -46,18 +46,22 @@ class Node:
     def __init__(
         self,
         prim: Primitive,
-        parents: tuple[Node | Tensor | None, ...],
-        kept: tuple[Any, ...],
+        parents: list[Node | Tensor | None],
+        inputs: list[Any],
         out: np.ndarray[Any, Any],
         params: dict[str, Any],
     ) -> None:
         self.prim = prim
         # parents[i] is the node that produced input i, the leaf tensor itself
         # (whose .grad receives the gradient), or None if input i needs no gradient.
-        self.parents = parents
+        self.parents = tuple(parents)
         # kept[i] is what the node keeps of input i: the array itself if the primitive
         # saves it (its rules read it), else a Meta (shape and dtype). Rules get exactly these.
-        self.kept = kept
+        save = prim.save
+        if save:
+            self.kept = tuple([d if i in save else meta_of(d) for i, d in enumerate(inputs)])
+        else:
+            self.kept = tuple(map(meta_of, inputs))
         self.output = out if prim.save_output else None  # the result, if the rules read it
         self.params = params
         self.released = False
@@ -74,6 +78,8 @@ class Node:
         # recorded backward runs its rules on values that still carry their tangents.
         self.forward: tuple[tuple[Any, ...], dict[int, Any]] | None = None
         self.holds: Any = None  # releases the saved input arrays this node made read-only
+        if save:
+            hold(self, [d for d in self.kept if type(d) is np.ndarray])  # read-only while the node needs them
 
     @property
     def name(self) -> str:
@@ -144,7 +150,9 @@ _GC = _GraphGC()
 
 
 class Meta:
-    """Shape and dtype of an input whose data the rule does not need (and so was not kept)."""
+    """Shape and dtype of an input whose data the rule does not need (and so was not kept).
+
+    Shared between nodes (see :func:`meta_of`): never assign to its fields."""
 
     __slots__ = ("shape", "dtype")
 
@@ -220,10 +228,22 @@ def holder_of(array: Any) -> str | None:
 SCALAR = Meta((), None)  # what an unsaved Python number is to a rule
 
 
+# A Meta is never changed once made, so nodes of like shape and dtype share one: a graph of
+# thousands of same-shaped operations keeps a handful of them (and makes no object per input).
+_METAS: dict[tuple[tuple[int, ...], np.dtype[Any]], Meta] = {}
+_METAS_MAX = 4096  # distinct (shape, dtype) pairs kept at once; past that the table starts again
+
+
 def meta_of(value: Any) -> Any:
     """What a node keeps of an input its rules do not read (or no longer may): shape and dtype."""
     if type(value) is np.ndarray:
-        return Meta(value.shape, value.dtype)
+        key = (value.shape, value.dtype)
+        meta = _METAS.get(key)
+        if meta is None:
+            if len(_METAS) >= _METAS_MAX:
+                _METAS.clear()
+            meta = _METAS[key] = Meta(*key)
+        return meta
     if type(value) is Meta:
         return value
     return SCALAR if isinstance(value, int | float | complex) else Meta(np.shape(value), None)

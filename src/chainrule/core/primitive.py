@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
-from chainrule.core.node import Node, hold, meta_of
+from chainrule.core.node import Node
 from chainrule.core.state import THREAD, State, enable_grad
 from chainrule.core.tensor import UP, Tensor, contains_tensor
 
@@ -126,14 +126,13 @@ class Primitive:
                 )
             setattr(self.facts, key, value)
 
-    def __call__(self, *args: Any, **params: Any) -> Any:
-        return bind(self, args, params)
+    __call__: Callable[..., Any]  # calling a primitive is bind(prim, *args, **params), below
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
 
-def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
     """Run ``prim`` on ``args``; if any argument is a tensor that requires grad, record a node.
 
     This is forward propagation: the output is computed and, for the backward pass, the
@@ -161,11 +160,13 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         _upcast_error(prim, datas, float_dtype, out.dtype)
     node = None
     if needs_grad and state.grad_enabled and prim.differentiable:
-        node = _record(prim, parents, datas, out, params)
+        node = Node(prim, parents, datas, out, params)  # the graph grows by one node
     if state.top is not None:
         state.top.recorded(node, prim, args, datas, params, out)
     return Tensor._make(out, node)
 
+
+Primitive.__call__ = bind  # type: ignore[method-assign]  # calling a primitive binds it
 
 _SEQUENCE: Any = object()  # an operand is a list or tuple (possibly of tensors): stacked first
 
@@ -174,7 +175,8 @@ def _operands(prim: Primitive, args: tuple[Any, ...]) -> Any:
     """The arrays behind ``args``, each input's parent, whether a gradient is needed, the float dtype.
 
     The dtype policy: floating tensors must agree (no silent upcast); floating array constants
-    follow the tensors' precision. ``None`` when no argument is a tensor.
+    follow the tensors' precision; NumPy scalars (``np.float64(0.5)``, ``np.int64(2)``) are numbers,
+    as Python's are. ``None`` when no argument is a tensor.
     """
     datas: list[Any] = []
     parents: list[Node | Tensor | None] = []
@@ -205,6 +207,8 @@ def _operands(prim: Primitive, args: tuple[Any, ...]) -> Any:
                 cast_constants = True
             elif type(a) is list or type(a) is tuple:
                 return _SEQUENCE
+            elif isinstance(a, np.generic):  # np.float64(0.5) is a number, as 0.5 is (PyTorch's rule too)
+                a = a.item()
             datas.append(a)
             parents.append(None)
     if not has_tensor:
@@ -221,18 +225,6 @@ def _failed(prim: Primitive, datas: list[Any], exc: Exception) -> Exception:
     """The error for an impl that refused its operands: it names the op, the operands and the user's line."""
     kind = ShapeError if "shape" in str(exc) or "dimension" in str(exc) else type(exc)
     return kind(f"{prim.name}: cannot apply to operands ({_describe(datas)}) at {user_frame()}: {exc}")
-
-
-def _record(prim: Primitive, parents: list[Any], datas: list[Any], out: Any, params: dict[str, Any]) -> Node:
-    """The node: for each input its parent and what the rules read (the array if saved, else a Meta)."""
-    save = prim.save
-    kept = []
-    for i, d in enumerate(datas):  # a loop, not a comprehension: this runs once per recorded op
-        kept.append(d if i in save else meta_of(d))
-    node = Node(prim, tuple(parents), tuple(kept), out, params)
-    if save:
-        hold(node, [d for d in kept if type(d) is np.ndarray])  # read-only while the node needs them
-    return node
 
 
 def _describe(args: Sequence[Any]) -> str:
@@ -263,7 +255,7 @@ def _bind_sequence(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any
         fixed.append(a)
     if all(f is a for f, a in zip(fixed, args, strict=True)):  # a plain nested list of numbers
         fixed = [np.asarray(a) if type(a) in (list, tuple) else a for a in args]
-    return bind(prim, tuple(fixed), params)
+    return bind(prim, *fixed, **params)
 
 
 # --- forward mode -------------------------------------------------------------------------
@@ -289,7 +281,7 @@ def _bind_jvp(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any], to
     previous = state.limit
     state.limit = top
     try:
-        out = bind(prim, args, params)
+        out = bind(prim, *args, **params)
         tangents = [a.tangents.get(top) if isinstance(a, Tensor) and a.tangents else None for a in args]
         t_out = _jvp(prim, args, tangents, out, params) if prim.differentiable else None
     finally:

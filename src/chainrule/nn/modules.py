@@ -11,6 +11,7 @@ from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Tensor
 from chainrule.data.rng import default_generator
 from chainrule.nn import functional as F
+from chainrule.nn import hooks
 from chainrule.nn import init as initializers
 from chainrule.ops import reshape
 
@@ -70,7 +71,26 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
     def __call__(self, *args: Any) -> Any:
-        return self.forward(*args)
+        own = self.__dict__.get("_forward_hooks")
+        if own is None and not hooks.GLOBAL_PRE and not hooks.GLOBAL_POST:
+            return self.forward(*args)
+        pre = [*hooks.GLOBAL_PRE.values(), *(own[0].values() if own else ())]
+        post = [*hooks.GLOBAL_POST.values(), *(own[1].values() if own else ())]
+        return hooks.call(self, args, pre, post)
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> hooks.RemovableHandle:
+        """Call ``hook(module, args)`` before each ``forward`` (a non-None result replaces ``args``)."""
+        return hooks.add(self._hook_tables()[0], hook)
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> hooks.RemovableHandle:
+        """Call ``hook(module, args, output)`` after each ``forward`` (a non-None result replaces it)."""
+        return hooks.add(self._hook_tables()[1], hook)
+
+    def _hook_tables(self) -> tuple[dict[int, Any], dict[int, Any]]:
+        tables = self.__dict__.get("_forward_hooks")
+        if tables is None:
+            tables = self.__dict__["_forward_hooks"] = ({}, {})
+        return tables
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         stack: list[tuple[str, Module]] = [(prefix, self)]

@@ -185,15 +185,15 @@ class _ModuleHook:
 def track_modules(model: Any, prefix: str = "") -> Iterator[dict[str, Any]]:
     """Remember which ``nn.Module`` created each node while the block runs.
 
-    Each sub-module's ``forward`` is wrapped on the instance (the class is untouched) to
-    push its dotted name while it runs; a hook files every node under the innermost one.
+    A module forward pre-hook and hook (``cr.nn.hooks``) push and pop each sub-module's dotted
+    name around its ``forward``; an engine hook files every node under the innermost one.
     ``cr.viz.draw(..., group="module")`` then clusters or collapses by module.
     Yields ``{dotted name: module}``.
     """
+    from chainrule.nn.hooks import register_module_forward_hook, register_module_forward_pre_hook
     from chainrule.nn.modules import Module
 
     named: dict[str, Any] = {}
-    stack: list[str] = []
     todo: list[tuple[str, Any]] = [(prefix or type(model).__name__, model)]
     seen: set[int] = set()
     while todo:
@@ -202,33 +202,31 @@ def track_modules(model: Any, prefix: str = "") -> Iterator[dict[str, Any]]:
             continue
         seen.add(id(m))
         named[name] = m
+        _MODULE_TYPE[name] = type(m).__name__
         for child_name, child in m._children():
             if isinstance(child, Module):
                 todo.append((f"{name}.{child_name}", child))
-    patched: list[Any] = []
+    names = {id(m): name for name, m in named.items()}
+    stack: list[str] = []
+    calls: list[int] = []  # id of each module whose forward is running, innermost last
 
-    def wrap(name: str, m: Any) -> None:
-        inner = m.forward
+    def enter(module: Any, args: Any) -> None:
+        if id(module) in names:
+            stack.append(names[id(module)])
+            calls.append(id(module))
 
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            stack.append(name)
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                stack.pop()
+    def leave(module: Any, args: Any, out: Any) -> None:
+        while id(module) in names and calls:  # also drops what a forward that raised left behind
+            stack.pop()
+            if calls.pop() == id(module):
+                break
 
-        m.forward = forward
-        patched.append(m)
-
-    for name, m in named.items():
-        _MODULE_TYPE[name] = type(m).__name__
-        wrap(name, m)
-    try:
-        with hook(_ModuleHook(stack)):
-            yield named
-    finally:
-        for m in patched:
-            del m.forward
+    with (
+        register_module_forward_pre_hook(enter),
+        register_module_forward_hook(leave),
+        hook(_ModuleHook(stack)),
+    ):
+        yield named
 
 
 def module_of(node: Node) -> str | None:

@@ -26,7 +26,7 @@ def test_pre_hook_replaces_args_and_hook_replaces_output_as_in_pytorch():
     for m, wrap in [(ours, cr.tensor), (theirs, torch.from_numpy)]:
         seen = []
         h1 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 2,))
-        h2 = m.register_forward_hook(lambda mod, args, out: seen.append(type(mod).__name__) or out + 1)
+        h2 = m.register_forward_hook(lambda mod, args, out, seen=seen: seen.append(type(mod).__name__) or out + 1)
         first = m(wrap(x))
         h1.remove()
         h2.remove()

@@ -20,11 +20,12 @@ Forward mode (``cr.jvp``) and a compiled step's capture are refused: they could 
 from __future__ import annotations
 
 import gc
+import weakref
 from typing import Any
 
 import numpy as np
 
-from chainrule.core.errors import InPlaceError
+from chainrule.core.errors import DTypeError, InPlaceError
 from chainrule.core.node import holder_of
 from chainrule.core.state import THREAD
 
@@ -39,6 +40,30 @@ UFUNCS = {
 }
 
 
+_ALIASES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()  # id -> a tensor's .data
+
+
+def alias(t: Any) -> Any:
+    """Register ``t`` as another tensor's ``.data`` (it shares that tensor's array); returns ``t``."""
+    _ALIASES[id(t)] = t
+    return t
+
+
+def replacement(current: np.ndarray[Any, Any], value: Any) -> np.ndarray[Any, Any]:
+    """The array ``t.data = value`` installs: ``value``'s own array (shared, as in PyTorch), same dtype."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"t.data = value: expected a tensor or a NumPy array, got {type(value).__name__}; "
+            f"write t.data = cr.tensor(value, dtype=t.dtype), or t.fill_(value) to set every element"
+        )
+    if value.dtype != current.dtype:
+        raise DTypeError(
+            f"t.data = value: the tensor is {current.dtype} and the new values are {value.dtype}; replacing "
+            f"them would silently change the tensor's dtype. Cast first: t.data = value.astype(t.dtype)"
+        )
+    return value
+
+
 def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> bool:
     """Whether this in-place call must be recorded (else it writes); refuses what cannot be honoured."""
     st = THREAD.state
@@ -48,6 +73,12 @@ def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> b
         raise InPlaceError(f"{op}: in-place operations are not supported inside cr.jvp; write t = t - x instead")
     if not st.grad_enabled or not (tensor.requires_grad or other_grad):
         return False
+    if _ALIASES.get(id(tensor)) is tensor:
+        raise InPlaceError(
+            f"{op}: this tensor is another's .data (it shares that tensor's array), and an update recorded in "
+            f"the graph (an operand requires grad) could not reach that tensor; pass operand.detach(), or do "
+            f"the update under `with cr.no_grad():`"
+        )
     if tensor.node is None and tensor.requires_grad:
         raise InPlaceError(
             f"{op}: a leaf tensor that requires grad (a parameter) cannot be modified in place while gradients "

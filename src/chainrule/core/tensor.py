@@ -16,7 +16,7 @@ import numpy as np
 
 from chainrule.core import inplace
 from chainrule.core.errors import DTypeError, InPlaceError
-from chainrule.core.node import Node
+from chainrule.core.node import Node, holder_of
 from chainrule.core.random import GENERATOR
 from chainrule.core.state import THREAD
 
@@ -80,15 +80,27 @@ class Tensor:
         return self.node is None
 
     @property
-    def data(self) -> np.ndarray[Any, Any]:
-        """The values, as the NumPy array itself (shared, not a copy)."""
-        return self._data
+    def data(self) -> Tensor:
+        """The values as a tensor outside the graph, sharing this tensor's array (PyTorch's ``.data``).
+
+        It has no node and does not require grad, so ``w.data.normal_(0, 0.01)``, ``b.data.fill_(0)``,
+        ``w.data -= lr * g`` or ``w.data[0] = v`` write into ``w``'s values without the in-place rules
+        for parameters. Unlike PyTorch, a write into an array that a live node saved still raises
+        :class:`InPlaceError` (no silently wrong gradients). The NumPy array itself is :meth:`numpy`.
+        Assigning (``w.data = v``, a tensor or a NumPy array of the same dtype, any shape) replaces
+        the values and shares ``v``'s array, as in PyTorch; a different dtype is refused.
+        """
+        array = self._data
+        if not array.flags.writeable and array.base is not None and holder_of(array) is None:
+            array = self._data = array.copy()  # a read-only broadcast view: writes must reach self
+        return inplace.alias(Tensor._make(array, None))
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = value
+        self._data = inplace.replacement(self._data, value._data if isinstance(value, Tensor) else value)
 
     def numpy(self) -> np.ndarray[Any, Any]:
+        """The values as the NumPy array itself (shared, not a copy)."""
         return self._data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,43 @@ def replacement(current: np.ndarray[Any, Any], value: Any) -> np.ndarray[Any, An
     return value
 
 
+# --- placeholders: the values of a lazy parameter before its shape is known ---------------------
+# An ``nn.LazyLinear`` weight is an empty (out_features, 0) array until the first call. The fills
+# the book applies to it then (``weight.data.normal_(0, 0.01)``) are kept and replayed on the real
+# array (PyTorch silently drops them); any other in-place update of it is refused.
+_PENDING: dict[int, tuple[weakref.ref[np.ndarray[Any, Any]], str, list[Callable[[Any], None]]]] = {}
+
+
+def placeholder(array: np.ndarray[Any, Any], owner: str) -> None:
+    """Register ``array`` (empty) as the values of ``owner`` before they exist (a lazy weight)."""
+    key = id(array)
+    _PENDING[key] = (weakref.ref(array, lambda _: _PENDING.pop(key, None)), owner, [])
+
+
+def _pending(array: np.ndarray[Any, Any]) -> tuple[str, list[Callable[[Any], None]]] | None:
+    entry = _PENDING.get(id(array)) if array.size == 0 else None
+    if entry is None or entry[0]() is not array:
+        return None
+    return entry[1], entry[2]
+
+
+def defer(array: np.ndarray[Any, Any], write: Callable[[Any], None]) -> bool:
+    """Keep ``write`` (a fill) for a placeholder's real array; False if ``array`` is no placeholder."""
+    entry = _pending(array)
+    if entry is not None:
+        entry[1].append(write)
+    return entry is not None
+
+
+def materialise(array: np.ndarray[Any, Any], values: np.ndarray[Any, Any] | None) -> None:
+    """The placeholder ``array`` gets real ``values``: replay the fills kept for it (none if None)."""
+    entry = _pending(array)
+    _PENDING.pop(id(array), None)
+    if entry is not None and values is not None:
+        for write in entry[1]:
+            write(values)
+
+
 def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> bool:
     """Whether this in-place call must be recorded (else it writes); refuses what cannot be honoured."""
     st = THREAD.state
@@ -94,6 +132,13 @@ def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> b
 
 def writable(array: np.ndarray[Any, Any], op: str) -> np.ndarray[Any, Any]:
     """The array to write into: ``array`` itself, or a private copy of a read-only broadcast view."""
+    pending = _pending(array) if not array.size else None
+    if pending is not None:
+        raise InPlaceError(
+            f"{op}: {pending[0]} has no values yet (shape {array.shape}): its in_features is inferred on the first "
+            f"call, so only fills (normal_, uniform_, fill_, zero_) can be applied now; call the module once "
+            f"first (model(x[:1])), or use nn.Linear(in_features, out_features)"
+        )
     if array.flags.writeable:
         return array
     holder = holder_of(array)

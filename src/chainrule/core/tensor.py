@@ -436,42 +436,39 @@ class Tensor:
         self._data = array
         return self
 
-    def _overwrite(self, op: str) -> np.ndarray[Any, Any]:
+    def _fill(self, op: str, write: Callable[[np.ndarray[Any, Any]], None]) -> Tensor:
+        """Overwrite every element with ``write(array)`` (kept for later on a lazy placeholder)."""
         if inplace.recording(op, self, False, False):
             raise InPlaceError(
                 f"{op}: this tensor is part of a recorded graph; overwriting it would cut the graph. "
                 f"Make a new tensor (cr.full_like, cr.zeros_like) or call it under cr.no_grad()"
             )
-        return inplace.writable(self._data, op)
+        if self._data.size == 0 and inplace.defer(self._data, write):
+            return self
+        array = inplace.writable(self._data, op)
+        write(array)
+        self._data = array
+        return self
 
     def fill_(self, value: Any) -> Tensor:
         """Set every element to ``value`` in place; returns self."""
-        array = self._overwrite("fill_")
-        array[...] = value._data if isinstance(value, Tensor) else value
-        self._data = array
-        return self
+        v = value._data if isinstance(value, Tensor) else value
+        return self._fill("fill_", lambda a: a.__setitem__(..., v))
 
     def zero_(self) -> Tensor:
         """Set every element to 0 in place (``p.grad.zero_()``); returns self."""
-        array = self._overwrite("zero_")
-        array[...] = 0
-        self._data = array
-        return self
+        return self._fill("zero_", lambda a: a.__setitem__(..., 0))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
         """Fill with N(mean, std²) samples in place (``generator``: a NumPy Generator; default the
         one ``cr.manual_seed`` seeds); returns self."""
-        array = self._overwrite("normal_")
-        array[...] = (generator or GENERATOR).normal(mean, std, array.shape)
-        self._data = array
-        return self
+        gen = generator or GENERATOR
+        return self._fill("normal_", lambda a: a.__setitem__(..., gen.normal(mean, std, a.shape)))
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
         """Fill with U(a, b) samples in place; returns self."""
-        array = self._overwrite("uniform_")
-        array[...] = (generator or GENERATOR).uniform(a, b, array.shape)
-        self._data = array
-        return self
+        gen = generator or GENERATOR
+        return self._fill("uniform_", lambda x: x.__setitem__(..., gen.uniform(a, b, x.shape)))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """``t[index] = value``: written in place, or recorded (``index_update``) on a tensor in a graph."""

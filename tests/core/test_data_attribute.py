@@ -169,3 +169,24 @@ def test_assigning_data_refuses_to_change_the_dtype():
     np.testing.assert_array_equal(w.numpy(), W0)
     w.data = np.zeros((2, 3)).astype(w.dtype)  # the spelling the message names
     np.testing.assert_array_equal(w.numpy(), np.zeros((2, 3)))
+
+
+def test_a_view_taken_before_the_graph_cannot_write_the_saved_array():
+    w, tw = _pair()
+    early = w.data[0]  # a view of w's array, made while it was still writable
+    with cr.no_grad():
+        sliced = w[:, 1:]
+    loss = (w * w).sum()
+    for view in (early, sliced):
+        with pytest.raises(cr.InPlaceError, match="saved by a 'multiply' node"):
+            view.fill_(0.0)
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * W0)  # it used to be silently wrong through `sliced`
+    early.fill_(0.0)  # released
+    np.testing.assert_array_equal(w.numpy()[0], np.zeros(3))
+    # torch: a view of .data escapes the version counter, and the gradient goes silently wrong
+    tearly = tw.data[0]
+    tloss = (tw * tw).sum()
+    tearly.fill_(0.0)
+    tloss.backward()
+    assert not np.allclose(tw.grad.numpy(), 2 * W0)

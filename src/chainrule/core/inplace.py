@@ -139,8 +139,8 @@ def writable(array: np.ndarray[Any, Any], op: str) -> np.ndarray[Any, Any]:
             f"call, so only fills (normal_, uniform_, fill_, zero_) can be applied now; call the module once "
             f"first (model(x[:1])), or use nn.Linear(in_features, out_features)"
         )
-    if array.flags.writeable:
-        return array
+    if array.flags.writeable and (array.base is None or holder_of(array) is None):
+        return array  # (a view made before its base was saved stays writeable: its base is checked)
     holder = holder_of(array)
     if holder is not None:
         gc.collect()  # a graph that is only unreachable (a reference cycle) lets go when collected

@@ -146,8 +146,9 @@ def writable(array: np.ndarray[Any, Any], op: str) -> np.ndarray[Any, Any]:
         gc.collect()  # a graph that is only unreachable (a reference cycle) lets go when collected
         holder = holder_of(array)
     if holder is not None:
+        view = "; or the array it views" if array.base is not None else ""
         raise InPlaceError(
-            f"{op}: this tensor's array (shape {array.shape}) is saved by a '{holder}' node of a graph that has "
+            f"{op}: this tensor's array (shape {array.shape}{view}) is saved by a '{holder}' node of a graph that has "
             f"not been backpropagated yet (or was kept with retain_graph=True); writing it in place would make "
             f"that graph's gradients wrong. Call backward first, or drop that graph"
         )

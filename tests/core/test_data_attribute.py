@@ -125,7 +125,9 @@ def test_data_of_a_non_leaf_writes_its_values_as_in_pytorch():
 def test_a_recorded_update_through_data_is_refused_not_lost():
     w = cr.tensor(W0, requires_grad=True)
     p = cr.tensor(np.full((2, 3), 2.0), requires_grad=True)
-    with pytest.raises(cr.InPlaceError, match=r"copy_: this tensor is another's \.data .* operand\.detach\(\)"):
+    with pytest.raises(
+        cr.InPlaceError, match=r"copy_: this tensor is another's \.data or \.detach\(\) .* operand\.detach\(\)"
+    ):
         w.data.copy_(p)  # PyTorch writes w and records on the .data tensor: it could not reach w here
     with pytest.raises(cr.InPlaceError, match=r"\+=: this tensor is another's \.data"):
         w.data += p
@@ -134,6 +136,12 @@ def test_a_recorded_update_through_data_is_refused_not_lost():
     np.testing.assert_array_equal(w.numpy(), np.full((2, 3), 2.0))
     with cr.no_grad():
         w.data += p
+    np.testing.assert_array_equal(w.numpy(), np.full((2, 3), 4.0))
+    with pytest.raises(cr.InPlaceError, match=r"add_: this tensor is another's \.data or \.detach\(\)"):
+        w.detach().add_(p)  # detach shares the array too: the same refusal
+    tw, tp = torch.zeros(3), torch.ones(3, requires_grad=True)
+    tw.detach().add_(tp)  # torch: written into tw, and recorded on the detached tensor
+    np.testing.assert_array_equal(tw.numpy(), np.ones(3))
     np.testing.assert_array_equal(w.numpy(), np.full((2, 3), 4.0))
 
 

@@ -41,11 +41,11 @@ UFUNCS = {
 }
 
 
-_ALIASES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()  # id -> a tensor's .data
+_ALIASES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()  # id -> t.data, t.detach()
 
 
 def alias(t: Any) -> Any:
-    """Register ``t`` as another tensor's ``.data`` (it shares that tensor's array); returns ``t``."""
+    """Register ``t`` as another tensor's ``.data`` or ``.detach()`` (it shares that tensor's array)."""
     _ALIASES[id(t)] = t
     return t
 
@@ -113,9 +113,9 @@ def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> b
         return False
     if _ALIASES.get(id(tensor)) is tensor:
         raise InPlaceError(
-            f"{op}: this tensor is another's .data (it shares that tensor's array), and an update recorded in "
-            f"the graph (an operand requires grad) could not reach that tensor; pass operand.detach(), or do "
-            f"the update under `with cr.no_grad():`"
+            f"{op}: this tensor is another's .data or .detach() (it shares that tensor's array), and an update "
+            f"recorded in the graph (an operand requires grad) could not reach that tensor; pass "
+            f"operand.detach(), or do the update under `with cr.no_grad():`"
         )
     if tensor.node is None and tensor.requires_grad:
         raise InPlaceError(

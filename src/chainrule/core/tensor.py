@@ -121,7 +121,8 @@ class Tensor:
         return self._data.tolist()
 
     def detach(self) -> Tensor:
-        return Tensor._make(self._data, None)
+        """The values outside the graph, sharing the array (as ``.data``; PyTorch's ``detach``)."""
+        return inplace.alias(Tensor._make(self._data, None))
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and self._data.dtype.kind != "f":

@@ -111,7 +111,8 @@ def numpy_only_tracing() -> Any:
 
 def _untraced_state(trainer: Any) -> int:
     """Bytes of the arrays a step uses that exist before tracing starts: parameters, gradients, optimizer state."""
-    arrays = [p.data for p in trainer.optimizer.params] + [p.grad.data for p in trainer.optimizer.params if p.grad]
+    arrays = [p.numpy() for p in trainer.optimizer.params]
+    arrays += [p.grad.numpy() for p in trainer.optimizer.params if p.grad is not None]
     arrays += [v for st in trainer.optimizer.state for v in st.values() if isinstance(v, np.ndarray)]
     seen: dict[int, int] = {}
     for a in arrays:

@@ -131,7 +131,7 @@ def deep_case(case: dict[str, Any]) -> dict[str, Any]:
         assert comm is not None
         pipe = Pipeline(model, comm, sample=x[:1], schedule="1f1b")
         owned = {id(p) for p in pipe.params}
-        keep = [p.data for p in params]  # other stages' weights: not this rank's memory
+        keep = [p.numpy() for p in params]  # other stages' weights: not this rank's memory
         for p in params:
             if id(p) not in owned:
                 p.data = np.empty((0,), np.float32)
@@ -167,7 +167,7 @@ def deep_case(case: dict[str, Any]) -> dict[str, Any]:
         opt.step()
         return loss
 
-    owned_param_bytes = sum(p.data.nbytes for p in params)
+    owned_param_bytes = sum(p.numpy().nbytes for p in params)
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     step(0)
@@ -186,13 +186,13 @@ def deep_case(case: dict[str, Any]) -> dict[str, Any]:
     sent_per_step = ((comm.sent_bytes - sent0) / (steps - 2)) if comm is not None else 0.0
     if pipe is not None:
         for p, d in zip(model.parameters(), keep, strict=True):
-            if p.data.size == 0:
+            if p.size == 0:
                 p.data = d
         pipe.sync_parameters(model.parameters(), model)
     from chainrule.core.state import no_grad
 
     with no_grad():
-        acc = float((model(as_tensor(xt)).data.argmax(1) == yt).mean())
+        acc = float((model(as_tensor(xt)).numpy().argmax(1) == yt).mean())
     result = {
         "rank": rank,
         "peak_MiB": peak / MiB,
@@ -228,7 +228,7 @@ def remat_table(depth: int = 16, width: int = 256, batch: int = 1024, repeats: i
         for _ in range(depth):
             layers += [nn.Linear(width, width, rng=rng), nn.Tanh()]
         model = nn.Sequential(*layers, checkpoint_every=2 * k)
-        param_ids = {id(p.data) for p in model.parameters()}
+        param_ids = {id(p.numpy()) for p in model.parameters()}
         times = []
         for r in range(repeats + 1):
             model.zero_grad()

@@ -73,7 +73,7 @@ def _scan(fn: Callable[..., Any]) -> Callable[..., Any]:
         _no(kw)
         out = fn(x, axis=dim)
         # NumPy's scan of a 0-d array has shape (1,), PyTorch's ()
-        return cr.reshape(out, ()) if np.ndim(x.data if isinstance(x, cr.Tensor) else x) == 0 else out
+        return cr.reshape(out, ()) if np.ndim(x.numpy() if isinstance(x, cr.Tensor) else x) == 0 else out
 
     return call
 
@@ -122,7 +122,7 @@ def _vector_norm(x: Any, ord: Any = 2, dim: Any = None, keepdim: bool = False, *
 def _norm(x: Any, ord: Any = None, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
     _no(kw, "ord", "dim", "keepdim")
     ord, dim, keepdim = kw.get("ord", ord), kw.get("dim", dim), kw.get("keepdim", keepdim)
-    if dim is None and ord is None and np.ndim(x.data if isinstance(x, cr.Tensor) else x) > 2:
+    if dim is None and ord is None and np.ndim(x.numpy() if isinstance(x, cr.Tensor) else x) > 2:
         return LA.norm(x, keepdims=keepdim)
     return LA.norm(x, ord, axis=_axis(dim), keepdims=keepdim)
 
@@ -210,7 +210,7 @@ def _tensorsolve(a: Any, b: Any, dims: Any = None, **kw: Any) -> Any:
 
 def _solve(a: Any, b: Any, **kw: Any) -> Any:
     _no(kw)
-    na, nb = (np.ndim(v.data if isinstance(v, cr.Tensor) else v) for v in (a, b))
+    na, nb = (np.ndim(v.numpy() if isinstance(v, cr.Tensor) else v) for v in (a, b))
     if nb > 1 and nb == na - 1:
         raise Skip("solve: a batch of vectors b (PyTorch's rule; NumPy 2 reads a b of a.ndim - 1 axes as matrices)")
     return LA.solve(a, b)

@@ -19,12 +19,17 @@ def test_writing_a_leafs_data_before_backward_raises():
     W = cr.tensor(np.ones((3, 4)), requires_grad=True)
     loss = _graph(W, np.ones((4, 2), np.float32))
     with pytest.raises(ValueError, match="read-only"):
-        W.data[0, 0] = 5.0
+        W.numpy()[0, 0] = 5.0  # the NumPy array itself
     with pytest.raises(ValueError, match="read-only"):
+        W.numpy()[...] -= 1.0
+    with pytest.raises(cr.InPlaceError, match="saved by a '(matmul|sum)' node"):
+        W.data[0, 0] = 5.0  # PyTorch's .data: the same protection
+    with pytest.raises(cr.InPlaceError, match="-=: this tensor's array .* is saved by a '(matmul|sum)' node"):
         W.data -= 1.0
+    np.testing.assert_array_equal(W.numpy(), np.ones((3, 4)))
     loss.backward()
     W.data[0, 0] = 5.0  # released: writable again
-    assert W.data[0, 0] == 5.0
+    assert W.numpy()[0, 0] == 5.0
 
 
 def test_writing_an_as_tensor_source_before_backward_raises():
@@ -77,10 +82,13 @@ def test_retain_graph_keeps_the_arrays_read_only_until_the_graph_is_gone():
     loss = _graph(W, np.ones((4, 2), np.float32))
     loss.backward(retain_graph=True)
     with pytest.raises(ValueError, match="read-only"):
+        W.numpy()[0, 0] = 3.0
+    with pytest.raises(cr.InPlaceError, match="kept with retain_graph=True"):
         W.data[0, 0] = 3.0
     loss.backward()  # the second backward still sees the original W
     del loss
     W.data[0, 0] = 3.0
+    assert W.numpy()[0, 0] == 3.0
 
 
 def test_arrays_read_only_by_their_owner_stay_read_only():

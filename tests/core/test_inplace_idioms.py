@@ -49,10 +49,10 @@ def test_the_books_sgd_step_moves_the_parameter_in_place():
 )
 def test_in_place_forms_under_no_grad_write_into_the_array(update, expected):
     w = _w()
-    array = w.data
+    array = w.numpy()
     with cr.no_grad():
         assert update(w) is w
-    assert w.data is array
+    assert w.numpy() is array
     np.testing.assert_allclose(w.numpy(), expected)
 
 
@@ -82,7 +82,7 @@ def test_normal_and_uniform_follow_manual_seed():
     with cr.no_grad():
         w.uniform_(-1, 1)
     assert -1 <= w.numpy().min() and w.numpy().max() <= 1
-    w.detach().fill_(3.0)  # PyTorch's w.data: shares the array, outside the graph rules
+    w.data.fill_(3.0)  # PyTorch's w.data: shares the array, outside the graph rules
     np.testing.assert_array_equal(w.numpy(), np.full((3, 4), 3.0))
 
 

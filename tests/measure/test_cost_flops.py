@@ -39,7 +39,7 @@ def _torch_flops(layers: list[np.ndarray], biases: list[np.ndarray | None], n: i
 def test_section_model_flops_equal_torch(hidden: int, n: int) -> None:
     model = SectionMLP(784, hidden, 10)
     report = cost(lambda x, y: model.objective(x, y)["J"], ShapeDtype((n, 784)), ShapeDtype((n,), np.int64))
-    expected = _torch_flops([model.W1.data, model.W2.data], [None, None], n)
+    expected = _torch_flops([model.W1.numpy(), model.W2.numpy()], [None, None], n)
     assert report.matmul_flops() == expected
     assert report.matmul_flops("forward") == 2 * n * hidden * (784 + 10)
 
@@ -49,7 +49,7 @@ def test_mlp_flops_equal_torch(depth: int, width: int, n: int) -> None:
     model = build_mlp(depth, width, np.float32)
     report = cost(lambda x, y: F.cross_entropy(model(x), y), ShapeDtype((n, 784)), ShapeDtype((n,), np.int64))
     linears = model.layers[::2]
-    expected = _torch_flops([m.weight.data for m in linears], [m.bias.data for m in linears], n)
+    expected = _torch_flops([m.weight.numpy() for m in linears], [m.bias.numpy() for m in linears], n)
     assert report.matmul_flops() == expected
 
 

@@ -44,14 +44,14 @@ def test_categories_add_up_to_total(optimizer) -> None:
 def test_parameter_saved_twice_counts_once() -> None:
     model = SectionMLP(784, 32, 10, weight_decay=0.01)  # W1 is saved by the matmul (as W1.T) and by W1 * W1
     x, y = _data(8)
-    params = model.W1.data.nbytes + model.W2.data.nbytes
+    params = model.W1.numpy().nbytes + model.W2.numpy().nbytes
     prof = memory.profile(_section_step(model), x, y, model=model)
     end_of_forward = [p for p in prof.points if p.phase == "forward"][-1]
     assert end_of_forward.categories["parameters"] == params
     # what is saved besides parameters and inputs: h (relu's output, also matmul 2's input) and the logits o
     h, o = 8 * 32 * 4, 8 * 10 * 4
     assert h + o <= end_of_forward.categories["activations"] <= h + o + 64  # + a few 0-d scalars
-    assert end_of_forward.categories["inputs"] == x.data.nbytes + y.nbytes
+    assert end_of_forward.categories["inputs"] == x.numpy().nbytes + y.nbytes
 
 
 def test_saved_activations_are_freed_by_backward() -> None:
@@ -61,7 +61,7 @@ def test_saved_activations_are_freed_by_backward() -> None:
     backward = [p for p in prof.points if p.label.startswith("d ")]  # after each node's rules
     assert backward[0].categories["activations"] > 0
     assert backward[-1].categories["activations"] == 0
-    assert prof.points[-1].categories["gradients"] == model.W1.data.nbytes + model.W2.data.nbytes
+    assert prof.points[-1].categories["gradients"] == model.W1.numpy().nbytes + model.W2.numpy().nbytes
 
     kept = memory.profile(_section_step(model, retain_graph=True), x, y, model=model)
     assert [p for p in kept.points if p.label.startswith("d ")][-1].categories["activations"] > 0
@@ -74,7 +74,7 @@ def test_prediction_keeps_nothing_for_backward() -> None:
     assert all(p.categories["activations"] == 0 for p in prof.points)
     assert all(p.phase == "forward" for p in prof.points)
     # the biggest thing alive besides parameters and input: z and h (n x hidden each), never the graph
-    assert prof.peak - x.data.nbytes - model.W1.data.nbytes - model.W2.data.nbytes < 3 * 32 * 64 * 4
+    assert prof.peak - x.numpy().nbytes - model.W1.numpy().nbytes - model.W2.numpy().nbytes < 3 * 32 * 64 * 4
 
 
 def test_context_manager_form_and_plot(tmp_path) -> None:

@@ -2,9 +2,12 @@
 torch's names changed to chainrule's (issue 18, F1-F5), trained side by side with PyTorch on small
 synthetic data: each reaches PyTorch's accuracy (or loss) within 0.02.
 
-The one spelling that differs is F4's ``.data``: in chainrule ``.data`` is the NumPy array (the
-engine's), and PyTorch's ``.data`` (the same values, outside the graph) is ``.detach()``; see
-docs/translation.md."""
+F4 is the book's own spelling: ``net.weight.data.normal_(0, 0.01)`` and ``net.bias.data.fill_(0)``
+(``.data`` is PyTorch's: a tensor outside the graph sharing the parameter's array). The book writes
+them on a ``LazyLinear`` before its first call, where PyTorch silently drops them (the weight is an
+empty placeholder, initialised later by ``reset_parameters``); chainrule keeps them for the real
+weight. So the PyTorch reference of those chapters is the book's intent (the same calls after a first
+call), and ``test_f4_lazy_fills_are_kept_where_pytorch_drops_them`` pins PyTorch's own behaviour."""
 
 import numpy as np
 import torch
@@ -73,7 +76,59 @@ def test_f1_f2_linear_regression_from_scratch():
     assert abs(ours[2] - TRUE_B) < 0.02
 
 
-# --- F2, F3, F4: softmax regression, concise, with LazyLinear, .data init and gradient clipping ---
+# --- F3, F4: linear regression, concise (d2l 3.5) ---------------------------------------------
+def _book_linear_regression(nn, tensor, width, effective):
+    """d2l 3.5's ``LinearRegression.__init__``, verbatim but for the names. ``effective`` (the PyTorch
+    reference): a first call before the fills, so that PyTorch applies them (see the module docstring)."""
+    net = nn.LazyLinear(1)
+    if effective:
+        net(tensor(np.zeros((1, width), np.float32)))
+    net.weight.data.normal_(0, 0.01)
+    net.bias.data.fill_(0)
+    return net
+
+
+def _linreg_concise(lib, nn, optim, tensor, effective=False, epochs=3):
+    lib.manual_seed(0)
+    net = _book_linear_regression(nn, tensor, 2, effective)
+    opt = optim.SGD(net.parameters(), 0.03)  # d2l 3.5's configure_optimizers
+    fn = nn.MSELoss()  # d2l 3.5's loss
+    for epoch in range(epochs):
+        for idx in _batches(1000, 10, epoch):
+            loss = fn(net(tensor(X_REG[idx])), tensor(Y_REG[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with lib.no_grad():
+        final = float(fn(net(tensor(X_REG)), tensor(Y_REG)))
+    return final, np.asarray(net.weight.detach().numpy()).ravel(), float(net.bias.detach().numpy()[0])
+
+
+def test_f3_f4_linear_regression_concise():
+    ours = _linreg_concise(cr, crnn, croptim, cr.tensor)
+    theirs = _linreg_concise(torch, torch.nn, torch.optim, torch.tensor, effective=True)
+    assert abs(ours[0] - theirs[0]) < 0.02 and ours[0] < 1e-3, (ours, theirs)
+    np.testing.assert_allclose(ours[1], TRUE_W, atol=0.02)
+    np.testing.assert_allclose(ours[1], theirs[1], atol=0.02)
+    assert abs(ours[2] - TRUE_B) < 0.02
+
+
+def test_f4_lazy_fills_are_kept_where_pytorch_drops_them():
+    cr.manual_seed(0)
+    torch.manual_seed(0)
+    ours = _book_linear_regression(crnn, cr.tensor, 400, effective=False)
+    theirs = _book_linear_regression(torch.nn, torch.tensor, 400, effective=False)
+    ours(cr.tensor(np.ones((2, 400), np.float32)))
+    theirs(torch.ones((2, 400)))
+    assert ours.weight.shape == tuple(theirs.weight.shape) == (1, 400)
+    assert abs(float(ours.weight.numpy().std()) - 0.01) < 0.002  # N(0, 0.01), as the book says
+    np.testing.assert_array_equal(ours.bias.numpy(), [0.0])
+    # PyTorch as written: the fills went into the empty placeholder; kaiming-uniform on U(+-1/20) instead
+    assert float(theirs.weight.detach().std()) > 0.02 and float(theirs.bias.detach().abs()) > 0
+    assert ours.weight.requires_grad and ours.weight.is_leaf
+
+
+# --- F2, F3: softmax regression, concise (d2l 4.5), with LazyLinear and gradient clipping (9.5) ---
 def _clip_gradients(lib, grad_clip_val, model):
     """d2l 9.5's clip_gradients, verbatim but for the names."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -83,12 +138,9 @@ def _clip_gradients(lib, grad_clip_val, model):
             param.grad[:] *= grad_clip_val / norm
 
 
-def _softmax_concise(lib, nn, optim, F, tensor, data_of, epochs=3):
+def _softmax_concise(lib, nn, optim, F, tensor, epochs=3):
     lib.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.LazyLinear(3))
-    net(tensor(X_CLS[:1]))  # materialise the lazy layer (the book's apply_init does a dummy forward)
-    data_of(net[1].weight).normal_(0, 0.01)  # F4: the book's net.weight.data.normal_(0, 0.01)
-    data_of(net[1].bias).fill_(0)
+    net = nn.Sequential(nn.Flatten(), nn.LazyLinear(3))  # d2l 4.5's SoftmaxRegression.net
     opt = optim.SGD(net.parameters(), lr=0.1)
     for epoch in range(epochs):
         for idx in _batches(1500, 32, epoch):
@@ -102,33 +154,31 @@ def _softmax_concise(lib, nn, optim, F, tensor, data_of, epochs=3):
     return float((np.asarray(pred.numpy()) == LABELS).mean())
 
 
-def test_f2_f3_f4_softmax_regression_concise():
-    ours = _softmax_concise(cr, crnn, croptim, cr.nn.functional, cr.tensor, lambda p: p.detach())
-    theirs = _softmax_concise(torch, torch.nn, torch.optim, torch.nn.functional, torch.tensor, lambda p: p.data)
+def test_f2_f3_softmax_regression_concise():
+    ours = _softmax_concise(cr, crnn, croptim, cr.nn.functional, cr.tensor)
+    theirs = _softmax_concise(torch, torch.nn, torch.optim, torch.nn.functional, torch.tensor)
     assert ours > 0.85 and abs(ours - theirs) < 0.02, (ours, theirs)
 
 
-# --- F5: weight decay, concise, with parameter groups (d2l 3.7) ---------------------------------
+# --- F3, F4, F5: weight decay, concise, with parameter groups (d2l 3.7) --------------------------
 N_TRAIN, N_TEST, D = 20, 100, 200
 X_WD = RNG.standard_normal((N_TRAIN + N_TEST, D)).astype(np.float32)
 Y_WD = (X_WD @ np.full(D, 0.01) + 0.05 + RNG.normal(0, 0.01, N_TRAIN + N_TEST)).astype(np.float32).reshape(-1, 1)
 
 
-def _weight_decay_concise(lib, nn, optim, tensor, data_of, wd, epochs=10):
+def _weight_decay_concise(lib, nn, optim, tensor, wd, effective=False, epochs=10):
     lib.manual_seed(0)
-    net = nn.LazyLinear(1)
-    net(tensor(X_WD[:1]))
-    data_of(net.weight).normal_(0, 0.01)
-    data_of(net.bias).fill_(0)
+    net = _book_linear_regression(nn, tensor, D, effective)  # WeightDecay subclasses LinearRegression
     opt = optim.SGD([{"params": net.weight, "weight_decay": wd}, {"params": net.bias}], lr=0.01)
+    fn = nn.MSELoss()
     for epoch in range(epochs):
         for idx in _batches(N_TRAIN, 5, epoch):
-            loss = ((net(tensor(X_WD[idx])) - tensor(Y_WD[idx])) ** 2 / 2).mean()
+            loss = fn(net(tensor(X_WD[idx])), tensor(Y_WD[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()
     with lib.no_grad():
-        test = float(((net(tensor(X_WD[N_TRAIN:])) - tensor(Y_WD[N_TRAIN:])) ** 2 / 2).mean())
+        test = float(fn(net(tensor(X_WD[N_TRAIN:])), tensor(Y_WD[N_TRAIN:])))
         norm = float((net.weight**2).sum())
     return test, norm
 
@@ -137,8 +187,8 @@ def test_f5_weight_decay_with_parameter_groups():
     results = {}
     for wd in (0, 3):
         results[wd] = (
-            _weight_decay_concise(cr, crnn, croptim, cr.tensor, lambda p: p.detach(), wd),
-            _weight_decay_concise(torch, torch.nn, torch.optim, torch.tensor, lambda p: p.data, wd),
+            _weight_decay_concise(cr, crnn, croptim, cr.tensor, wd),
+            _weight_decay_concise(torch, torch.nn, torch.optim, torch.tensor, wd, effective=True),
         )
     for wd, (ours, theirs) in results.items():
         assert abs(ours[0] - theirs[0]) < 0.02, (wd, ours, theirs)

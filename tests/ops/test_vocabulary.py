@@ -84,7 +84,7 @@ def test_mod_and_floor_divide_operators():
 def test_copy_is_a_new_array():
     x = cr.tensor(A, dtype="float64")
     y = x.copy()
-    assert y.data is not x.data and not np.shares_memory(y.data, x.data)
+    assert y.numpy() is not x.numpy() and not np.shares_memory(y.numpy(), x.numpy())
     np.testing.assert_array_equal(np.copy(x).numpy(), A)
 
 

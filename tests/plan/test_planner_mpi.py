@@ -125,7 +125,7 @@ def test_ranks_plan_weighs_data_and_pipeline() -> None:
             assert c.bubble == pytest.approx(1 / (c.microbatches + 1))
             assert c.comm_bytes == 2 * BATCH * WIDTH * 4  # one boundary: activations forward, gradients back
         else:
-            n_params = sum(p.data.size for p in model.parameters())
+            n_params = sum(p.size for p in model.parameters())
             assert c.comm_bytes == int(2 * (2 - 1) / 2 * n_params * 4)  # ring Allreduce, 2(P-1)/P x gradients
     pipe = [c for c in report.candidates if c.parallel == "pipeline"]
     for m in {c.microbatches for c in pipe}:

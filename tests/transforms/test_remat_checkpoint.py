@@ -27,7 +27,7 @@ def grads_of(model: nn.Sequential, x: np.ndarray) -> tuple[float, list[np.ndarra
     out = model(xt)
     loss = (out * out).mean()
     loss.backward()
-    return loss.item(), [p.grad.data.copy() for p in model.parameters()], xt.grad.data.copy()
+    return loss.item(), [p.grad.numpy().copy() for p in model.parameters()], xt.grad.numpy().copy()
 
 
 @pytest.mark.parametrize("every", [1, 2, 3, 4, 16])
@@ -50,14 +50,14 @@ def test_captured_tensors_get_gradients() -> None:
         return cr.sin(h @ w) * cr.exp(h)
 
     (f(x) ** 2).sum().backward()
-    gw, gx = w.grad.data.copy(), x.grad.data.copy()
+    gw, gx = w.grad.numpy().copy(), x.grad.numpy().copy()
     w.grad = x.grad = None
     y = checkpoint(f, x)
     assert y.node is not None and y.node.prim.name == "checkpoint"
     assert len(y.node.parents) == 2  # x and the captured w
     (y**2).sum().backward()
-    np.testing.assert_array_equal(gw, w.grad.data)
-    np.testing.assert_array_equal(gx, x.grad.data)
+    np.testing.assert_array_equal(gw, w.grad.numpy())
+    np.testing.assert_array_equal(gx, x.grad.numpy())
 
 
 def test_only_parameters_require_grad_and_reuse_twice() -> None:
@@ -66,11 +66,11 @@ def test_only_parameters_require_grad_and_reuse_twice() -> None:
     out = checkpoint(model, cr.tensor(x))  # the input needs no gradient; the parameters do
     out2 = checkpoint(model, cr.tensor(x))
     (out.sum() + out2.sum()).backward()
-    got = [p.grad.data.copy() for p in model.parameters()]
+    got = [p.grad.numpy().copy() for p in model.parameters()]
     model.zero_grad()
     (model(cr.tensor(x)).sum() * 2).backward()
     for a, p in zip(got, model.parameters(), strict=True):
-        np.testing.assert_allclose(a, p.grad.data, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, p.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
 def test_no_grad_and_values() -> None:
@@ -80,7 +80,7 @@ def test_no_grad_and_values() -> None:
         y = model(x)
     assert y.node is None
     model.checkpoint_every = 0
-    np.testing.assert_array_equal(y.data, model(x).data)
+    np.testing.assert_array_equal(y.numpy(), model(x).numpy())
 
 
 def test_higher_order_raises_naming_checkpoint() -> None:
@@ -89,7 +89,7 @@ def test_higher_order_raises_naming_checkpoint() -> None:
     with pytest.raises(NotImplementedError, match="checkpoint"):
         cr.grad(lambda h: cr.grad(lambda u: checkpoint(lambda v: cr.sin(v) * v, u).sum())(h).sum())(x)
     y.backward()  # a first-order backward still works
-    np.testing.assert_allclose(x.grad.data, np.cos(x.data) * x.data + np.sin(x.data))
+    np.testing.assert_allclose(x.grad.numpy(), np.cos(x.numpy()) * x.numpy() + np.sin(x.numpy()))
 
 
 def test_fn_must_return_a_tensor() -> None:
@@ -133,7 +133,7 @@ def test_checkpoint_every_k_cuts_saved_and_peak_memory() -> None:
     x = np.random.default_rng(3).standard_normal((batch, width)).astype(np.float32)
     act = batch * width * 4  # one activation
     saved0, peak0 = peak_backward(deep_mlp(depth, width), x)
-    params = sum(p.data.nbytes for p in deep_mlp(depth, width).parameters())
+    params = sum(p.numpy().nbytes for p in deep_mlp(depth, width).parameters())
     # plain: one activation a layer stays alive (tanh's output is the next Linear's saved input)
     assert saved0 >= depth * act and peak0 >= depth * act
     for k in (2, 4, 8):  # k layers a segment = 2k modules (Linear + Tanh)
@@ -161,7 +161,7 @@ def test_dropout_inside_a_segment_draws_the_same_mask_when_recomputed() -> None:
         for _ in range(2):  # the second step must continue the same random stream
             model.zero_grad()
             (model(cr.tensor(x)) ** 2).sum().backward()
-        got.append([p.grad.data.copy() for p in model.parameters()])
+        got.append([p.grad.numpy().copy() for p in model.parameters()])
     for other in got[1:]:
         for a, b in zip(got[0], other, strict=True):
             np.testing.assert_array_equal(a, b)

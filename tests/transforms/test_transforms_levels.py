@@ -273,9 +273,9 @@ def test_two_threads_no_grad_and_training_do_not_interfere():
         for _ in range(200):
             loss = cr.sum(cr.tanh(w) ** 2)
             loss.backward()
-            w.data -= 0.1 * w.grad.data
+            w.data -= 0.1 * w.grad.data  # PyTorch's .data: outside the graph, into w
             w.grad = None
-        results["train"] = w.data.copy()
+        results["train"] = w.numpy().copy()
 
     def predict(results):
         rng = np.random.default_rng(1)

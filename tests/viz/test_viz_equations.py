@@ -70,9 +70,9 @@ def test_the_equations_agree_with_the_gradients_the_engine_computes() -> None:
     t = ex.tensors
     z_grad, o_grad = cr.gradients(ex.J, [t["z"], t["o"]])
     ex.J.backward()
-    np.testing.assert_allclose(t["b1"].grad.data, z_grad.data.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
-    expected = o_grad.data @ t["h"].data.T + 1e-3 * t["W2"].data
-    np.testing.assert_allclose(t["W2"].grad.data, expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(t["b1"].grad.numpy(), z_grad.numpy().sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+    expected = o_grad.numpy() @ t["h"].numpy().T + 1e-3 * t["W2"].numpy()
+    np.testing.assert_allclose(t["W2"].grad.numpy(), expected, rtol=1e-4, atol=1e-7)
 
 
 def test_a_users_primitive_without_notation_is_explained_generically() -> None:

@@ -20,11 +20,13 @@ Forward mode (``cr.jvp``) and a compiled step's capture are refused: they could 
 from __future__ import annotations
 
 import gc
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from chainrule.core.errors import InPlaceError
+from chainrule.core.errors import DTypeError, InPlaceError
 from chainrule.core.node import holder_of
 from chainrule.core.state import THREAD
 
@@ -39,6 +41,67 @@ UFUNCS = {
 }
 
 
+_ALIASES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()  # id -> t.data, t.detach()
+
+
+def alias(t: Any) -> Any:
+    """Register ``t`` as another tensor's ``.data`` or ``.detach()`` (it shares that tensor's array)."""
+    _ALIASES[id(t)] = t
+    return t
+
+
+def replacement(current: np.ndarray[Any, Any], value: Any) -> np.ndarray[Any, Any]:
+    """The array ``t.data = value`` installs: ``value``'s own array (shared, as in PyTorch), same dtype."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"t.data = value: expected a tensor or a NumPy array, got {type(value).__name__}; "
+            f"write t.data = cr.tensor(value, dtype=t.dtype), or t.fill_(value) to set every element"
+        )
+    if value.dtype != current.dtype:
+        raise DTypeError(
+            f"t.data = value: the tensor is {current.dtype} and the new values are {value.dtype}; replacing "
+            f"them would silently change the tensor's dtype. Cast first: t.data = value.astype(t.dtype)"
+        )
+    return value
+
+
+# --- placeholders: the values of a lazy parameter before its shape is known ---------------------
+# An ``nn.LazyLinear`` weight is an empty (out_features, 0) array until the first call. The fills
+# the book applies to it then (``weight.data.normal_(0, 0.01)``) are kept and replayed on the real
+# array (PyTorch silently drops them); any other in-place update of it is refused.
+_PENDING: dict[int, tuple[weakref.ref[np.ndarray[Any, Any]], str, list[Callable[[Any], None]]]] = {}
+
+
+def placeholder(array: np.ndarray[Any, Any], owner: str) -> None:
+    """Register ``array`` (empty) as the values of ``owner`` before they exist (a lazy weight)."""
+    key = id(array)
+    _PENDING[key] = (weakref.ref(array, lambda _: _PENDING.pop(key, None)), owner, [])
+
+
+def _pending(array: np.ndarray[Any, Any]) -> tuple[str, list[Callable[[Any], None]]] | None:
+    entry = _PENDING.get(id(array)) if array.size == 0 else None
+    if entry is None or entry[0]() is not array:
+        return None
+    return entry[1], entry[2]
+
+
+def defer(array: np.ndarray[Any, Any], write: Callable[[Any], None]) -> bool:
+    """Keep ``write`` (a fill) for a placeholder's real array; False if ``array`` is no placeholder."""
+    entry = _pending(array)
+    if entry is not None:
+        entry[1].append(write)
+    return entry is not None
+
+
+def materialise(array: np.ndarray[Any, Any], values: np.ndarray[Any, Any] | None) -> None:
+    """The placeholder ``array`` gets real ``values``: replay the fills kept for it (none if None)."""
+    entry = _pending(array)
+    _PENDING.pop(id(array), None)
+    if entry is not None and values is not None:
+        for write in entry[1]:
+            write(values)
+
+
 def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> bool:
     """Whether this in-place call must be recorded (else it writes); refuses what cannot be honoured."""
     st = THREAD.state
@@ -48,6 +111,12 @@ def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> b
         raise InPlaceError(f"{op}: in-place operations are not supported inside cr.jvp; write t = t - x instead")
     if not st.grad_enabled or not (tensor.requires_grad or other_grad):
         return False
+    if _ALIASES.get(id(tensor)) is tensor:
+        raise InPlaceError(
+            f"{op}: this tensor is another's .data or .detach() (it shares that tensor's array), and an update "
+            f"recorded in the graph (an operand requires grad) could not reach that tensor; pass "
+            f"operand.detach(), or do the update under `with cr.no_grad():`"
+        )
     if tensor.node is None and tensor.requires_grad:
         raise InPlaceError(
             f"{op}: a leaf tensor that requires grad (a parameter) cannot be modified in place while gradients "
@@ -63,15 +132,23 @@ def recording(op: str, tensor: Any, other_grad: bool, other_tangents: bool) -> b
 
 def writable(array: np.ndarray[Any, Any], op: str) -> np.ndarray[Any, Any]:
     """The array to write into: ``array`` itself, or a private copy of a read-only broadcast view."""
-    if array.flags.writeable:
-        return array
+    pending = _pending(array) if not array.size else None
+    if pending is not None:
+        raise InPlaceError(
+            f"{op}: {pending[0]} has no values yet (shape {array.shape}): its in_features is inferred on the first "
+            f"call, so only fills (normal_, uniform_, fill_, zero_) can be applied now; call the module once "
+            f"first (model(x[:1])), or use nn.Linear(in_features, out_features)"
+        )
+    if array.flags.writeable and (array.base is None or holder_of(array) is None):
+        return array  # (a view made before its base was saved stays writeable: its base is checked)
     holder = holder_of(array)
     if holder is not None:
         gc.collect()  # a graph that is only unreachable (a reference cycle) lets go when collected
         holder = holder_of(array)
     if holder is not None:
+        view = "; or the array it views" if array.base is not None else ""
         raise InPlaceError(
-            f"{op}: this tensor's array (shape {array.shape}) is saved by a '{holder}' node of a graph that has "
+            f"{op}: this tensor's array (shape {array.shape}{view}) is saved by a '{holder}' node of a graph that has "
             f"not been backpropagated yet (or was kept with retain_graph=True); writing it in place would make "
             f"that graph's gradients wrong. Call backward first, or drop that graph"
         )

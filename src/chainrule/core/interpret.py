@@ -191,7 +191,7 @@ class AnomalyCheck(Interpreter):
 
     def vjp(self, node: Node, i: int, g: Any, out: Any, args: Sequence[Any]) -> Any:
         gi = super().vjp(node, i, g, out, args)
-        data = getattr(gi, "data", gi)
+        data = getattr(gi, "_data", gi)  # a tensor's array (not .data, a tensor), or the array itself
         if gi is not None and not np.isfinite(np.asarray(data)).all():
             raise AnomalyError(
                 f"{node.prim.name} produced NaN/Inf in backward (gradient of input {i}); "

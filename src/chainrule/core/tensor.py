@@ -16,7 +16,7 @@ import numpy as np
 
 from chainrule.core import inplace
 from chainrule.core.errors import DTypeError, InPlaceError
-from chainrule.core.node import Node
+from chainrule.core.node import Node, holder_of
 from chainrule.core.random import GENERATOR
 from chainrule.core.state import THREAD
 
@@ -80,15 +80,27 @@ class Tensor:
         return self.node is None
 
     @property
-    def data(self) -> np.ndarray[Any, Any]:
-        """The values, as the NumPy array itself (shared, not a copy)."""
-        return self._data
+    def data(self) -> Tensor:
+        """The values as a tensor outside the graph, sharing this tensor's array (PyTorch's ``.data``).
+
+        It has no node and does not require grad, so ``w.data.normal_(0, 0.01)``, ``b.data.fill_(0)``,
+        ``w.data -= lr * g`` or ``w.data[0] = v`` write into ``w``'s values without the in-place rules
+        for parameters. Unlike PyTorch, a write into an array that a live node saved still raises
+        :class:`InPlaceError` (no silently wrong gradients). The NumPy array itself is :meth:`numpy`.
+        Assigning (``w.data = v``, a tensor or a NumPy array of the same dtype, any shape) replaces
+        the values and shares ``v``'s array, as in PyTorch; a different dtype is refused.
+        """
+        array = self._data
+        if not array.flags.writeable and array.base is not None and holder_of(array) is None:
+            array = self._data = array.copy()  # a read-only broadcast view: writes must reach self
+        return inplace.alias(Tensor._make(array, None))
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = value
+        self._data = inplace.replacement(self._data, value._data if isinstance(value, Tensor) else value)
 
     def numpy(self) -> np.ndarray[Any, Any]:
+        """The values as the NumPy array itself (shared, not a copy)."""
         return self._data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
@@ -109,7 +121,8 @@ class Tensor:
         return self._data.tolist()
 
     def detach(self) -> Tensor:
-        return Tensor._make(self._data, None)
+        """The values outside the graph, sharing the array (as ``.data``; PyTorch's ``detach``)."""
+        return inplace.alias(Tensor._make(self._data, None))
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and self._data.dtype.kind != "f":
@@ -424,42 +437,39 @@ class Tensor:
         self._data = array
         return self
 
-    def _overwrite(self, op: str) -> np.ndarray[Any, Any]:
+    def _fill(self, op: str, write: Callable[[np.ndarray[Any, Any]], None]) -> Tensor:
+        """Overwrite every element with ``write(array)`` (kept for later on a lazy placeholder)."""
         if inplace.recording(op, self, False, False):
             raise InPlaceError(
                 f"{op}: this tensor is part of a recorded graph; overwriting it would cut the graph. "
                 f"Make a new tensor (cr.full_like, cr.zeros_like) or call it under cr.no_grad()"
             )
-        return inplace.writable(self._data, op)
+        if self._data.size == 0 and inplace.defer(self._data, write):
+            return self
+        array = inplace.writable(self._data, op)
+        write(array)
+        self._data = array
+        return self
 
     def fill_(self, value: Any) -> Tensor:
         """Set every element to ``value`` in place; returns self."""
-        array = self._overwrite("fill_")
-        array[...] = value._data if isinstance(value, Tensor) else value
-        self._data = array
-        return self
+        v = value._data if isinstance(value, Tensor) else value
+        return self._fill("fill_", lambda a: a.__setitem__(..., v))
 
     def zero_(self) -> Tensor:
         """Set every element to 0 in place (``p.grad.zero_()``); returns self."""
-        array = self._overwrite("zero_")
-        array[...] = 0
-        self._data = array
-        return self
+        return self._fill("zero_", lambda a: a.__setitem__(..., 0))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
         """Fill with N(mean, std²) samples in place (``generator``: a NumPy Generator; default the
         one ``cr.manual_seed`` seeds); returns self."""
-        array = self._overwrite("normal_")
-        array[...] = (generator or GENERATOR).normal(mean, std, array.shape)
-        self._data = array
-        return self
+        gen = generator or GENERATOR
+        return self._fill("normal_", lambda a: a.__setitem__(..., gen.normal(mean, std, a.shape)))
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
         """Fill with U(a, b) samples in place; returns self."""
-        array = self._overwrite("uniform_")
-        array[...] = (generator or GENERATOR).uniform(a, b, array.shape)
-        self._data = array
-        return self
+        gen = generator or GENERATOR
+        return self._fill("uniform_", lambda x: x.__setitem__(..., gen.uniform(a, b, x.shape)))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """``t[index] = value``: written in place, or recorded (``index_update``) on a tensor in a graph."""

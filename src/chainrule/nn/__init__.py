@@ -1,5 +1,5 @@
 """Neural-network building blocks: ``Module``, ``Parameter``, layers (``Linear``, ``LazyLinear``, ``ReLU``,
-``Tanh``, ``Sigmoid``, ``Dropout``, ``Flatten``, ``Sequential``), ``functional`` (activations and
+``Tanh``, ``Sigmoid``, ``Dropout``, ``Flatten``, ``Sequential``, ``MSELoss``), ``functional`` (activations and
 losses) and ``init`` (initializers). Batches are rows: (batch, features).
 
 Examples:
@@ -17,6 +17,7 @@ from chainrule.nn.modules import (
     LazyLinear,
     Linear,
     Module,
+    MSELoss,
     Parameter,
     ReLU,
     Sequential,
@@ -30,6 +31,7 @@ __all__ = [
     "LazyLinear",
     "Linear",
     "Module",
+    "MSELoss",
     "Parameter",
     "ReLU",
     "Sequential",

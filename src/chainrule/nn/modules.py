@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import inplace
 from chainrule.core.errors import ShapeError
 from chainrule.core.tensor import Tensor
 from chainrule.data.rng import default_generator
@@ -134,19 +135,50 @@ class Module:
             p.grad = None
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: p._data.copy() for name, p in self.named_parameters()}
+        """A copy of every parameter's array, by PyTorch-style name ("0.weight", ...).
+
+        A ``LazyLinear`` that was never called has no weight yet: that raises a ``ShapeError``
+        saying to call the model once (PyTorch stores an uninitialised placeholder instead).
+        """
+        named = list(self.named_parameters())
+        for m in self.modules():
+            if isinstance(m, LazyLinear) and not m.initialized:
+                name = next(n for n, p in named if p is m.weight)
+                raise ShapeError(
+                    f"state_dict: '{name}' belongs to a LazyLinear({m.out_features}) that was never called, so "
+                    f"it has no shape or values yet (got {m.weight.shape}); call the model once on a batch "
+                    f"(model(x[:1])) before saving, or use nn.Linear(in_features, {m.out_features})"
+                )
+        return {name: p._data.copy() for name, p in named}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``state``'s arrays into the parameters (same names and shapes; cast to their dtype).
+
+        Everything is checked before anything is written. A ``LazyLinear`` not yet called takes its
+        ``in_features`` from the loaded weight, as PyTorch materialises lazy parameters (its
+        ``out_features`` must match: PyTorch does not check that).
+        """
         own = dict(self.named_parameters())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise KeyError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
+        lazy = {id(m.weight): m for m in self.modules() if isinstance(m, LazyLinear) and not m.initialized}
+        values = {}
         for name, p in own.items():
             value = np.asarray(state[name])
-            if value.shape != p.shape:
+            m = lazy.get(id(p))
+            if m is not None:
+                m._check_loaded(name, value)
+            elif value.shape != p.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {p.shape}, checkpoint gives {value.shape}")
-            p._data = value.astype(p.dtype, copy=True)
+            values[name] = value.astype(p.dtype, copy=True)
+        for name, p in own.items():
+            m = lazy.get(id(p))
+            if m is not None:
+                m._materialise(values[name])
+            else:
+                p._data = values[name]
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
@@ -195,17 +227,24 @@ class LazyLinear(Linear):
 
     Until the first call ``weight`` is a Parameter of shape (out_features, 0) (an optimizer can
     already hold it: it is filled in place) and ``in_features`` is None; the first call on a real
-    array fixes both, after which it is a ``Linear`` (another width is a ``ShapeError``). Shape-only
-    evaluation (``cr.memory.estimate``, ``cr.plan.fit_budget``, ``cr.eval_shape``) cannot infer the
-    weight: before the first call it raises a ``ShapeError`` saying to call the model once.
+    array fixes both, after which it is a ``Linear`` (another width is a ``ShapeError``). The fills
+    applied before (the book's ``net.weight.data.normal_(0, 0.01)``; also ``uniform_``, ``fill_``,
+    ``zero_``) are kept and applied, in order, after the initialiser (PyTorch silently drops them);
+    other in-place updates of the empty weight raise ``InPlaceError``. ``load_state_dict`` before
+    the first call takes ``in_features`` from the checkpoint; ``state_dict`` before it raises.
+    Shape-only evaluation (``cr.memory.estimate``, ``cr.plan.fit_budget``, ``cr.eval_shape``) cannot
+    infer the weight: before the first call it raises a ``ShapeError`` saying to call the model once.
 
     Examples:
         >>> import numpy as np, chainrule as cr
         >>> layer = LazyLinear(3, rng=np.random.default_rng(0))
         >>> layer.weight.shape, layer.in_features
         ((3, 0), None)
+        >>> _ = layer.weight.data.fill_(0.5)  # kept until the weight exists
         >>> layer(cr.tensor(np.ones((2, 5)))).shape, layer.weight.shape
         ((2, 3), (3, 5))
+        >>> float(layer.weight.numpy().max())
+        0.5
     """
 
     def __init__(
@@ -222,14 +261,35 @@ class LazyLinear(Linear):
         self.out_features = out_features
         self.in_features: int | None = None  # type: ignore[assignment]
         self.weight = Parameter(np.zeros((out_features, 0), np.float32))
+        inplace.placeholder(self.weight._data, f"LazyLinear({out_features}).weight")
         self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
 
     @property
     def initialized(self) -> bool:
-        """Whether the first call has fixed ``in_features`` and the weight."""
+        """Whether the first call (or ``load_state_dict``) has fixed ``in_features`` and the weight."""
         return self.in_features is not None
 
+    def _check_loaded(self, name: str, value: np.ndarray) -> None:
+        """Refuse a checkpoint weight that cannot be this layer's (before anything is written)."""
+        if value.ndim != 2 or value.shape[0] != self.out_features or value.shape[1] < 1:
+            raise ShapeError(
+                f"load_state_dict: {name} of LazyLinear({self.out_features}) must have shape "
+                f"({self.out_features}, in_features) with in_features >= 1, checkpoint gives {value.shape}"
+            )
+
+    def _materialise(self, values: np.ndarray | None, in_features: int = 0) -> None:
+        """Fix ``in_features`` and the weight: ``values`` loaded, or (None) the initialiser and the kept fills."""
+        placeholder = self.weight._data
+        if values is None:
+            values = np.asarray(self._init((self.out_features, in_features), self._rng))
+            inplace.materialise(placeholder, values)
+        else:
+            inplace.materialise(placeholder, None)  # loaded values replace the fills
+        self.in_features = int(values.shape[1])
+        self.weight._data = values
+
     def forward(self, x: Any) -> Any:
+        """``x Wᵀ + b``; the first call fixes ``in_features`` from ``x``'s last axis."""
         if self.in_features is None:
             x = F._operand(x)
             a = x._data
@@ -242,8 +302,7 @@ class LazyLinear(Linear):
                     f"it; call the model once on a real batch (e.g. model(x[:1])) first, or use "
                     f"nn.Linear(in_features, {self.out_features})"
                 )
-            self.in_features = int(x.shape[-1])
-            self.weight._data = np.asarray(self._init((self.out_features, self.in_features), self._rng))
+            self._materialise(None, int(x.shape[-1]))
         return super().forward(x)
 
 
@@ -342,6 +401,22 @@ class Flatten(Module):
     def forward(self, x: Any) -> Any:
         x = F._operand(x)
         return reshape(x, (x.shape[0], -1))
+
+
+class MSELoss(Module):
+    """``F.mse_loss`` as a module (PyTorch's ``nn.MSELoss``): mean (or ``reduction="sum"``/``"none"``)
+    of the squared differences; prediction and target of the same shape.
+
+    Examples:
+        >>> float(MSELoss()([1.0, 2.0], [1.0, 4.0]))
+        2.0
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = reduction
+
+    def forward(self, prediction: Any, target: Any) -> Any:
+        return F.mse_loss(prediction, target, reduction=self.reduction)
 
 
 class Dropout(Module):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.errors import ShapeError
+from chainrule.core.tensor import Tensor
 from chainrule.ops.elementwise import add, subtract, where
 from chainrule.ops.reduce import broadcast_to, normalize_axis
 from chainrule.ops.reduce import sum as _sum
@@ -236,7 +237,7 @@ def index_update(x: Any, index: Any, value: Any) -> Any:
 
 def _clean(index: Any) -> Any:
     items = index if isinstance(index, tuple) else (index,)
-    cleaned = tuple(np.asarray(array_of(i)) if hasattr(i, "data") or isinstance(i, list) else i for i in items)
+    cleaned = tuple(np.asarray(array_of(i)) if isinstance(i, Tensor | np.ndarray | list) else i for i in items)
     return cleaned if isinstance(index, tuple) else cleaned[0]
 
 

@@ -274,7 +274,7 @@ def astype(x: Any, dtype: Any) -> Any:
 
 def stop_gradient(x: Any) -> Any:
     """The same values, cut off from the graph (JAX's name; ``Tensor.detach`` is PyTorch's)."""
-    return x.detach() if isinstance(x, Tensor) else x
+    return Tensor._make(x._data, None) if isinstance(x, Tensor) else x  # x.detach(), unregistered (no in-place)
 
 
 # --- facts (chainrule.ops.facts as fx, chainrule.ops.vjp_memory as vm): shape rule, FLOPs of the

@@ -228,7 +228,7 @@ def build_table(res: dict, frameworks: list[str]) -> tuple[str, list[tuple[str, 
     v = ratio("d2l", "peak_mb", "numpy")
     check("d2l peak memory / NumPy <= 1.3", v, v is not None and v <= 1.3)
     v = ratio("fmnist", "epoch_s", "torch")
-    check("Fashion-MNIST s/epoch / PyTorch <= 1.0", v, v is not None and v <= 1.0)
+    check("Fashion-MNIST s/epoch / PyTorch <= 0.7", v, v is not None and v <= 0.7)
     a, b = get("chainrule", "fmnist", "test_accuracy"), get("torch", "fmnist", "test_accuracy")
     if a is not None and b is not None:
         check("default recipe: |accuracy - PyTorch's| <= 0.01", abs(a - b), abs(a - b) <= 0.01)
@@ -288,10 +288,10 @@ def main() -> None:
         jobs.append(("chainrule", "graph-size", 0))
     training: list[tuple[str, str, int]] = []
     if not args.smoke:
-        for fw in ("chainrule", "torch"):
+        for fw in ("chainrule", "torch", "numpy"):  # numpy: the default recipe by hand, the loop's floor
             if fw in fws:
                 jobs.append((fw, "fmnist", 10 if not args.quick else 2))
-                if not args.quick:
+                if not args.quick and fw != "numpy":
                     training.append((fw, "fmnist-best", 30))
     if args.only:
         keep = set(args.only.split(","))

@@ -522,6 +522,8 @@ def run_fmnist(framework: str, recipe: str, epochs: int) -> dict:
             "test_accuracy": hist[-1].test_accuracy,
             "epochs": epochs,
         }
+    if framework == "numpy" and recipe == "default":
+        return fmnist_numpy(trainer, cfg)
     if framework != "torch":
         raise SystemExit(f"fmnist: {framework} not measured")
     import torch
@@ -566,6 +568,56 @@ def run_fmnist(framework: str, recipe: str, epochs: int) -> dict:
     with torch.no_grad():
         acc = (forward(x_test, False).argmax(1) == y_test).float().mean().item()
     return {"epoch_s": statistics.median(seconds), "test_accuracy": acc, "epochs": epochs}
+
+
+def fmnist_numpy(trainer, cfg) -> dict:
+    """The default recipe's epochs written by hand in NumPy: the floor of `chainrule train` on this machine.
+
+    Same initial weights and batches (the trainer's loader), the section's equations (J = L + s, its
+    backward as a user writes it: λW added once), SGD, the same per-batch bookkeeping (train loss,
+    accuracy, a finiteness check of J) and the trainer's BLAS threads policy (`chainrule train`'s
+    default, one thread; `CHAINRULE_THREADS` overrides as for the trainer).
+    """
+    from chainrule.train.threads import threads_for_run
+
+    W1, W2 = (trainer.model.state_dict()[k].copy() for k in ("W1", "W2"))
+    lam, lr = np.float32(cfg.weight_decay), np.float32(cfg.lr)
+    x_train, y_train = trainer.loader.arrays
+    seconds = []
+    with threads_for_run(None):
+        for epoch in range(cfg.epochs):
+            t = time.perf_counter()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for sel in trainer.loader.index_batches(epoch):
+                xb, yb = x_train[sel], y_train[sel]
+                n, rows = len(sel), np.arange(len(sel))
+                z = xb @ W1.T
+                h = np.maximum(z, 0)
+                o = h @ W2.T
+                m = o.max(axis=1, keepdims=True)
+                e = np.exp(o - m)
+                s = e.sum(axis=1, keepdims=True)
+                loss = float(np.mean(np.log(s[:, 0]) + m[:, 0] - o[rows, yb]))
+                J = loss + float(lam / 2 * (np.vdot(W1, W1) + np.vdot(W2, W2)))
+                do = e / s
+                do[rows, yb] -= 1
+                do /= n
+                gW2 = do.T @ h + lam * W2
+                dz = do @ W2
+                dz *= z > 0
+                gW1 = dz.T @ xb
+                gW1 += lam * W1
+                W1 -= lr * gW1
+                W2 -= lr * gW2
+                if not np.isfinite(J):
+                    raise SystemExit(f"fmnist numpy: diverged at epoch {epoch + 1}")
+                loss_sum += J * n
+                correct += int((o.argmax(axis=1) == yb).sum())
+                seen += n
+            seconds.append(time.perf_counter() - t)
+        logits = np.maximum(trainer.x_test @ W1.T, 0) @ W2.T
+    acc = float((logits.argmax(axis=1) == trainer.y_test).mean())
+    return {"epoch_s": statistics.median(seconds), "test_accuracy": acc, "epochs": cfg.epochs}
 
 
 def main() -> None:

@@ -152,3 +152,23 @@ def test_corrupt_checkpoint_is_detected(tmp_path, capsys):
     with pytest.raises(DataError, match="corrupt"):
         load_checkpoint(ckpt)
     del arrays, meta
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        ["--limit-train", "2000", "--limit-test", "500", "--quiet"],  # the default recipe; a last batch of 208
+        [*SMALL, "--microbatches", "3"],  # dropout, momentum, microbatches
+    ],
+    ids=["default", "mlp-dropout-microbatches"],
+)
+def test_the_compiled_step_is_bitwise_the_eager_run(tmp_path, recipe):
+    """`chainrule train` replays its step through cr.compile by default: the run is exactly --no-compile's."""
+    for name, extra in (("compiled", []), ("eager", ["--no-compile"])):
+        assert main(["train", *recipe, *extra, "--epochs", "2", "--out", str(tmp_path / name)]) == 0
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
+    assert strip(_history(tmp_path / "compiled")) == strip(_history(tmp_path / "eager"))
+    pc, pe = _params(tmp_path / "compiled"), _params(tmp_path / "eager")
+    assert pc.keys() == pe.keys()
+    for k in pc:
+        np.testing.assert_array_equal(pc[k], pe[k])

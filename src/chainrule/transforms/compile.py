@@ -32,6 +32,9 @@ from chainrule.core.interpret import Interpreter, active
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import level
 from chainrule.core.tensor import Tensor
+from chainrule.transforms.lower import Expr, Instruction, Rewriter
+
+REWRITE = True  # False: replay what eager ran, call for call (the rewrites of transforms/lower.py off)
 
 
 class _Tracer(Interpreter):
@@ -45,7 +48,7 @@ class _Tracer(Interpreter):
         self.keep: list[Any] = []  # arrays alive during tracing, so ids stay unique
         self.consts: dict[int, Any] = {}
         self.externals: list[tuple[int, Tensor]] = []
-        self.program: list[tuple[Callable[..., Any], tuple[int, ...], dict[str, Any], int]] = []
+        self.program: list[Instruction] = []
         self.leaf_grads: dict[int, tuple[Tensor, Any]] = {}
         self.values: dict[int, Any] = {}  # slot -> the array the capture computed there
         self.count = 0
@@ -62,15 +65,18 @@ class _Tracer(Interpreter):
                 self.slots[id(value._data)] = slot
                 self.keep.append(value._data)
                 self.externals.append((slot, value))
+                self.values[slot] = value._data
             return slot
         slot = self._new()
         self.consts[slot] = data
+        self.values[slot] = data
         return slot
 
     def bind_input(self, data: np.ndarray) -> int:
         slot = self._new()
         self.slots[id(data)] = slot
         self.keep.append(data)
+        self.values[slot] = data
         return slot
 
     def recorded(self, node: Any, prim: Primitive, args: Any, datas: Any, params: dict[str, Any], out: Any) -> None:
@@ -93,28 +99,30 @@ class _Program:
     def __init__(
         self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor | int, int]]
     ):
-        self.template: list[Any] = [None] * tracer.count  # constants in place, the rest filled per call
-        for slot, value in tracer.consts.items():
+        rewriter = Rewriter(tracer.values, set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}, tracer.count)
+        program = rewriter.run(tracer.program) if REWRITE else tracer.program
+        self.template: list[Any] = [None] * rewriter.count  # constants in place, the rest filled per call
+        for slot, value in {**tracer.consts, **rewriter.consts}.items():
             self.template[slot] = value
         self.externals = tracer.externals
         self.arg_slots = arg_slots
-        self.out_slots = out_slots
-        self.grad_slots = grad_slots
-        keep = set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}
+        self.out_slots = _map_slots(out_slots, rewriter.resolve)
+        self.grad_slots = [(leaf, rewriter.resolve(s)) for leaf, s in grad_slots]
+        keep = set(_flatten_slots(self.out_slots)) | {s for _, s in self.grad_slots}
         last_use: dict[int, int] = {}
-        for k, (_, ins, _, _) in enumerate(tracer.program):
+        for k, (_, ins, _, _) in enumerate(program):
             for i in ins:
                 last_use[i] = k
-        frees: list[list[int]] = [[] for _ in tracer.program]
+        frees: list[list[int]] = [[] for _ in program]
         for slot, k in last_use.items():
             if slot not in keep:
                 frees[k].append(slot)
-        buffer_of, self.buffer_specs = _plan_buffers(tracer, last_use, keep)
+        buffer_of, self.buffer_specs = _plan_buffers(program, tracer.values, last_use, keep)
         self.buffers: list[np.ndarray] | None = None  # allocated on the first replay, then reused
         self.using = threading.Lock()  # held while a replay writes into the buffers
         self.instructions = [
             (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k))
-            for k, (impl, ins, params, out) in enumerate(tracer.program)
+            for k, (impl, ins, params, out) in enumerate(program)
         ]
         self.source, self._replay = _straight_line(self.instructions, len(self.buffer_specs), keep)
 
@@ -170,8 +178,13 @@ def _straight_line(instructions: list[Any], n_buffers: int, keep: set[int]) -> t
     lines += [f"    v{s} = vals[{s}]" for s in loads]
     namespace: dict[str, Any] = {}
     for k, (impl, ins, params, out, frees, buf) in enumerate(instructions):
-        namespace[f"f{k}"] = impl
         args = [f"v{i}" for i in ins]
+        if isinstance(impl, Expr):
+            lines.append(f"    v{out} = {impl.text.format(*args)}")
+            if frees:
+                lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
+            continue
+        namespace[f"f{k}"] = impl
         if buf is not None:
             args.append(f"out=b{buf}")
         elif params:
@@ -194,7 +207,7 @@ def _root(a: Any) -> Any:
 
 
 def _plan_buffers(
-    tracer: _Tracer, last_use: dict[int, int], keep: set[int]
+    program: list[Instruction], values: dict[int, Any], last_use: dict[int, int], keep: set[int]
 ) -> tuple[dict[int, int], list[tuple[tuple[int, ...], Any]]]:
     """The static buffer plan: which instructions write into which reused buffer.
 
@@ -206,11 +219,11 @@ def _plan_buffers(
     Returns {instruction: buffer} and each buffer's (shape, dtype).
     """
     members: dict[int, list[int]] = {}  # id(memory owner) -> slots whose arrays live in that memory
-    for slot, value in tracer.values.items():
+    for slot, value in values.items():
         members.setdefault(id(_root(value)), []).append(slot)
     planned: dict[int, int] = {}  # instruction -> the instruction after which its buffer is free
-    for k, (impl, _, params, out) in enumerate(tracer.program):
-        value = tracer.values[out]
+    for k, (impl, _, params, out) in enumerate(program):
+        value = values[out]
         if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params):
             continue
         if type(value) is not np.ndarray or value.base is not None or value.ndim == 0:
@@ -223,9 +236,9 @@ def _plan_buffers(
     free: dict[tuple[Any, ...], list[int]] = {}
     releases: dict[int, list[int]] = {}
     buffer_of: dict[int, int] = {}
-    for k in range(len(tracer.program)):
+    for k in range(len(program)):
         if k in planned:
-            value = tracer.values[tracer.program[k][3]]
+            value = values[program[k][3]]
             key = (value.shape, value.dtype)
             pool = free.get(key)
             if pool:
@@ -251,6 +264,14 @@ class _Const:
 
 def _add_leaf_grad(leaf: Tensor, g: np.ndarray) -> None:
     leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad._data + g, None)
+
+
+def _map_slots(obj: Any, f: Callable[[int], int]) -> Any:
+    if isinstance(obj, int):
+        return f(obj)
+    if isinstance(obj, tuple | list):
+        return type(obj)(_map_slots(item, f) for item in obj)
+    return obj
 
 
 def _flatten_slots(obj: Any) -> list[int]:

@@ -124,30 +124,34 @@ class _Program:
             (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k))
             for k, (impl, ins, params, out) in enumerate(program)
         ]
-        self.source, self._replay = _straight_line(self.instructions, len(self.buffer_specs), keep)
+        self.kept = sorted(keep)  # what a run returns, in this order
+        index = {slot: k for k, slot in enumerate(self.kept)}
+        self.out_slots = _map_slots(self.out_slots, index.__getitem__)  # now positions in a run's result
+        self.grad_slots = [(leaf, index[s]) for leaf, s in self.grad_slots]
+        self.source, self._replay = _straight_line(self, len(self.buffer_specs))
 
     def __len__(self) -> int:
         return len(self.instructions)
 
-    def run(self, arrays: list[Any]) -> list[Any]:
+    def run(self, arrays: list[Any]) -> tuple[Any, ...]:
+        """One replay on the call's arrays: the kept values (results, gradients), as ``self.kept``."""
+        if not self.using.acquire(blocking=False):  # a replay already runs (another thread): its own buffers
+            return self._run(arrays, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
+        try:
+            if self.buffers is None:
+                self.buffers = [np.empty(shape, dtype) for shape, dtype in self.buffer_specs]
+            return self._run(arrays, self.buffers)
+        finally:
+            self.using.release()
+
+    def _run(self, arrays: list[Any], buffers: list[np.ndarray]) -> tuple[Any, ...]:
+        if self._replay is not None:
+            return self._replay(arrays, buffers)  # type: ignore[no-any-return]
         vals = self.template.copy()
         for slot, t in self.externals:
             vals[slot] = t._data  # read now: parameters change between steps
         for slot, a in zip(self.arg_slots, arrays, strict=True):
             vals[slot] = a
-        if not self.using.acquire(blocking=False):  # a replay already runs (another thread): its own buffers
-            return self._run(vals, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
-        try:
-            if self.buffers is None:
-                self.buffers = [np.empty(shape, dtype) for shape, dtype in self.buffer_specs]
-            return self._run(vals, self.buffers)
-        finally:
-            self.using.release()
-
-    def _run(self, vals: list[Any], buffers: list[np.ndarray]) -> list[Any]:
-        if self._replay is not None:
-            self._replay(vals, buffers)
-            return vals
         for impl, ins, params, out, frees, buf in self.instructions:
             if buf is None:
                 vals[out] = impl(*[vals[i] for i in ins], **params)
@@ -155,46 +159,70 @@ class _Program:
                 vals[out] = impl(*[vals[i] for i in ins], out=buffers[buf])
             for s in frees:
                 vals[s] = None
-        return vals
+        return tuple(vals[s] for s in self.kept)
 
 
 STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)
 
 
-def _straight_line(instructions: list[Any], n_buffers: int, keep: set[int]) -> tuple[str, Any]:
+def _literal(value: Any) -> bool:
+    """Whether ``repr(value)`` reads back as ``value`` in the generated source (a plain parameter)."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    return type(value) is tuple and all(_literal(v) for v in value)
+
+
+def _name(impl: Any) -> str:
+    """A readable identifier for an instruction's function: ``matmul``, ``add_reduce``, ``_xent``."""
+    owner = getattr(impl, "__self__", None)
+    name = getattr(impl, "__name__", "f")
+    if isinstance(owner, np.ufunc):
+        name = f"{owner.__name__}_{name}"
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
     """The replay as one generated Python function: a line per instruction, no per-op dispatch.
 
-    ``v7 = f3(v2, v5, out=b1)`` computes slot 7 by instruction 3 into buffer 1; ``del`` drops a
-    slot after its last use; slots read but not computed (inputs, parameters, constants) are
-    loaded from ``vals`` first, and the slots that leave the step are written back into it.
-    Returns the source (kept for reading: ``program.source``) and the function.
+    ``v3 = e3._data`` reads parameter 3 now, ``v9 = c9`` a constant; ``v7 = f3(v2, v5, out=b1)``
+    computes slot 7 by instruction 3 into buffer 1, ``v4 = v2.T`` is a view written as Python;
+    ``del`` drops a slot after its last use; the kept slots are returned, in ``program.kept``'s
+    order. Returns the source (kept for reading: ``program.source``) and the function.
     """
+    instructions = program.instructions
     if len(instructions) > STRAIGHT_LINE_MAX:
         return "", None
     made = {out for _, _, _, out, _, _ in instructions}
-    loads = sorted({i for _, ins, _, _, _, _ in instructions for i in ins} - made)
-    lines = ["def replay(vals, buffers):"]
-    lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
-    lines += [f"    v{s} = vals[{s}]" for s in loads]
+    loads = {i for _, ins, _, _, _, _ in instructions for i in ins} | set(program.kept)
     namespace: dict[str, Any] = {}
+    lines = ["def replay(args, buffers):"]
+    lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
+    lines += [f"    v{s} = args[{k}]" for k, s in enumerate(program.arg_slots) if s in loads]
+    for slot, t in program.externals:
+        if slot in loads:
+            namespace[f"e{slot}"] = t
+            lines.append(f"    v{slot} = e{slot}._data")
+    for slot in sorted(loads - made - set(program.arg_slots) - {s for s, _ in program.externals}):
+        namespace[f"c{slot}"] = program.template[slot]
+        lines.append(f"    v{slot} = c{slot}")
     for k, (impl, ins, params, out, frees, buf) in enumerate(instructions):
         args = [f"v{i}" for i in ins]
         if isinstance(impl, Expr):
             lines.append(f"    v{out} = {impl.text.format(*args)}")
-            if frees:
-                lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
-            continue
-        namespace[f"f{k}"] = impl
-        if buf is not None:
-            args.append(f"out=b{buf}")
-        elif params:
-            namespace[f"p{k}"] = params
-            args.append(f"**p{k}")
-        lines.append(f"    v{out} = f{k}({', '.join(args)})")
+        else:
+            name = f"{_name(impl)}_{k}"  # matmul_4: instruction 4 calls np.matmul
+            namespace[name] = impl
+            if buf is not None:
+                args.append(f"out=b{buf}")
+            elif params and all(_literal(v) for v in params.values()):
+                args += [f"{name}={value!r}" for name, value in params.items()]
+            elif params:
+                namespace[f"p{k}"] = params
+                args.append(f"**p{k}")
+            lines.append(f"    v{out} = {name}({', '.join(args)})")
         if frees:
             lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
-    lines += [f"    vals[{s}] = v{s}" for s in sorted(keep & made)]
-    lines.append("    return None")
+    lines.append(f"    return ({''.join(f'v{s}, ' for s in program.kept)})")
     source = "\n".join(lines) + "\n"
     exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
     return source, namespace["replay"]
@@ -325,7 +353,7 @@ class Compiled:
             _add_leaf_grad(target, np.asarray(vals[slot]))
         return self._rebuild(program.out_slots, vals)
 
-    def _rebuild(self, slots: Any, vals: list[Any]) -> Any:
+    def _rebuild(self, slots: Any, vals: tuple[Any, ...]) -> Any:
         if isinstance(slots, int):
             return Tensor._make(np.asarray(vals[slots]), None)
         if isinstance(slots, tuple | list):

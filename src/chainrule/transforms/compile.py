@@ -105,6 +105,7 @@ class _Program:
         for slot, value in {**tracer.consts, **rewriter.consts}.items():
             self.template[slot] = value
         self.externals = tracer.externals
+        self.external_specs = [(t, t._data.shape, t._data.dtype) for _, t in tracer.externals]
         self.arg_slots = arg_slots
         self.out_slots = _map_slots(out_slots, rewriter.resolve)
         self.grad_slots = [(leaf, rewriter.resolve(s)) for leaf, s in grad_slots]
@@ -132,6 +133,14 @@ class _Program:
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+    def fits(self) -> bool:
+        """Whether every parameter still has the shape and dtype it had when captured (the plan's)."""
+        for t, shape, dtype in self.external_specs:
+            data = t._data
+            if data.shape != shape or data.dtype != dtype:
+                return False
+        return True
 
     def run(self, arrays: list[Any]) -> tuple[Any, ...]:
         """One replay on the call's arrays: the kept values (results, gradients), as ``self.kept``."""
@@ -339,7 +348,7 @@ class Compiled:
     def __call__(self, *args: Any) -> Any:
         sig = _signature(args)
         program = self.programs.get(sig)
-        if program is None:
+        if program is None or not program.fits():  # new shapes, or a parameter reshaped / recast: capture again
             result, self.programs[sig] = self._trace(args)
             if len(self.programs) > self.max_programs:
                 self.programs.popitem(last=False)

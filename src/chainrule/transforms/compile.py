@@ -118,11 +118,15 @@ class _Program:
         for slot, k in last_use.items():
             if slot not in keep:
                 frees[k].append(slot)
-        buffer_of, self.buffer_specs = _plan_buffers(program, tracer.values, last_use, keep)
+        into = _accumulations(program, tracer.values, last_use, keep)
+        made = {instruction[3]: k for k, instruction in enumerate(program)}
+        fresh = {made[s] for s in into.values()}  # instructions whose result is accumulated into: not planned
+        buffer_of, self.buffer_specs = _plan_buffers(program, tracer.values, last_use, keep, fresh)
         self.buffers: list[np.ndarray] | None = None  # allocated on the first replay, then reused
         self.using = threading.Lock()  # held while a replay writes into the buffers
+        # (impl, ins, params, out, frees, buffer it writes into, or slot whose array it overwrites)
         self.instructions = [
-            (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k))
+            (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k), into.get(k))
             for k, (impl, ins, params, out) in enumerate(program)
         ]
         self.kept = sorted(keep)  # what a run returns, in this order
@@ -161,11 +165,13 @@ class _Program:
             vals[slot] = t._data  # read now: parameters change between steps
         for slot, a in zip(self.arg_slots, arrays, strict=True):
             vals[slot] = a
-        for impl, ins, params, out, frees, buf in self.instructions:
-            if buf is None:
-                vals[out] = impl(*[vals[i] for i in ins], **params)
-            else:  # a ufunc writing into its planned buffer: the same numbers, no new array
+        for impl, ins, params, out, frees, buf, into in self.instructions:
+            if buf is not None:  # a ufunc writing into its planned buffer: the same numbers, no new array
                 vals[out] = impl(*[vals[i] for i in ins], out=buffers[buf])
+            elif into is not None:  # ... or into an operand read for the last time (accumulation)
+                vals[out] = impl(*[vals[i] for i in ins], out=vals[into])
+            else:
+                vals[out] = impl(*[vals[i] for i in ins], **params)
             for s in frees:
                 vals[s] = None
         return tuple(vals[s] for s in self.kept)
@@ -201,8 +207,8 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
     instructions = program.instructions
     if len(instructions) > STRAIGHT_LINE_MAX:
         return "", None
-    made = {out for _, _, _, out, _, _ in instructions}
-    loads = {i for _, ins, _, _, _, _ in instructions for i in ins} | set(program.kept)
+    made = {instruction[3] for instruction in instructions}
+    loads = {i for instruction in instructions for i in instruction[1]} | set(program.kept)
     namespace: dict[str, Any] = {}
     lines = ["def replay(args, buffers):"]
     lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
@@ -214,7 +220,7 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
     for slot in sorted(loads - made - set(program.arg_slots) - {s for s, _ in program.externals}):
         namespace[f"c{slot}"] = program.template[slot]
         lines.append(f"    v{slot} = c{slot}")
-    for k, (impl, ins, params, out, frees, buf) in enumerate(instructions):
+    for k, (impl, ins, params, out, frees, buf, into) in enumerate(instructions):
         args = [f"v{i}" for i in ins]
         if isinstance(impl, Expr):
             lines.append(f"    v{out} = {impl.text.format(*args)}")
@@ -223,6 +229,8 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
             namespace[name] = impl
             if buf is not None:
                 args.append(f"out=b{buf}")
+            elif into is not None:
+                args.append(f"out=v{into}")
             elif params and all(_literal(v) for v in params.values()):
                 args += [f"{name}={value!r}" for name, value in params.items()]
             elif params:
@@ -243,8 +251,50 @@ def _root(a: Any) -> Any:
     return a
 
 
-def _plan_buffers(
+def _accumulations(
     program: list[Instruction], values: dict[int, Any], last_use: dict[int, int], keep: set[int]
+) -> dict[int, int]:
+    """Elementwise ufuncs whose result leaves the step, written into an operand read for the last time.
+
+    ``grad = penalty + matmul(...)``: the product is new at each call (a ufunc's own result), has
+    the result's shape and dtype and no views; adding into it in place gives the same numbers as
+    a new array, and one array fewer is made. Returns {instruction: the slot it writes into};
+    the instructions computing those slots are not planned (their arrays must be new each call).
+    """
+    made = {out: (impl, params) for impl, _, params, out in program}
+    owners: dict[int, int] = {}  # id(memory owner) -> how many slots live in it
+    for value in values.values():
+        owners[id(_root(value))] = owners.get(id(_root(value)), 0) + 1
+    into: dict[int, int] = {}
+    for k, (impl, ins, params, out) in enumerate(program):
+        if not (isinstance(impl, np.ufunc) and impl.nin == 2 and impl.nout == 1 and not params and out in keep):
+            continue
+        result = values[out]
+        for i in ins:
+            value, (maker, maker_params) = values[i], made.get(i, (None, None))
+            if (
+                isinstance(maker, np.ufunc)
+                and not maker_params
+                and type(value) is np.ndarray
+                and value.base is None
+                and value.ndim > 0  # a ufunc of 0-d operands gives a NumPy scalar at replay, not an array
+                and owners[id(value)] == 1
+                and (value.shape, value.dtype) == (np.shape(result), getattr(result, "dtype", None))
+                and last_use[i] == k
+                and i not in keep
+                and i not in into.values()
+            ):
+                into[k] = i
+                break
+    return into
+
+
+def _plan_buffers(
+    program: list[Instruction],
+    values: dict[int, Any],
+    last_use: dict[int, int],
+    keep: set[int],
+    fresh: set[int],
 ) -> tuple[dict[int, int], list[tuple[tuple[int, ...], Any]]]:
     """The static buffer plan: which instructions write into which reused buffer.
 
@@ -252,7 +302,8 @@ def _plan_buffers(
     captured result owned its memory. Its buffer is free again after the last use of every slot
     whose array shares that memory (views of it: a transpose, a reshape), and is then reused by a
     later planned instruction with the same shape and dtype. An array that leaves the step (a
-    result, a gradient for a ``.grad``), or any view of it, is never planned: it is new each call.
+    result, a gradient for a ``.grad``), or any view of it, is never planned: it is new each call;
+    nor are the ``fresh`` instructions (their results are accumulated into, see ``_accumulations``).
     Returns {instruction: buffer} and each buffer's (shape, dtype).
     """
     members: dict[int, list[int]] = {}  # id(memory owner) -> slots whose arrays live in that memory
@@ -261,7 +312,7 @@ def _plan_buffers(
     planned: dict[int, int] = {}  # instruction -> the instruction after which its buffer is free
     for k, (impl, _, params, out) in enumerate(program):
         value = values[out]
-        if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params):
+        if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params) or k in fresh:
             continue
         if type(value) is not np.ndarray or value.base is not None or value.ndim == 0:
             continue

@@ -209,7 +209,7 @@ def test_the_generated_replay_and_the_loop_give_the_same_bits(monkeypatch, strai
     (program,) = step.programs.values()
     if straight_line:  # one generated line per instruction, readable as program.source
         assert program.source.startswith("def replay(args, buffers):")
-        loads = r"    v\d+ = (args\[|e\d+\._data|c\d+$)"  # arguments, parameters, constants
+        loads = r"    v\d+ = (args\[|asarray\(args|e\d+\._data|c\d+$)"  # arguments, parameters, constants
         calls = [x for x in program.source.splitlines() if re.match(r"    v\d+ = ", x) and not re.match(loads, x)]
         assert len(calls) == len(program)
     else:

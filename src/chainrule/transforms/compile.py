@@ -97,7 +97,11 @@ class _Program:
     """A captured step: instructions, constants, where inputs/parameters go, what comes out."""
 
     def __init__(
-        self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor | int, int]]
+        self,
+        tracer: _Tracer,
+        arg_slots: list[tuple[int, int, bool]],
+        out_slots: Any,
+        grad_slots: list[tuple[Tensor | int, int]],
     ):
         rewriter = Rewriter(tracer.values, set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}, tracer.count)
         program = rewriter.run(tracer.program) if REWRITE else tracer.program
@@ -106,7 +110,7 @@ class _Program:
             self.template[slot] = value
         self.externals = tracer.externals
         self.external_specs = [(t, t._data.shape, t._data.dtype) for _, t in tracer.externals]
-        self.arg_slots = arg_slots
+        self.arg_slots = arg_slots  # (position in the call's arguments, slot, whether it is a Tensor)
         self.out_slots = _map_slots(out_slots, rewriter.resolve)
         self.grad_slots = [(leaf, rewriter.resolve(s)) for leaf, s in grad_slots]
         keep = set(_flatten_slots(self.out_slots)) | {s for _, s in self.grad_slots}
@@ -129,10 +133,10 @@ class _Program:
             (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k), into.get(k))
             for k, (impl, ins, params, out) in enumerate(program)
         ]
-        self.kept = sorted(keep)  # what a run returns, in this order
-        index = {slot: k for k, slot in enumerate(self.kept)}
+        self.kept = sorted(keep)  # alive until the end of a run: results and gradients
+        self.returned = sorted(set(_flatten_slots(self.out_slots)))  # what a run returns, in this order
+        index = {slot: k for k, slot in enumerate(self.returned)}
         self.out_slots = _map_slots(self.out_slots, index.__getitem__)  # now positions in a run's result
-        self.grad_slots = [(leaf, index[s]) for leaf, s in self.grad_slots]
         self.source, self._replay = _straight_line(self, len(self.buffer_specs))
 
     def __len__(self) -> int:
@@ -146,25 +150,26 @@ class _Program:
                 return False
         return True
 
-    def run(self, arrays: list[Any]) -> tuple[Any, ...]:
-        """One replay on the call's arrays: the kept values (results, gradients), as ``self.kept``."""
+    def run(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """One replay on the call's arguments: gradients added to their leaves' ``.grad`` (an
+        argument's to this call's argument, not the traced one), the results returned (``self.returned``)."""
         if not self.using.acquire(blocking=False):  # a replay already runs (another thread): its own buffers
-            return self._run(arrays, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
+            return self._run(args, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
         try:
             if self.buffers is None:
                 self.buffers = [np.empty(shape, dtype) for shape, dtype in self.buffer_specs]
-            return self._run(arrays, self.buffers)
+            return self._run(args, self.buffers)
         finally:
             self.using.release()
 
-    def _run(self, arrays: list[Any], buffers: list[np.ndarray]) -> tuple[Any, ...]:
+    def _run(self, args: tuple[Any, ...], buffers: list[np.ndarray]) -> tuple[Any, ...]:
         if self._replay is not None:
-            return self._replay(arrays, buffers)  # type: ignore[no-any-return]
+            return self._replay(args, buffers)  # type: ignore[no-any-return]
         vals = self.template.copy()
         for slot, t in self.externals:
             vals[slot] = t._data  # read now: parameters change between steps
-        for slot, a in zip(self.arg_slots, arrays, strict=True):
-            vals[slot] = a
+        for position, slot, is_tensor in self.arg_slots:
+            vals[slot] = args[position]._data if is_tensor else np.asarray(args[position])
         for impl, ins, params, out, frees, buf, into in self.instructions:
             if buf is not None:  # a ufunc writing into its planned buffer: the same numbers, no new array
                 vals[out] = impl(*[vals[i] for i in ins], out=buffers[buf])
@@ -174,7 +179,9 @@ class _Program:
                 vals[out] = impl(*[vals[i] for i in ins], **params)
             for s in frees:
                 vals[s] = None
-        return tuple(vals[s] for s in self.kept)
+        for leaf, slot in self.grad_slots:
+            _add_leaf_grad(args[leaf] if isinstance(leaf, int) else leaf, vals[slot])
+        return tuple(vals[s] for s in self.returned)
 
 
 STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)
@@ -201,7 +208,8 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
 
     ``v3 = e3._data`` reads parameter 3 now, ``v9 = c9`` a constant; ``v7 = f3(v2, v5, out=b1)``
     computes slot 7 by instruction 3 into buffer 1, ``v4 = v2.T`` is a view written as Python;
-    ``del`` drops a slot after its last use; the kept slots are returned, in ``program.kept``'s
+    ``del`` drops a slot after its last use; ``add_grad(leaf1, v20)`` adds a gradient to a leaf's
+    ``.grad`` (``args[0]`` for an argument's); the results are returned, in ``program.returned``'s
     order. Returns the source (kept for reading: ``program.source``) and the function.
     """
     instructions = program.instructions
@@ -212,12 +220,13 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
     namespace: dict[str, Any] = {}
     lines = ["def replay(args, buffers):"]
     lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
-    lines += [f"    v{s} = args[{k}]" for k, s in enumerate(program.arg_slots) if s in loads]
+    namespace["asarray"] = np.asarray
+    lines += [f"    v{s} = args[{k}]._data" if t else f"    v{s} = asarray(args[{k}])" for k, s, t in program.arg_slots]
     for slot, t in program.externals:
         if slot in loads:
             namespace[f"e{slot}"] = t
             lines.append(f"    v{slot} = e{slot}._data")
-    for slot in sorted(loads - made - set(program.arg_slots) - {s for s, _ in program.externals}):
+    for slot in sorted(loads - made - {s for _, s, _ in program.arg_slots} - {s for s, _ in program.externals}):
         namespace[f"c{slot}"] = program.template[slot]
         lines.append(f"    v{slot} = c{slot}")
     for k, (impl, ins, params, out, frees, buf, into) in enumerate(instructions):
@@ -239,7 +248,11 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
             lines.append(f"    v{out} = {name}({', '.join(args)})")
         if frees:
             lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
-    lines.append(f"    return ({''.join(f'v{s}, ' for s in program.kept)})")
+    namespace["add_grad"] = _add_leaf_grad
+    for j, (leaf, slot) in enumerate(program.grad_slots):
+        namespace[f"leaf{j}"] = leaf
+        lines.append(f"    add_grad({f'args[{leaf}]' if isinstance(leaf, int) else f'leaf{j}'}, v{slot})")
+    lines.append(f"    return ({''.join(f'v{s}, ' for s in program.returned)})")
     source = "\n".join(lines) + "\n"
     exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
     return source, namespace["replay"]
@@ -350,7 +363,8 @@ class _Const:
         self.value = value
 
 
-def _add_leaf_grad(leaf: Tensor, g: np.ndarray) -> None:
+def _add_leaf_grad(leaf: Tensor, g: Any) -> None:
+    g = np.asarray(g)
     leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad._data + g, None)
 
 
@@ -373,7 +387,9 @@ def _flatten_slots(obj: Any) -> list[int]:
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     sig: list[tuple[Any, ...]] = []
     for a in args:
-        if isinstance(a, Tensor | np.ndarray):
+        if isinstance(a, Tensor):  # whether it requires grad changes what the capture computes
+            sig.append((a._data.shape, a._data.dtype, a.requires_grad))
+        elif isinstance(a, np.ndarray):
             sig.append((a.shape, a.dtype))
         else:
             sig.append(("const", type(a), a))
@@ -405,13 +421,7 @@ class Compiled:
                 self.programs.popitem(last=False)
             return result
         self.programs.move_to_end(sig)
-        arrays = [_array(a) for a in args if isinstance(a, Tensor | np.ndarray)]
-        vals = program.run(arrays)
-        for leaf, slot in program.grad_slots:
-            # a gradient for an argument goes to this call's argument, not the traced one
-            target = args[leaf] if isinstance(leaf, int) else leaf
-            _add_leaf_grad(target, np.asarray(vals[slot]))
-        return self._rebuild(program.out_slots, vals)
+        return self._rebuild(program.out_slots, program.run(args))
 
     def _rebuild(self, slots: Any, vals: tuple[Any, ...]) -> Any:
         if isinstance(slots, int):
@@ -426,7 +436,7 @@ class Compiled:
             raise RuntimeError("compile: compiled functions cannot be nested inside one being captured")
         tracer = _Tracer()
         placeholders: list[Any] = []
-        arg_slots = []
+        arg_slots: list[tuple[int, int, bool]] = []
         arg_position: dict[int, int] = {}  # id(placeholder) -> argument index, for gradients of arguments
         for k, a in enumerate(args):
             if isinstance(a, Tensor | np.ndarray):
@@ -435,7 +445,7 @@ class Compiled:
                 if isinstance(a, Tensor):
                     t.requires_grad = a.requires_grad
                     arg_position[id(t)] = k
-                arg_slots.append(tracer.bind_input(data))
+                arg_slots.append((k, tracer.bind_input(data), isinstance(a, Tensor)))
                 placeholders.append(t)
             else:
                 placeholders.append(a)

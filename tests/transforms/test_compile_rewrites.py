@@ -141,3 +141,19 @@ def test_softmax_and_log_softmax_replay_bitwise():
         w.grad = ref.grad = None
         assert run(x).numpy().tobytes() == step(ref, cr.tensor(x)).numpy().tobytes()
         assert w.grad.numpy().tobytes() == ref.grad.numpy().tobytes()
+
+
+def test_a_tensor_argument_that_now_requires_grad_is_captured_again():
+    @cr.compile
+    def f(w, x):
+        loss = (w * x).sum()
+        loss.backward()
+        return loss
+
+    x = np.array([1.0, 2.0], np.float32)
+    f(cr.tensor(np.ones(2, np.float32)), x)
+    f(cr.tensor(np.ones(2, np.float32)), x)  # replayed: no gradient asked for
+    w = cr.tensor(np.ones(2, np.float32), requires_grad=True)
+    f(w, x)
+    np.testing.assert_array_equal(w.grad.numpy(), x)
+    assert len(f.programs) == 2

@@ -144,9 +144,11 @@ def test_softmax_and_log_softmax_replay_bitwise():
 
 
 def test_a_tensor_argument_that_now_requires_grad_is_captured_again():
+    v = cr.tensor(np.ones(2, np.float32), requires_grad=True)
+
     @cr.compile
     def f(w, x):
-        loss = (w * x).sum()
+        loss = (w * x * v).sum()
         loss.backward()
         return loss
 

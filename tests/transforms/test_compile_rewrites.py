@@ -159,3 +159,18 @@ def test_a_tensor_argument_that_now_requires_grad_is_captured_again():
     f(w, x)
     np.testing.assert_array_equal(w.grad.numpy(), x)
     assert len(f.programs) == 2
+
+
+def test_a_negative_label_is_refused_at_replay_as_in_eager():
+    w = _weights()
+
+    run = cr.compile(_step(w))
+    x, y = _data()
+    run(x, y)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        run(x, np.where(np.arange(len(y)) == 2, -1, y))  # would index the last class silently
+    before = [t.grad.numpy().copy() for t in w]
+    with pytest.raises(IndexError):
+        run(x, np.where(np.arange(len(y)) == 2, 7, y))
+    for t, g in zip(w, before, strict=True):  # a refused replay adds no gradient
+        np.testing.assert_array_equal(t.grad.numpy(), g)

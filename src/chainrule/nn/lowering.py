@@ -26,6 +26,15 @@ def minus_one_hot(p: Any, labels: Any, rows: Any) -> Any:
     return out
 
 
+def labels_not_negative(labels: Any, classes: int) -> None:
+    """What eager's label check (outside the primitive, so not captured) must still refuse at replay:
+    a negative label would silently index from the end; one too large raises IndexError anyway."""
+    if labels.size and np.minimum.reduce(labels, axis=None) < 0:
+        raise ValueError(
+            f"cross_entropy: labels must lie in [0, {classes}), got values in [{labels.min()}, {labels.max()}]"
+        )
+
+
 def _relu_rule(r: Rewriter, program: list[Instruction], ins: tuple[int, ...], params: dict[str, Any]) -> int | None:
     return r.emit(np.maximum, (ins[0], r.const(0)))  # _relu is np.maximum(x, 0): now a planned ufunc
 
@@ -48,6 +57,7 @@ def _xent_rule(r: Rewriter, program: list[Instruction], ins: tuple[int, ...], pa
     logits, labels = (r.values[i] for i in ins)
     if np.ndim(logits) != 2 or not isinstance(labels, np.ndarray):
         return None
+    r.emit(labels_not_negative, (ins[1],), {"classes": logits.shape[1]})  # not pure: never dropped
     shifted, _, total = _softmax_parts(r, ins[0], 1)
     lse = r.emit(Expr("{0}.reshape(-1)"), (r.emit(np.log, (total,)),))
     picked = r.emit(Expr("{0}[{1}, {2}]"), (shifted, r.arange(len(labels)), ins[1]))

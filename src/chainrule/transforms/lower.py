@@ -134,8 +134,12 @@ class Rewriter:
             rule = LOWERINGS.get(impl)
             if rule is not None:
                 self._emitted = []
-                last = rule(self, program, ins, params)
-                if last is not None and last == self._emitted[-1][3] and _same(self.values[last], self.values[out]):
+                try:
+                    last = rule(self, program, ins, params)
+                except Exception:  # a rule that cannot handle these values keeps the captured call
+                    last = None
+                ends = last is not None and bool(self._emitted) and last == self._emitted[-1][3]
+                if ends and _same(self.values[last], self.values[out]):
                     *body, (f, args, p, _) = self._emitted
                     result += [*body, (f, args, p, out)]  # the last call writes the original slot
                     self.values[out] = self.values[last]

@@ -29,6 +29,7 @@ from chainrule.ops.reduce import _amax, _broadcast_to, _sum
 from chainrule.ops.shape import _reshape, _transpose
 
 Instruction = tuple[Callable[..., Any], tuple[int, ...], dict[str, Any], int]
+Rule = Callable[["Rewriter", list[Instruction], tuple[int, ...], dict[str, Any]], "int | None"]
 COMMUTATIVE = (np.add, np.multiply, np.maximum, np.minimum)
 
 
@@ -132,20 +133,26 @@ class Rewriter:
         result: list[Instruction] = []
         for impl, ins, params, out in program:
             rule = LOWERINGS.get(impl)
-            if rule is not None:
-                self._emitted = []
-                try:
-                    last = rule(self, program, ins, params)
-                except Exception:  # a rule that cannot handle these values keeps the captured call
-                    last = None
-                ends = last is not None and bool(self._emitted) and last == self._emitted[-1][3]
-                if ends and _same(self.values[last], self.values[out]):
-                    *body, (f, args, p, _) = self._emitted
-                    result += [*body, (f, args, p, out)]  # the last call writes the original slot
-                    self.values[out] = self.values[last]
-                    continue
-            result.append((impl, ins, params, out))
+            lowered = None if rule is None else self._apply(rule, program, (impl, ins, params, out))
+            result += lowered if lowered is not None else [(impl, ins, params, out)]
         return result
+
+    def _apply(self, rule: Rule, program: list[Instruction], instruction: Instruction) -> list[Instruction] | None:
+        """The calls ``rule`` emits for ``instruction``, the last writing its slot; ``None`` if the rule
+        declines, fails, or would not give the captured result bit for bit."""
+        _, ins, params, out = instruction
+        self._emitted = []
+        try:
+            last = rule(self, program, ins, params)
+        except Exception:  # a rule that cannot handle these values keeps the captured call
+            return None
+        if last is None or not self._emitted or last != self._emitted[-1][3]:
+            return None
+        if not _same(self.values[last], self.values[out]):
+            return None
+        *body, (f, args, p, _) = self._emitted
+        self.values[out] = self.values[last]
+        return [*body, (f, args, p, out)]  # the last call writes the original slot
 
     def _lower_sum(self, program: list[Instruction], ins: tuple[int, ...], params: dict[str, Any]) -> int | None:
         return self.emit(np.add.reduce, ins, {"axis": params.get("axis"), "keepdims": params.get("keepdims", False)})
@@ -242,7 +249,6 @@ class Rewriter:
         return result[::-1]
 
 
-Rule = Callable[[Rewriter, list[Instruction], tuple[int, ...], dict[str, Any]], "int | None"]
 LOWERINGS: dict[Any, Rule] = {_sum: Rewriter._lower_sum, _amax: Rewriter._lower_amax}
 
 

@@ -5,11 +5,14 @@ of a compiled function runs it normally while recording every primitive it appli
 forward *and* backward (the backward runs with its rules recorded, as for higher
 orders). Later calls with the same argument shapes and dtypes replay that list:
 no tensors, nodes, dictionaries or topological sorts, and each intermediate array is
-dropped right after its last use. A static buffer plan, made once per capture, lets each
+dropped right after its last use. Before planning, the list is rewritten with the same bits
+(``transforms/lower.py``: composites lowered to NumPy calls, views folded, repeated and unread
+calls removed). A static buffer plan, made once per capture, lets each
 ufunc write its intermediate (``out=``) into a buffer allocated on the first replay and
 reused by later intermediates of the same shape once every view of it is dead, so a
-replay allocates only what leaves the step (results, gradients). Results are identical
-to the eager run.
+replay allocates only what leaves the step (results, gradients; a gradient summed from two
+new arrays is added into one of them). The replay is generated Python (``program.source``).
+Results are identical to the eager run.
 
 What the step must respect (as with any tracing compiler): data-dependent Python
 control flow is frozen at trace time, and values computed outside primitives (a raw

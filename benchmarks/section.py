@@ -2,7 +2,8 @@
 
     python benchmarks/section.py FRAMEWORK [--steps N] [--threads N]
 
-FRAMEWORK: chainrule, chainrule-compiled, torch, numpy (hand-written gradients), jax.
+FRAMEWORK: chainrule, chainrule-compiled, torch, numpy (hand-written gradients), numpy-loss
+(the same, also computing the value of J, which the others return), jax.
 The step (float32, batch 256, 784-256-10, biases, λ = 1e-4):
 
     h = relu(X @ W1 + b1);  o = h @ W2 + b2
@@ -88,8 +89,11 @@ def torch_step() -> Callable[[], None]:
     return step
 
 
-def numpy_step() -> Callable[[], None]:
-    """The same step with the gradients derived by hand, written plainly (no out=, no buffers)."""
+def numpy_step(with_loss: bool = False) -> Callable[[], None]:
+    """The same step with the gradients derived by hand, written plainly (no out=, no buffers).
+
+    ``with_loss`` (framework ``numpy-loss``): also compute the value of J, as every other
+    framework's step does (they return it); the plain hand-written step never needs it."""
     (W1, b1, W2, b2), X, y = data()
     rows = np.arange(BATCH)
 
@@ -97,8 +101,13 @@ def numpy_step() -> Callable[[], None]:
         z = X @ W1 + b1
         h = np.maximum(z, 0)
         o = h @ W2 + b2
-        p = np.exp(o - o.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
+        shifted = o - o.max(axis=1, keepdims=True)
+        p = np.exp(shifted)
+        total = p.sum(axis=1, keepdims=True)
+        if with_loss:
+            xent = np.mean(np.log(total[:, 0]) - shifted[rows, y])
+            _ = xent + LAM / 2 * ((W1 * W1).sum() + (W2 * W2).sum())
+        p /= total
         p[rows, y] -= 1
         do = p / BATCH  # ∂J/∂o
         dW2 = h.T @ do + LAM * W2
@@ -143,6 +152,7 @@ STEPS = {
     "chainrule-compiled": lambda: chainrule_step(compiled=True),
     "torch": torch_step,
     "numpy": numpy_step,
+    "numpy-loss": lambda: numpy_step(with_loss=True),
     "jax": jax_step,
 }
 

@@ -2,7 +2,8 @@
 
     python benchmarks/workers.py FRAMEWORK WORKLOAD [--steps N]
 
-Frameworks: chainrule, torch, numpy (hand-written section equations), autograd (HIPS), jax.
+Frameworks: chainrule, chainrule-compiled, torch, numpy (hand-written section equations),
+numpy-loss (the same, also computing the loss's value, as the others do), autograd (HIPS), jax.
 All workloads are float32 with SGD and the section's weight decay (λ = 1e-4 here).
 """
 
@@ -125,8 +126,11 @@ def make_torch(workload: str):
     return step, predict
 
 
-def make_numpy(workload: str):
-    """The section's equations with hand-derived gradients (rows are examples)."""
+def make_numpy(workload: str, with_loss: bool = False):
+    """The section's equations with hand-derived gradients (rows are examples).
+
+    ``with_loss`` (framework ``numpy-loss``): also compute the loss's value, which every other
+    framework's step computes (it is what the step returns); the plain hand step never needs it."""
     ws = init_weights(SIZES[workload])
     x, y = batch_data(workload)
     n = len(y)
@@ -145,7 +149,10 @@ def make_numpy(workload: str):
         hs, zs, o = forward(x)
         o -= o.max(axis=1, keepdims=True)
         p = np.exp(o)
-        p /= p.sum(axis=1, keepdims=True)
+        total = p.sum(axis=1, keepdims=True)
+        if with_loss:
+            _ = np.mean(np.log(total[:, 0]) - o[rows, y])
+        p /= total
         p[rows, y] -= 1
         d = p / n  # ∂J/∂o
         for i in range(len(ws) - 1, -1, -1):
@@ -236,6 +243,7 @@ MAKERS = {
     "chainrule-compiled": lambda workload: make_chainrule(workload, compiled=True),
     "torch": make_torch,
     "numpy": make_numpy,
+    "numpy-loss": lambda workload: make_numpy(workload, with_loss=True),
     "autograd": make_autograd,
     "jax": make_jax,
 }

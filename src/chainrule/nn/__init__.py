@@ -10,7 +10,7 @@ Examples:
     ((2, 10), 203530)
 """
 
-from chainrule.nn import functional, init
+from chainrule.nn import functional, init, lowering  # noqa: F401  (lowering: registers cr.compile's rules)
 from chainrule.nn.modules import (
     Dropout,
     Flatten,

@@ -5,11 +5,14 @@ of a compiled function runs it normally while recording every primitive it appli
 forward *and* backward (the backward runs with its rules recorded, as for higher
 orders). Later calls with the same argument shapes and dtypes replay that list:
 no tensors, nodes, dictionaries or topological sorts, and each intermediate array is
-dropped right after its last use. A static buffer plan, made once per capture, lets each
+dropped right after its last use. Before planning, the list is rewritten with the same bits
+(``transforms/lower.py``: composites lowered to NumPy calls, views folded, repeated and unread
+calls removed). A static buffer plan, made once per capture, lets each
 ufunc write its intermediate (``out=``) into a buffer allocated on the first replay and
 reused by later intermediates of the same shape once every view of it is dead, so a
-replay allocates only what leaves the step (results, gradients). Results are identical
-to the eager run.
+replay allocates only what leaves the step (results, gradients; a gradient summed from two
+new arrays is added into one of them). The replay is generated Python (``program.source``).
+Results are identical to the eager run.
 
 What the step must respect (as with any tracing compiler): data-dependent Python
 control flow is frozen at trace time, and values computed outside primitives (a raw
@@ -32,6 +35,9 @@ from chainrule.core.interpret import Interpreter, active
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import level
 from chainrule.core.tensor import Tensor
+from chainrule.transforms.lower import Expr, Instruction, Rewriter
+
+REWRITE = True  # False: replay what eager ran, call for call (the rewrites of transforms/lower.py off)
 
 
 class _Tracer(Interpreter):
@@ -45,7 +51,7 @@ class _Tracer(Interpreter):
         self.keep: list[Any] = []  # arrays alive during tracing, so ids stay unique
         self.consts: dict[int, Any] = {}
         self.externals: list[tuple[int, Tensor]] = []
-        self.program: list[tuple[Callable[..., Any], tuple[int, ...], dict[str, Any], int]] = []
+        self.program: list[Instruction] = []
         self.leaf_grads: dict[int, tuple[Tensor, Any]] = {}
         self.values: dict[int, Any] = {}  # slot -> the array the capture computed there
         self.count = 0
@@ -62,15 +68,18 @@ class _Tracer(Interpreter):
                 self.slots[id(value._data)] = slot
                 self.keep.append(value._data)
                 self.externals.append((slot, value))
+                self.values[slot] = value._data
             return slot
         slot = self._new()
         self.consts[slot] = data
+        self.values[slot] = data
         return slot
 
     def bind_input(self, data: np.ndarray) -> int:
         slot = self._new()
         self.slots[id(data)] = slot
         self.keep.append(data)
+        self.values[slot] = data
         return slot
 
     def recorded(self, node: Any, prim: Primitive, args: Any, datas: Any, params: dict[str, Any], out: Any) -> None:
@@ -91,97 +100,162 @@ class _Program:
     """A captured step: instructions, constants, where inputs/parameters go, what comes out."""
 
     def __init__(
-        self, tracer: _Tracer, arg_slots: list[int], out_slots: Any, grad_slots: list[tuple[Tensor | int, int]]
+        self,
+        tracer: _Tracer,
+        arg_slots: list[tuple[int, int, bool]],
+        out_slots: Any,
+        grad_slots: list[tuple[Tensor | int, int]],
     ):
-        self.template: list[Any] = [None] * tracer.count  # constants in place, the rest filled per call
-        for slot, value in tracer.consts.items():
+        rewriter = Rewriter(tracer.values, set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}, tracer.count)
+        program = rewriter.run(tracer.program) if REWRITE else tracer.program
+        self.template: list[Any] = [None] * rewriter.count  # constants in place, the rest filled per call
+        for slot, value in {**tracer.consts, **rewriter.consts}.items():
             self.template[slot] = value
         self.externals = tracer.externals
-        self.arg_slots = arg_slots
-        self.out_slots = out_slots
-        self.grad_slots = grad_slots
-        keep = set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}
+        self.external_specs = [(t, t._data.shape, t._data.dtype) for _, t in tracer.externals]
+        self.arg_slots = arg_slots  # (position in the call's arguments, slot, whether it is a Tensor)
+        self.out_slots = _map_slots(out_slots, rewriter.resolve)
+        self.grad_slots = [(leaf, rewriter.resolve(s)) for leaf, s in grad_slots]
+        keep = set(_flatten_slots(self.out_slots)) | {s for _, s in self.grad_slots}
         last_use: dict[int, int] = {}
-        for k, (_, ins, _, _) in enumerate(tracer.program):
+        for k, (_, ins, _, _) in enumerate(program):
             for i in ins:
                 last_use[i] = k
-        frees: list[list[int]] = [[] for _ in tracer.program]
+        frees: list[list[int]] = [[] for _ in program]
         for slot, k in last_use.items():
             if slot not in keep:
                 frees[k].append(slot)
-        buffer_of, self.buffer_specs = _plan_buffers(tracer, last_use, keep)
+        into = _accumulations(program, tracer.values, last_use, keep)
+        made = {instruction[3]: k for k, instruction in enumerate(program)}
+        fresh = {made[s] for s in into.values()}  # instructions whose result is accumulated into: not planned
+        buffer_of, self.buffer_specs = _plan_buffers(program, tracer.values, last_use, keep, fresh)
         self.buffers: list[np.ndarray] | None = None  # allocated on the first replay, then reused
         self.using = threading.Lock()  # held while a replay writes into the buffers
+        # (impl, ins, params, out, frees, buffer it writes into, or slot whose array it overwrites)
         self.instructions = [
-            (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k))
-            for k, (impl, ins, params, out) in enumerate(tracer.program)
+            (impl, ins, params, out, tuple(frees[k]), buffer_of.get(k), into.get(k))
+            for k, (impl, ins, params, out) in enumerate(program)
         ]
-        self.source, self._replay = _straight_line(self.instructions, len(self.buffer_specs), keep)
+        self.kept = sorted(keep)  # alive until the end of a run: results and gradients
+        self.returned = sorted(set(_flatten_slots(self.out_slots)))  # what a run returns, in this order
+        index = {slot: k for k, slot in enumerate(self.returned)}
+        self.out_slots = _map_slots(self.out_slots, index.__getitem__)  # now positions in a run's result
+        self.source, self._replay = _straight_line(self, len(self.buffer_specs))
 
     def __len__(self) -> int:
         return len(self.instructions)
 
-    def run(self, arrays: list[Any]) -> list[Any]:
-        vals = self.template.copy()
-        for slot, t in self.externals:
-            vals[slot] = t._data  # read now: parameters change between steps
-        for slot, a in zip(self.arg_slots, arrays, strict=True):
-            vals[slot] = a
+    def fits(self) -> bool:
+        """Whether every parameter still has the shape and dtype it had when captured (the plan's)."""
+        for t, shape, dtype in self.external_specs:
+            data = t._data
+            if data.shape != shape or data.dtype != dtype:
+                return False
+        return True
+
+    def run(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """One replay on the call's arguments: gradients added to their leaves' ``.grad`` (an
+        argument's to this call's argument, not the traced one), the results returned (``self.returned``)."""
         if not self.using.acquire(blocking=False):  # a replay already runs (another thread): its own buffers
-            return self._run(vals, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
+            return self._run(args, [np.empty(shape, dtype) for shape, dtype in self.buffer_specs])
         try:
             if self.buffers is None:
                 self.buffers = [np.empty(shape, dtype) for shape, dtype in self.buffer_specs]
-            return self._run(vals, self.buffers)
+            return self._run(args, self.buffers)
         finally:
             self.using.release()
 
-    def _run(self, vals: list[Any], buffers: list[np.ndarray]) -> list[Any]:
+    def _run(self, args: tuple[Any, ...], buffers: list[np.ndarray]) -> tuple[Any, ...]:
         if self._replay is not None:
-            self._replay(vals, buffers)
-            return vals
-        for impl, ins, params, out, frees, buf in self.instructions:
-            if buf is None:
-                vals[out] = impl(*[vals[i] for i in ins], **params)
-            else:  # a ufunc writing into its planned buffer: the same numbers, no new array
+            return self._replay(args, buffers)  # type: ignore[no-any-return]
+        vals = self.template.copy()
+        for slot, t in self.externals:
+            vals[slot] = t._data  # read now: parameters change between steps
+        for position, slot, is_tensor in self.arg_slots:
+            vals[slot] = args[position]._data if is_tensor else np.asarray(args[position])
+        for impl, ins, params, out, frees, buf, into in self.instructions:
+            if buf is not None:  # a ufunc writing into its planned buffer: the same numbers, no new array
                 vals[out] = impl(*[vals[i] for i in ins], out=buffers[buf])
+            elif into is not None:  # ... or into an operand read for the last time (accumulation)
+                vals[out] = impl(*[vals[i] for i in ins], out=vals[into])
+            else:
+                vals[out] = impl(*[vals[i] for i in ins], **params)
             for s in frees:
                 vals[s] = None
-        return vals
+        for leaf, slot in self.grad_slots:
+            _add_leaf_grad(args[leaf] if isinstance(leaf, int) else leaf, vals[slot])
+        return tuple(vals[s] for s in self.returned)
 
 
 STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)
 
 
-def _straight_line(instructions: list[Any], n_buffers: int, keep: set[int]) -> tuple[str, Any]:
+def _literal(value: Any) -> bool:
+    """Whether ``repr(value)`` reads back as ``value`` in the generated source (a plain parameter)."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    return type(value) is tuple and all(_literal(v) for v in value)
+
+
+def _name(impl: Any) -> str:
+    """A readable identifier for an instruction's function: ``matmul``, ``add_reduce``, ``_xent``."""
+    owner = getattr(impl, "__self__", None)
+    name = getattr(impl, "__name__", "f")
+    if isinstance(owner, np.ufunc):
+        name = f"{owner.__name__}_{name}"
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
     """The replay as one generated Python function: a line per instruction, no per-op dispatch.
 
-    ``v7 = f3(v2, v5, out=b1)`` computes slot 7 by instruction 3 into buffer 1; ``del`` drops a
-    slot after its last use; slots read but not computed (inputs, parameters, constants) are
-    loaded from ``vals`` first, and the slots that leave the step are written back into it.
-    Returns the source (kept for reading: ``program.source``) and the function.
+    ``v3 = e3._data`` reads parameter 3 now, ``v9 = c9`` a constant; ``v7 = f3(v2, v5, out=b1)``
+    computes slot 7 by instruction 3 into buffer 1, ``v4 = v2.T`` is a view written as Python;
+    ``del`` drops a slot after its last use; ``add_grad(leaf1, v20)`` adds a gradient to a leaf's
+    ``.grad`` (``args[0]`` for an argument's); the results are returned, in ``program.returned``'s
+    order. Returns the source (kept for reading: ``program.source``) and the function.
     """
+    instructions = program.instructions
     if len(instructions) > STRAIGHT_LINE_MAX:
         return "", None
-    made = {out for _, _, _, out, _, _ in instructions}
-    loads = sorted({i for _, ins, _, _, _, _ in instructions for i in ins} - made)
-    lines = ["def replay(vals, buffers):"]
-    lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
-    lines += [f"    v{s} = vals[{s}]" for s in loads]
+    made = {instruction[3] for instruction in instructions}
+    loads = {i for instruction in instructions for i in instruction[1]} | set(program.kept)
     namespace: dict[str, Any] = {}
-    for k, (impl, ins, params, out, frees, buf) in enumerate(instructions):
-        namespace[f"f{k}"] = impl
+    lines = ["def replay(args, buffers):"]
+    lines += [f"    b{j} = buffers[{j}]" for j in range(n_buffers)]
+    namespace["asarray"] = np.asarray
+    lines += [f"    v{s} = args[{k}]._data" if t else f"    v{s} = asarray(args[{k}])" for k, s, t in program.arg_slots]
+    for slot, t in program.externals:
+        if slot in loads:
+            namespace[f"e{slot}"] = t
+            lines.append(f"    v{slot} = e{slot}._data")
+    for slot in sorted(loads - made - {s for _, s, _ in program.arg_slots} - {s for s, _ in program.externals}):
+        namespace[f"c{slot}"] = program.template[slot]
+        lines.append(f"    v{slot} = c{slot}")
+    for k, (impl, ins, params, out, frees, buf, into) in enumerate(instructions):
         args = [f"v{i}" for i in ins]
-        if buf is not None:
-            args.append(f"out=b{buf}")
-        elif params:
-            namespace[f"p{k}"] = params
-            args.append(f"**p{k}")
-        lines.append(f"    v{out} = f{k}({', '.join(args)})")
+        if isinstance(impl, Expr):
+            lines.append(f"    v{out} = {impl.text.format(*args)}")
+        else:
+            name = f"{_name(impl)}_{k}"  # matmul_4: instruction 4 calls np.matmul
+            namespace[name] = impl
+            if buf is not None:
+                args.append(f"out=b{buf}")
+            elif into is not None:
+                args.append(f"out=v{into}")
+            elif params and all(_literal(v) for v in params.values()):
+                args += [f"{name}={value!r}" for name, value in params.items()]
+            elif params:
+                namespace[f"p{k}"] = params
+                args.append(f"**p{k}")
+            lines.append(f"    v{out} = {name}({', '.join(args)})")
         if frees:
             lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
-    lines += [f"    vals[{s}] = v{s}" for s in sorted(keep & made)]
-    lines.append("    return None")
+    namespace["add_grad"] = _add_leaf_grad
+    for j, (leaf, slot) in enumerate(program.grad_slots):
+        namespace[f"leaf{j}"] = leaf
+        lines.append(f"    add_grad({f'args[{leaf}]' if isinstance(leaf, int) else f'leaf{j}'}, v{slot})")
+    lines.append(f"    return ({''.join(f'v{s}, ' for s in program.returned)})")
     source = "\n".join(lines) + "\n"
     exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
     return source, namespace["replay"]
@@ -193,8 +267,50 @@ def _root(a: Any) -> Any:
     return a
 
 
+def _accumulations(
+    program: list[Instruction], values: dict[int, Any], last_use: dict[int, int], keep: set[int]
+) -> dict[int, int]:
+    """Elementwise ufuncs whose result leaves the step, written into an operand read for the last time.
+
+    ``grad = penalty + matmul(...)``: the product is new at each call (a ufunc's own result), has
+    the result's shape and dtype and no views; adding into it in place gives the same numbers as
+    a new array, and one array fewer is made. Returns {instruction: the slot it writes into};
+    the instructions computing those slots are not planned (their arrays must be new each call).
+    """
+    made = {out: (impl, params) for impl, _, params, out in program}
+    owners: dict[int, int] = {}  # id(memory owner) -> how many slots live in it
+    for value in values.values():
+        owners[id(_root(value))] = owners.get(id(_root(value)), 0) + 1
+    into: dict[int, int] = {}
+    for k, (impl, ins, params, out) in enumerate(program):
+        if not (isinstance(impl, np.ufunc) and impl.nin == 2 and impl.nout == 1 and not params and out in keep):
+            continue
+        result = values[out]
+        for i in ins:
+            value, (maker, maker_params) = values[i], made.get(i, (None, None))
+            if (
+                isinstance(maker, np.ufunc)
+                and not maker_params
+                and type(value) is np.ndarray
+                and value.base is None
+                and value.ndim > 0  # a ufunc of 0-d operands gives a NumPy scalar at replay, not an array
+                and owners[id(value)] == 1
+                and (value.shape, value.dtype) == (np.shape(result), getattr(result, "dtype", None))
+                and last_use[i] == k
+                and i not in keep
+                and i not in into.values()
+            ):
+                into[k] = i
+                break
+    return into
+
+
 def _plan_buffers(
-    tracer: _Tracer, last_use: dict[int, int], keep: set[int]
+    program: list[Instruction],
+    values: dict[int, Any],
+    last_use: dict[int, int],
+    keep: set[int],
+    fresh: set[int],
 ) -> tuple[dict[int, int], list[tuple[tuple[int, ...], Any]]]:
     """The static buffer plan: which instructions write into which reused buffer.
 
@@ -202,16 +318,17 @@ def _plan_buffers(
     captured result owned its memory. Its buffer is free again after the last use of every slot
     whose array shares that memory (views of it: a transpose, a reshape), and is then reused by a
     later planned instruction with the same shape and dtype. An array that leaves the step (a
-    result, a gradient for a ``.grad``), or any view of it, is never planned: it is new each call.
+    result, a gradient for a ``.grad``), or any view of it, is never planned: it is new each call;
+    nor are the ``fresh`` instructions (their results are accumulated into, see ``_accumulations``).
     Returns {instruction: buffer} and each buffer's (shape, dtype).
     """
     members: dict[int, list[int]] = {}  # id(memory owner) -> slots whose arrays live in that memory
-    for slot, value in tracer.values.items():
+    for slot, value in values.items():
         members.setdefault(id(_root(value)), []).append(slot)
     planned: dict[int, int] = {}  # instruction -> the instruction after which its buffer is free
-    for k, (impl, _, params, out) in enumerate(tracer.program):
-        value = tracer.values[out]
-        if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params):
+    for k, (impl, _, params, out) in enumerate(program):
+        value = values[out]
+        if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params) or k in fresh:
             continue
         if type(value) is not np.ndarray or value.base is not None or value.ndim == 0:
             continue
@@ -223,9 +340,9 @@ def _plan_buffers(
     free: dict[tuple[Any, ...], list[int]] = {}
     releases: dict[int, list[int]] = {}
     buffer_of: dict[int, int] = {}
-    for k in range(len(tracer.program)):
+    for k in range(len(program)):
         if k in planned:
-            value = tracer.values[tracer.program[k][3]]
+            value = values[program[k][3]]
             key = (value.shape, value.dtype)
             pool = free.get(key)
             if pool:
@@ -249,8 +366,17 @@ class _Const:
         self.value = value
 
 
-def _add_leaf_grad(leaf: Tensor, g: np.ndarray) -> None:
+def _add_leaf_grad(leaf: Tensor, g: Any) -> None:
+    g = np.asarray(g)
     leaf.grad = Tensor._make(g, None) if leaf.grad is None else Tensor._make(leaf.grad._data + g, None)
+
+
+def _map_slots(obj: Any, f: Callable[[int], int]) -> Any:
+    if isinstance(obj, int):
+        return f(obj)
+    if isinstance(obj, tuple | list):
+        return type(obj)(_map_slots(item, f) for item in obj)
+    return obj
 
 
 def _flatten_slots(obj: Any) -> list[int]:
@@ -264,7 +390,9 @@ def _flatten_slots(obj: Any) -> list[int]:
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     sig: list[tuple[Any, ...]] = []
     for a in args:
-        if isinstance(a, Tensor | np.ndarray):
+        if isinstance(a, Tensor):  # whether it requires grad changes what the capture computes
+            sig.append((a._data.shape, a._data.dtype, a.requires_grad))
+        elif isinstance(a, np.ndarray):
             sig.append((a.shape, a.dtype))
         else:
             sig.append(("const", type(a), a))
@@ -290,21 +418,15 @@ class Compiled:
     def __call__(self, *args: Any) -> Any:
         sig = _signature(args)
         program = self.programs.get(sig)
-        if program is None:
+        if program is None or not program.fits():  # new shapes, or a parameter reshaped / recast: capture again
             result, self.programs[sig] = self._trace(args)
             if len(self.programs) > self.max_programs:
                 self.programs.popitem(last=False)
             return result
         self.programs.move_to_end(sig)
-        arrays = [_array(a) for a in args if isinstance(a, Tensor | np.ndarray)]
-        vals = program.run(arrays)
-        for leaf, slot in program.grad_slots:
-            # a gradient for an argument goes to this call's argument, not the traced one
-            target = args[leaf] if isinstance(leaf, int) else leaf
-            _add_leaf_grad(target, np.asarray(vals[slot]))
-        return self._rebuild(program.out_slots, vals)
+        return self._rebuild(program.out_slots, program.run(args))
 
-    def _rebuild(self, slots: Any, vals: list[Any]) -> Any:
+    def _rebuild(self, slots: Any, vals: tuple[Any, ...]) -> Any:
         if isinstance(slots, int):
             return Tensor._make(np.asarray(vals[slots]), None)
         if isinstance(slots, tuple | list):
@@ -317,7 +439,7 @@ class Compiled:
             raise RuntimeError("compile: compiled functions cannot be nested inside one being captured")
         tracer = _Tracer()
         placeholders: list[Any] = []
-        arg_slots = []
+        arg_slots: list[tuple[int, int, bool]] = []
         arg_position: dict[int, int] = {}  # id(placeholder) -> argument index, for gradients of arguments
         for k, a in enumerate(args):
             if isinstance(a, Tensor | np.ndarray):
@@ -326,7 +448,7 @@ class Compiled:
                 if isinstance(a, Tensor):
                     t.requires_grad = a.requires_grad
                     arg_position[id(t)] = k
-                arg_slots.append(tracer.bind_input(data))
+                arg_slots.append((k, tracer.bind_input(data), isinstance(a, Tensor)))
                 placeholders.append(t)
             else:
                 placeholders.append(a)

@@ -120,7 +120,9 @@ def test_a_parameter_with_a_new_shape_or_dtype_is_captured_again():
     f(x)
     w.data = np.ones((3, 5), np.float32)  # the buffer plan was for (4, 2): must not be reused
     np.testing.assert_array_equal(f(x).numpy(), np.full((4, 5), 6.0))
-    w.data = np.ones((3, 5), np.float64)  # captured again: eager refuses float32 @ float64, so does the replay
+    with pytest.raises(cr.DTypeError, match="silently change the tensor's dtype"):
+        w.data = np.ones((3, 5), np.float64)  # the public way refuses a new dtype...
+    w._data = np.ones((3, 5), np.float64)  # ...so the engine's slot: captured again, refused as eager refuses it
     with pytest.raises(cr.DTypeError, match="float32 and float64"):
         f(x)
 
@@ -174,3 +176,24 @@ def test_a_negative_label_is_refused_at_replay_as_in_eager():
         run(x, np.where(np.arange(len(y)) == 2, 7, y))
     for t, g in zip(w, before, strict=True):  # a refused replay adds no gradient
         np.testing.assert_array_equal(t.grad.numpy(), g)
+
+
+@pytest.mark.parametrize("method", ["step", "zero_grad"])
+def test_an_optimizer_called_inside_a_compiled_function_is_refused_not_skipped_on_replay(method):
+    w = cr.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = cr.optim.SGD([w], lr=0.1)
+
+    @cr.compile
+    def train_step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        getattr(opt, method)()  # would run at capture only: every replay would leave w as it is
+        return loss
+
+    with pytest.raises(RuntimeError, match=rf"SGD.{method}\(\): called inside a function that cr.compile"):
+        train_step(cr.tensor(np.ones(3, np.float32)))
+    w.grad = None
+    opt.zero_grad()  # outside the compiled function: as usual
+    (w * 2.0).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), np.full(3, 0.8, np.float32))

@@ -12,6 +12,7 @@ import numpy as np
 
 from chainrule.core.errors import InPlaceError
 from chainrule.core.node import holder_of
+from chainrule.core.state import THREAD
 from chainrule.core.tensor import Tensor
 
 
@@ -28,6 +29,16 @@ def _check_not_saved(p: Tensor, optimizer: str) -> None:
             f"has not been backpropagated yet (or was kept with retain_graph=True); updating it in place "
             f"would make that graph's gradients wrong. Call backward first, or drop that graph (compute "
             f"evaluation outputs under cr.no_grad())"
+        )
+
+
+def _not_captured(name: str, method: str) -> None:
+    """An update inside a function cr.compile captures would run once, at capture, and never on replay."""
+    if THREAD.state.capturing:
+        raise RuntimeError(
+            f"{name}.{method}(): called inside a function that cr.compile is capturing; the replay "
+            f"would skip it (an optimizer's update is not a recorded operation), so every later call "
+            f"would silently leave the parameters as they are. Call opt.{method}() outside the compiled function"
         )
 
 
@@ -169,6 +180,8 @@ class Optimizer:
         return new
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients (``set_to_none``: drop them, else write zeros into them)."""
+        _not_captured(type(self).__name__, "zero_grad")
         for p in self.params:
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -176,6 +189,8 @@ class Optimizer:
                 p.grad._data[...] = 0
 
     def step(self) -> None:
+        """Update every parameter from its ``.grad`` (parameters without one are left as they are)."""
+        _not_captured(type(self).__name__, "step")
         for p in self.params:
             _check_not_saved(p, type(self).__name__)
         self.steps += 1

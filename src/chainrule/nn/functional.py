@@ -24,6 +24,7 @@ import numpy as np
 
 from chainrule.core.errors import DTypeError, ShapeError, user_frame
 from chainrule.core.primitive import Primitive
+from chainrule.core.state import THREAD
 from chainrule.core.tensor import Tensor, contains_tensor
 from chainrule.data.rng import default_generator
 from chainrule.ops import exp, log, max, mean, reshape, stack, sum
@@ -104,8 +105,17 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     return shifted - log(sum(exp(shifted), axis=axis, keepdims=True))
 
 
+def _max_keep(x: Any, axis: int) -> Any:
+    """``x.max(axis, keepdims=True)``. NumPy reduces a short last axis element by element (15 µs
+    for 256 rows of 10 logits); reduced across a transposed copy it is one vectorised maximum per
+    column (2 µs), with the same values: a maximum does not depend on the order it is taken in."""
+    if x.ndim == 2 and axis in (1, -1) and x.shape[1] <= 32 and x.shape[0] >= 32:
+        return np.ascontiguousarray(x.T).max(axis=0)[:, None]
+    return x.max(axis=axis, keepdims=True)
+
+
 def _softmax(x: Any, axis: int) -> Any:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = np.exp(x - _max_keep(x, axis))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -154,7 +164,7 @@ def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> None:
 
 
 def _xent(logits: Any, labels: Any, reduction: str) -> Any:
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    shifted = logits - _max_keep(logits, 1)
     lse = np.log(np.exp(shifted).sum(axis=1))
     losses = lse - shifted[np.arange(len(labels)), labels]
     if reduction == "mean":
@@ -174,6 +184,13 @@ one_hot = Primitive("one_hot", _one_hot, differentiable=False)
 
 
 def _xent_vjp(g: Any, out: Any, logits: Any, labels: Any, reduction: str) -> Any:
+    if type(logits) is np.ndarray and type(g) is np.ndarray and THREAD.state.top is None:
+        # first order with nothing watching: the same arithmetic on a fresh array, in place
+        # (no one-hot matrix, no difference array); tensors (higher orders, cr.compile) go below
+        probs = _softmax(logits, 1)
+        probs[np.arange(len(labels)), labels] -= 1
+        probs *= g / len(labels) if reduction == "mean" else g if reduction == "sum" else g.reshape((-1, 1))
+        return probs
     lab = labels  # a primitive's input, so a compiled step sees each batch's labels
     onehot = one_hot(lab, num_classes=logits.shape[1], dtype=logits.dtype)
     probs = _softmax_p(logits, axis=1)

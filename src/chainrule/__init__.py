@@ -1,6 +1,8 @@
 """chainrule: automatic differentiation on NumPy with the computational graph as a first-class object.
 
-The subpackages ``nn``, ``optim``, ``data``, ``viz``, ``linalg``, ``models`` and ``cli`` are
+The subpackages ``nn``, ``optim``, ``data``, ``viz``, ``linalg``, ``memory``, ``plan``,
+``models``, ``train`` and ``cli``, and the transforms and instruments (``cr.grad``,
+``cr.compile``, ``cr.checkpoint``, ``cr.check_grad``, ``cr.eval_shape``, ``cr.cost``, ...) are
 imported on first use (``cr.optim.SGD`` works after a plain ``import chainrule``), so importing
 chainrule loads only the engine and its operations.
 
@@ -48,34 +50,54 @@ from chainrule.core.node import Meta, Node
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import enable_grad, is_grad_enabled, no_grad
 from chainrule.core.tensor import Tensor, tensor
-from chainrule.measure.cost import cost
-from chainrule.measure.shapes import ShapeDtype, eval_shape
 from chainrule.ops import *  # noqa: F403  (the NumPy-named operations are the public API)
 from chainrule.ops import __all__ as _ops_all
-from chainrule.train.threads import set_threads
-from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
-from chainrule.transforms.compile import compile
-from chainrule.transforms.functional import (
-    grad,
-    gradients,
-    hessian,
-    hvp,
-    jacfwd,
-    jacobian,
-    jacrev,
-    jvp,
-    value_and_grad,
-    vjp,
-)
-from chainrule.transforms.remat import checkpoint
-from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
+
+if TYPE_CHECKING:  # the transforms and instruments: at run time each loads on first use (below)
+    from chainrule.measure.cost import cost
+    from chainrule.measure.shapes import ShapeDtype, eval_shape
+    from chainrule.train.threads import set_threads
+    from chainrule.transforms.check import GradCheckError, GradCheckReport, check_grad
+    from chainrule.transforms.compile import compile
+    from chainrule.transforms.functional import (
+        grad,
+        gradients,
+        hessian,
+        hvp,
+        jacfwd,
+        jacobian,
+        jacrev,
+        jvp,
+        value_and_grad,
+        vjp,
+    )
+    from chainrule.transforms.remat import checkpoint
+    from chainrule.transforms.tree import tree_flatten, tree_map, tree_unflatten
 
 float32 = "float32"
 float64 = "float64"
 
 __version__ = "0.1.0"
 
-# Namespaces loaded on first attribute access (PEP 562), so ``import chainrule`` stays fast.
+# Names loaded on first attribute access (PEP 562), so ``import chainrule`` loads only the engine
+# and its operations: a training script does not pay (in memory and start-up time) for the
+# transforms, the instruments and the namespaces it never touches.
+_FUNCTIONAL = ("grad", "gradients", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "value_and_grad", "vjp")
+_LAZY_NAMES = {
+    "cost": "chainrule.measure.cost",
+    "ShapeDtype": "chainrule.measure.shapes",
+    "eval_shape": "chainrule.measure.shapes",
+    "set_threads": "chainrule.train.threads",
+    "GradCheckError": "chainrule.transforms.check",
+    "GradCheckReport": "chainrule.transforms.check",
+    "check_grad": "chainrule.transforms.check",
+    "compile": "chainrule.transforms.compile",
+    "checkpoint": "chainrule.transforms.remat",
+    "tree_flatten": "chainrule.transforms.tree",
+    "tree_map": "chainrule.transforms.tree",
+    "tree_unflatten": "chainrule.transforms.tree",
+    **dict.fromkeys(_FUNCTIONAL, "chainrule.transforms.functional"),
+}
 _LAZY_SUBMODULES = {
     "cli": "chainrule.cli",
     "data": "chainrule.data",
@@ -110,14 +132,17 @@ def manual_seed(seed: int) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(_LAZY_SUBMODULES[name])
-        globals()[name] = module  # later lookups skip this function
-        return module
-    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+        value = importlib.import_module(_LAZY_SUBMODULES[name])
+    elif name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_LAZY_NAMES))
 
 
 __all__ = [

@@ -156,7 +156,7 @@ def test_svd_vector_gradient_of_a_wide_rank_deficient_input_is_finite_when_unuse
 
 
 def test_forward_rules_at_repeated_eigenvalues_give_exact_values_and_nan_vectors():
-    from chainrule.ops.matrix import _eigh_p
+    from chainrule.ops.decompositions import _eigh_p
 
     a = np.diag([1.0, 1.0, 2.0])
     out = _eigh_p(a)

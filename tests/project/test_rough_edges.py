@@ -28,6 +28,17 @@ def test_subpackages_are_attributes_loaded_lazily() -> None:
         "assert 'optim' in dir(cr)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    training = (  # what a training script imports loads neither the transforms nor the instruments
+        "import sys, chainrule as cr, chainrule.nn.functional, chainrule.optim\n"
+        "unused = ('chainrule.transforms', 'chainrule.measure', 'chainrule.train', 'chainrule.ops.decompositions',\n"
+        "          'chainrule.data.fashion_mnist', 'chainrule.data.loader', 'urllib.request', 'http.client')\n"
+        "assert not [m for m in unused if m in sys.modules], [m for m in unused if m in sys.modules]\n"
+        "assert cr.grad and cr.compile and cr.checkpoint and cr.eval_shape and cr.ShapeDtype and cr.cost\n"
+        "from chainrule import check_grad, tree_map\n"
+        "from chainrule.data import DataLoader\n"
+        "assert 'compile' in dir(cr) and 'DataLoader' in dir(cr.data) and cr.linalg.det\n"
+    )
+    subprocess.run([sys.executable, "-c", training], check=True, cwd=ROOT)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         cr.nonexistent  # noqa: B018
 

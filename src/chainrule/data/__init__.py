@@ -7,8 +7,12 @@
   arrays, each epoch's order reproducible from ``(seed, epoch)`` (no seed: one drawn from the
   default generator, which ``cr.manual_seed`` seeds).
 
+Each name is loaded from its module on first use (PEP 562), so ``chainrule.nn``, which needs
+only the default generator, does not load the readers and the loader.
+
 Examples:
     >>> import numpy as np
+    >>> from chainrule.data import DataLoader, as_float_inputs
     >>> x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
     >>> [yb.tolist() for _, yb in DataLoader(x, y, batch_size=2)]
     [[0, 1], [2, 3], [4]]
@@ -16,9 +20,39 @@ Examples:
     array([[1., 1., 1., 1.]], dtype=float32)
 """
 
-from chainrule.data.fashion_mnist import CLASSES, FashionMNIST, load_fashion_mnist, read_idx
-from chainrule.data.loader import DataLoader, as_float_inputs, load_csv, load_npz
-from chainrule.data.rng import default_generator, manual_seed
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and the API reference; at run time each loads on first use
+    from chainrule.data.fashion_mnist import CLASSES, FashionMNIST, load_fashion_mnist, read_idx
+    from chainrule.data.loader import DataLoader, as_float_inputs, load_csv, load_npz
+    from chainrule.data.rng import default_generator, manual_seed
+
+_HOME = {
+    "CLASSES": "fashion_mnist",
+    "FashionMNIST": "fashion_mnist",
+    "load_fashion_mnist": "fashion_mnist",
+    "read_idx": "fashion_mnist",
+    "DataLoader": "loader",
+    "as_float_inputs": "loader",
+    "load_csv": "loader",
+    "load_npz": "loader",
+    "default_generator": "rng",
+    "manual_seed": "rng",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"chainrule.data.{_HOME[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'chainrule.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     "CLASSES",

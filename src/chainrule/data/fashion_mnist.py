@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import struct
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,6 +228,9 @@ def download(
     ``progress(description, total_bytes)``, if given, is called once per file and may return a
     bar (anything with ``update(n)`` and ``close()``, e.g. a tqdm bar) that is fed the bytes read.
     """
+    import http.client  # the network stack (with ssl and email) is loaded only to download:
+    import urllib.request  # ~3 MB of a training script's memory that only a first run needs
+
     base_url = base_url or os.environ.get("CHAINRULE_FASHION_MNIST_URL") or OFFICIAL_URL
     target.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

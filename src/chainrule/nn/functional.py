@@ -104,8 +104,17 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     return shifted - log(sum(exp(shifted), axis=axis, keepdims=True))
 
 
+def _max_keep(x: Any, axis: int) -> Any:
+    """``x.max(axis, keepdims=True)``. NumPy reduces a short last axis element by element (15 µs
+    for 256 rows of 10 logits); reduced across a transposed copy it is one vectorised maximum per
+    column (2 µs), with the same values: a maximum does not depend on the order it is taken in."""
+    if x.ndim == 2 and axis in (1, -1) and x.shape[1] <= 32 and x.shape[0] >= 32:
+        return np.ascontiguousarray(x.T).max(axis=0)[:, None]
+    return x.max(axis=axis, keepdims=True)
+
+
 def _softmax(x: Any, axis: int) -> Any:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = np.exp(x - _max_keep(x, axis))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -154,7 +163,7 @@ def _check_labels(logits: np.ndarray[Any, Any], labels: Any) -> None:
 
 
 def _xent(logits: Any, labels: Any, reduction: str) -> Any:
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    shifted = logits - _max_keep(logits, 1)
     lse = np.log(np.exp(shifted).sum(axis=1))
     losses = lse - shifted[np.arange(len(labels)), labels]
     if reduction == "mean":

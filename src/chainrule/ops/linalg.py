@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from chainrule.core.errors import ShapeError
-from chainrule.ops.matrix import (
+from chainrule.ops.decompositions import (
     EighResult,
     LinAlgGradientError,
     SlogdetResult,
@@ -21,7 +21,6 @@ from chainrule.ops.matrix import (
     eigh,
     eigvalsh,
     inv,
-    matmul,
     matrix_norm,
     matrix_power,
     matrix_transpose,
@@ -35,6 +34,7 @@ from chainrule.ops.matrix import (
     vecdot,
     vector_norm,
 )
+from chainrule.ops.matrix import matmul
 from chainrule.ops.products import cross, outer, tensordot
 from chainrule.ops.shape import array_of, reshape, transpose
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from chainrule.core.errors import ShapeError
 from chainrule.core.primitive import Primitive
+from chainrule.core.state import THREAD
 from chainrule.core.tensor import Tensor
 from chainrule.ops import facts as fx
 from chainrule.ops import vjp_memory as vm
@@ -57,6 +58,9 @@ def _keep_shape(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> tuple[i
 
 def _expand(g: Any, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: bool) -> Any:
     """Bring a reduced gradient back to the input's shape."""
+    if isinstance(g, np.ndarray | np.generic) and THREAD.state.top is None:  # first order, nothing watching
+        g = g if keepdims else np.reshape(g, _keep_shape(shape, axis))
+        return g if g.shape == shape else np.broadcast_to(g, shape)
     if not keepdims:
         g = reshape(g, _keep_shape(shape, axis))
     return broadcast_to(g, shape)
@@ -269,6 +273,9 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
         return x
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
+    if type(x) is np.ndarray and THREAD.state.top is None:  # what the primitives below do, minus their dispatch
+        x = np.sum(x, axis=axes, keepdims=True) if axes else x
+        return x if x.shape == shape else x.reshape(shape)
     if axes:
         x = sum(x, axis=axes, keepdims=True)
     if x.shape != shape:

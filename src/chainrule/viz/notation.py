@@ -21,6 +21,8 @@ from fractions import Fraction
 from typing import Any
 
 import chainrule.nn.functional  # noqa: F401  (its primitives get their notation here)
+import chainrule.ops.linalg  # noqa: F401  (the decompositions, written generically below)
+import chainrule.transforms.functional  # noqa: F401  (watch)
 import chainrule.transforms.remat  # noqa: F401
 from chainrule.core.primitive import REGISTRY, Primitive
 from chainrule.viz import expr as E

@@ -36,6 +36,7 @@ from chainrule.core.primitive import Primitive
 from chainrule.core.state import level
 from chainrule.core.tensor import Tensor
 from chainrule.transforms.lower import Expr, Instruction, Rewriter
+from chainrule.transforms.plan_memory import PlanMemory, plan_memory
 
 REWRITE = True  # False: replay what eager ran, call for call (the rewrites of transforms/lower.py off)
 
@@ -137,6 +138,7 @@ class _Program:
             for k, (impl, ins, params, out) in enumerate(program)
         ]
         self.kept = sorted(keep)  # alive until the end of a run: results and gradients
+        self.memory = plan_memory(self.instructions, tracer.values, self.buffer_specs, self.kept)  # bytes a replay needs
         self.returned = sorted(set(_flatten_slots(self.out_slots)))  # what a run returns, in this order
         index = {slot: k for k, slot in enumerate(self.returned)}
         self.out_slots = _map_slots(self.out_slots, index.__getitem__)  # now positions in a run's result
@@ -425,6 +427,15 @@ class Compiled:
             return result
         self.programs.move_to_end(sig)
         return self._rebuild(program.out_slots, program.run(args))
+
+    def memory(self, *args: Any) -> PlanMemory:
+        """The buffer plan's memory for a replay on arguments like ``args`` (same shapes, dtypes and
+        constants as a call already made): planned buffers, predicted peak (``PlanMemory.peak``).
+        Raises ``LookupError`` if no capture for that signature is kept (call the function first)."""
+        program = self.programs.get(_signature(args))
+        if program is None:
+            raise LookupError("compile: memory(*args) needs a call with such arguments first (nothing captured)")
+        return program.memory
 
     def _rebuild(self, slots: Any, vals: tuple[Any, ...]) -> Any:
         if isinstance(slots, int):

@@ -76,8 +76,10 @@ def plan_memory(
         size.setdefault(key, 0)
         key_of[slot] = key
     current = transient = 0
-    for _, _, _, out, frees, buf, into in instructions:
+    for _, ins, _, out, frees, buf, into in instructions:
         value, root = values[out], _root(values[out])
+        if root is not value and id(root) not in owner:  # a view of a captured array the rewrites replaced
+            owner.update((id(root), key_of[i]) for i in ins if _nbytes(_root(values[i])) == _nbytes(root))
         if into is not None:  # written into an operand read for the last time: its memory, kept alive
             key = key_of[into]
         elif buf is not None or id(root) not in owner:  # a planned buffer (counted apart) or a new array

@@ -138,7 +138,7 @@ class _Program:
             for k, (impl, ins, params, out) in enumerate(program)
         ]
         self.kept = sorted(keep)  # alive until the end of a run: results and gradients
-        self.memory = plan_memory(self.instructions, tracer.values, self.buffer_specs, self.kept)  # bytes a replay needs
+        self.memory = plan_memory(self.instructions, tracer.values, self.buffer_specs, self.kept)  # bytes
         self.returned = sorted(set(_flatten_slots(self.out_slots)))  # what a run returns, in this order
         index = {slot: k for k, slot in enumerate(self.returned)}
         self.out_slots = _map_slots(self.out_slots, index.__getitem__)  # now positions in a run's result

@@ -36,7 +36,7 @@ from chainrule.core.primitive import Primitive
 from chainrule.core.state import level
 from chainrule.core.tensor import Tensor
 from chainrule.transforms.lower import Expr, Instruction, Rewriter
-from chainrule.transforms.plan_memory import PlanMemory, plan_memory
+from chainrule.transforms.plan_memory import PlanMemory, _root, plan_memory
 
 REWRITE = True  # False: replay what eager ran, call for call (the rewrites of transforms/lower.py off)
 
@@ -261,12 +261,6 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
     source = "\n".join(lines) + "\n"
     exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
     return source, namespace["replay"]
-
-
-def _root(a: Any) -> Any:
-    while isinstance(getattr(a, "base", None), np.ndarray):
-        a = a.base
-    return a
 
 
 def _accumulations(

@@ -71,6 +71,21 @@ def backward(
 class _Walk:
     """One backward pass: the gradient pending at each node, the heap of nodes, where leaves' go."""
 
+    __slots__ = (
+        "state",
+        "top",
+        "vjp",
+        "record",
+        "on_tensors",
+        "grads",
+        "ready",
+        "owned",
+        "mine",
+        "leaf_grads",
+        "leads",
+        "captured",
+    )
+
     def __init__(self, state: State, create_graph: bool, targets: Sequence[Tensor] | None) -> None:
         self.state = state
         self.top = state.top

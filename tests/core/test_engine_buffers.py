@@ -153,6 +153,28 @@ def test_a_value_reached_by_many_gradients_is_summed_into_one_array(monkeypatch)
     assert summed_in_place < new_arrays - (3 << 18)  # one 1 MiB array fewer at the peak
 
 
+def test_a_leaf_reached_by_many_gradients_takes_the_first_as_its_grad_and_adds_the_rest_into_it(monkeypatch):
+    """A rule's fresh result becomes the leaf's ``.grad`` and the later gradients are added into it:
+    adding the second into a new array would hold three arrays at once."""
+    import tracemalloc
+
+    def peak(threshold):
+        monkeypatch.setattr(backward_module, "IN_PLACE_BYTES", threshold)
+        x = cr.tensor(np.ones((512, 512), np.float32), requires_grad=True)  # 1 MiB per array
+        J = (x * 1.0).sum()
+        for k in range(2, 10):
+            J = J + (x * float(k)).sum()  # mul's rule makes a new array for x each time
+        tracemalloc.start()
+        J.backward()
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        np.testing.assert_array_equal(x.grad.numpy(), np.full((512, 512), 45.0, np.float32))
+        return top
+
+    summed_in_place, new_arrays = peak(0), peak(1 << 62)
+    assert summed_in_place < new_arrays - (3 << 18)  # one 1 MiB array fewer at the peak
+
+
 @pytest.mark.skipif(not gc.isenabled(), reason="the cyclic GC is disabled in this process")
 def test_a_large_graph_is_kept_out_of_the_gcs_sight_until_backward(monkeypatch):
     monkeypatch.setattr(node_module, "FREEZE_EVERY", 200)

@@ -234,18 +234,10 @@ class _Walk:
 
         So a value reached by k gradients costs no new array after the first (the rules' own
         results are reused), where ``total + g`` makes k - 1. Same numbers: ``total += g`` rounds
-        exactly as ``total + g``. Held only by ``grads``, this parameter and getrefcount's argument:
-        not a view, not the caller's seed, not a leaf's ``.grad``, not passed on to a second input.
+        exactly as ``total + g``. ``total`` must be held only by ``grads`` and this parameter: not a
+        view, not the caller's seed, not a leaf's ``.grad``, not passed on to a second input.
         """
-        if (
-            type(total) is np.ndarray
-            and total.nbytes >= IN_PLACE_BYTES
-            and self.top is None
-            and COUNTED_REFERENCES
-            and total.base is None
-            and total.flags.writeable
-            and _refs(total) <= 3
-        ):
+        if self.top is None and _sole(total):
             np.add(total, g, out=total)
             return total
         return self.add(total, g)
@@ -289,9 +281,8 @@ class _Walk:
             if type(g) is not np.ndarray or not g.flags.writeable or id(g) in self.owned:
                 g = np.array(g) if self.top is None else self.top.copy(g)
                 fresh = self.top is None
-            else:  # held by visit's variable, this parameter and getrefcount's argument only
-                fresh = g.nbytes >= IN_PLACE_BYTES and self.top is None and COUNTED_REFERENCES
-                fresh = fresh and g.base is None and _refs(g) <= 3
+            else:  # a rule's result that only visit's variable and this parameter hold
+                fresh = self.top is None and _sole(g)
             self.owned.add(id(g))
             if fresh:
                 self.mine.add(id(g))
@@ -304,6 +295,20 @@ class _Walk:
                 self.mine.add(id(total))
                 self.owned.add(id(total))
             leaf.grad = Tensor._make(total, None)
+
+
+def _sole(a: Any) -> bool:
+    """Whether ``a`` may be summed into in place: a large writable array of its own memory that only
+    two names of the walk hold (where it waits and the parameter it came in by), as reference counts
+    tell (those two, this parameter and getrefcount's argument)."""
+    return (
+        COUNTED_REFERENCES
+        and type(a) is np.ndarray
+        and a.nbytes >= IN_PLACE_BYTES
+        and a.base is None
+        and a.flags.writeable
+        and _refs(a) <= 4
+    )
 
 
 def _released(node: Node) -> None:

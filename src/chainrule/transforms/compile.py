@@ -126,10 +126,13 @@ class _Program:
         for slot, k in last_use.items():
             if slot not in keep:
                 frees[k].append(slot)
-        into = _accumulations(program, tracer.values, last_use, keep)
+        members: dict[int, list[int]] = {}  # id(memory owner) -> slots whose arrays live in that memory
+        for slot, value in tracer.values.items():
+            members.setdefault(id(_root(value)), []).append(slot)
+        into = _accumulations(program, tracer.values, members, last_use, keep)
         made = {instruction[3]: k for k, instruction in enumerate(program)}
         fresh = {made[s] for s in into.values()}  # instructions whose result is accumulated into: not planned
-        buffer_of, self.buffer_specs = _plan_buffers(program, tracer.values, last_use, keep, fresh)
+        buffer_of, self.buffer_specs = _plan_buffers(program, tracer.values, members, last_use, keep, fresh)
         self.buffers: list[np.ndarray] | None = None  # allocated on the first replay, then reused
         self.using = threading.Lock()  # held while a replay writes into the buffers
         # (impl, ins, params, out, frees, buffer it writes into, or slot whose array it overwrites)
@@ -264,7 +267,11 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
 
 
 def _accumulations(
-    program: list[Instruction], values: dict[int, Any], last_use: dict[int, int], keep: set[int]
+    program: list[Instruction],
+    values: dict[int, Any],
+    members: dict[int, list[int]],
+    last_use: dict[int, int],
+    keep: set[int],
 ) -> dict[int, int]:
     """Elementwise ufuncs whose result leaves the step, written into an operand read for the last time.
 
@@ -274,9 +281,6 @@ def _accumulations(
     the instructions computing those slots are not planned (their arrays must be new each call).
     """
     made = {out: (impl, params) for impl, _, params, out in program}
-    owners: dict[int, int] = {}  # id(memory owner) -> how many slots live in it
-    for value in values.values():
-        owners[id(_root(value))] = owners.get(id(_root(value)), 0) + 1
     into: dict[int, int] = {}
     for k, (impl, ins, params, out) in enumerate(program):
         if not (isinstance(impl, np.ufunc) and impl.nin == 2 and impl.nout == 1 and not params and out in keep):
@@ -290,7 +294,7 @@ def _accumulations(
                 and type(value) is np.ndarray
                 and value.base is None
                 and value.ndim > 0  # a ufunc of 0-d operands gives a NumPy scalar at replay, not an array
-                and owners[id(value)] == 1
+                and len(members[id(value)]) == 1  # no other slot lives in its memory
                 and (value.shape, value.dtype) == (np.shape(result), getattr(result, "dtype", None))
                 and last_use[i] == k
                 and i not in keep
@@ -304,6 +308,7 @@ def _accumulations(
 def _plan_buffers(
     program: list[Instruction],
     values: dict[int, Any],
+    members: dict[int, list[int]],
     last_use: dict[int, int],
     keep: set[int],
     fresh: set[int],
@@ -318,9 +323,6 @@ def _plan_buffers(
     nor are the ``fresh`` instructions (their results are accumulated into, see ``_accumulations``).
     Returns {instruction: buffer} and each buffer's (shape, dtype).
     """
-    members: dict[int, list[int]] = {}  # id(memory owner) -> slots whose arrays live in that memory
-    for slot, value in values.items():
-        members.setdefault(id(_root(value)), []).append(slot)
     planned: dict[int, int] = {}  # instruction -> the instruction after which its buffer is free
     for k, (impl, _, params, out) in enumerate(program):
         value = values[out]

@@ -97,3 +97,25 @@ def test_arrays_read_only_by_their_owner_stay_read_only():
     W = cr.tensor(np.ones((3, 4)), requires_grad=True)
     _graph(W, frozen).backward()
     assert not frozen.flags.writeable
+
+
+def test_the_table_of_held_arrays_does_not_grow_over_steps():
+    """Each node that made arrays read-only is listed until it is released or dropped: a training
+    loop, a dropped graph and a collected cycle all leave the table as they found it."""
+    from chainrule.core import node as node_module
+
+    W = cr.tensor(np.ones((3, 4)), requires_grad=True)
+    before = (len(node_module._DROPPED), len(node_module._HELD))
+    kept = []  # backpropagated graphs still referenced: released, so no longer listed
+    for _ in range(50):
+        loss = _graph(W, np.ones((4, 2), np.float32))
+        loss.backward()
+        kept.append(loss)
+        _graph(W, np.ones((4, 2), np.float32))  # dropped unreleased
+    assert (len(node_module._DROPPED), len(node_module._HELD)) == before
+    cycle = [_graph(W, np.ones((4, 2), np.float32))]
+    cycle.append(cycle)
+    del cycle
+    gc.collect()
+    assert (len(node_module._DROPPED), len(node_module._HELD)) == before
+    assert W.numpy().flags.writeable

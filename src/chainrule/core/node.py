@@ -209,7 +209,8 @@ def hold(node: Node, arrays: list[Any]) -> None:
 # What each unreleased holding node made read-only, by a weak reference to the node: a node
 # released by the backward pass gives its arrays back at once (``Node.release``); one dropped
 # without a backward (a prediction, a graph kept by retain_graph, a reference cycle collected)
-# gives them back through the reference's callback. (weakref.finalize does the same at 5x the cost.)
+# gives them back through the reference's callback. (A weakref.finalize per node does the same at 4x the
+# cost: 1.77 µs against 0.43 for making, then releasing one, measured with timeit.)
 _DROPPED: dict[weakref.ref[Node], list[Any]] = {}
 
 

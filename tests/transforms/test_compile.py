@@ -214,3 +214,60 @@ def test_the_generated_replay_and_the_loop_give_the_same_bits(monkeypatch, strai
         assert len(calls) == len(program)
     else:
         assert program.source == ""
+
+
+@pytest.mark.parametrize("straight_line", [True, False])
+def test_a_gradient_that_is_a_constant_is_the_leafs_own_array(monkeypatch, straight_line):
+    """``+ w`` sends the seed itself to w: a constant of every replay, so each .grad must be a copy
+    (writing into one, as clipping does, must not change what later replays compute)."""
+    from chainrule.transforms import compile as compile_module
+
+    if not straight_line:
+        monkeypatch.setattr(compile_module, "STRAIGHT_LINE_MAX", 0)
+    w = cr.tensor(np.float32(2.0), requires_grad=True)
+    v = cr.tensor(np.ones(3, np.float32), requires_grad=True)
+
+    @cr.compile
+    def f(x):
+        loss = (v * 2).sum() + w + x.sum()
+        loss.backward()
+        return loss
+
+    for _ in range(4):  # the capture, then replays
+        w.grad = v.grad = None
+        f(np.ones(2, np.float32))
+        assert w.grad.item() == 1.0
+        np.testing.assert_array_equal(v.grad.numpy(), [2.0, 2.0, 2.0])
+        w.grad.numpy()[...] += 10  # the caller's array to write into
+        v.grad.numpy()[...] *= 3
+
+
+def test_a_call_of_constants_only_is_made_once_at_capture():
+    """The seed's 1/n (the mean's backward) is folded into a constant; the numbers are eager's."""
+    program = _compare_mean_step()
+    constant = {slot for slot, value in enumerate(program.template) if value is not None}
+    assert constant, "the capture has constants (the seed, relu's 0, the rows)"
+    for impl, ins, *_ in program.instructions:  # no call is left that reads constants only
+        assert not set(ins) <= constant, impl
+
+
+def _compare_mean_step():
+    model, ref = _mlp(), _mlp()
+
+    @cr.compile
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    for x, y in _batches(3):
+        model.zero_grad()
+        ref.zero_grad()
+        lc = step(x, y)
+        le = F.cross_entropy(ref(cr.tensor(x)), y)
+        le.backward()
+        assert lc.numpy().tobytes() == le.numpy().tobytes()
+        for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+            assert a.grad.numpy().tobytes() == b.grad.numpy().tobytes()
+    (program,) = step.programs.values()
+    return program

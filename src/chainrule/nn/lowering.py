@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.nn.functional import _one_hot, _relu, _softmax, _xent
-from chainrule.transforms.lower import Expr, Instruction, Rewriter, mean, register
+from chainrule.transforms.lower import Expr, Instruction, Rewriter, mean, mean_count, register
 
 
 def minus_one_hot(p: Any, labels: Any, rows: Any) -> Any:
@@ -63,7 +63,7 @@ def _xent_rule(r: Rewriter, program: list[Instruction], ins: tuple[int, ...], pa
     picked = r.emit(Expr("{0}[{1}, {2}]"), (shifted, r.arange(len(labels)), ins[1]))
     losses = r.emit(np.subtract, (lse, picked))
     if params["reduction"] == "mean":
-        return r.emit(mean, (losses,), {"dtype": logits.dtype, "count": np.intp(len(labels))})
+        return r.emit(mean, (losses,), {"dtype": logits.dtype, "count": mean_count(logits.dtype, len(labels))})
     if params["reduction"] == "sum":
         return r.emit(np.add.reduce, (losses,), {"axis": None, "dtype": logits.dtype})
     return losses

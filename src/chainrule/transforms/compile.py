@@ -91,6 +91,14 @@ class _Tracer(Interpreter):
         self.values[slot] = out
         self.program.append((prim.impl, ins, params, slot))
 
+    def ones(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """The backward seed: made by the walk, not by a primitive, the same at every call (a constant)."""
+        data = super().ones(shape, dtype)
+        slot = self.slot_of(None, data)
+        self.slots[id(data)] = slot
+        self.keep.append(data)
+        return data
+
     def to_leaf(self, leaf: Tensor, g: Any) -> bool:
         previous = self.leaf_grads.get(id(leaf))
         self.leaf_grads[id(leaf)] = (leaf, g if previous is None else previous[1] + g)
@@ -107,7 +115,8 @@ class _Program:
         out_slots: Any,
         grad_slots: list[tuple[Tensor | int, int]],
     ):
-        rewriter = Rewriter(tracer.values, set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}, tracer.count)
+        keep = set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}
+        rewriter = Rewriter(tracer.values, keep, tracer.count, set(tracer.consts))
         program = rewriter.run(tracer.program) if REWRITE else tracer.program
         self.template: list[Any] = [None] * rewriter.count  # constants in place, the rest filled per call
         for slot, value in {**tracer.consts, **rewriter.consts}.items():
@@ -141,6 +150,9 @@ class _Program:
             for k, (impl, ins, params, out) in enumerate(program)
         ]
         self.kept = sorted(keep)  # alive until the end of a run: results and gradients
+        # a constant that leaves the step (a gradient that is the seed itself) leaves as a copy:
+        # the caller may write into a .grad or a result, and the next replay reads the constant again
+        self.copied = {s for s in keep if self.template[s] is not None}
         self.memory = plan_memory(self.instructions, tracer.values, self.buffer_specs, self.kept)  # bytes
         self.returned = sorted(set(_flatten_slots(self.out_slots)))  # what a run returns, in this order
         index = {slot: k for k, slot in enumerate(self.returned)}
@@ -187,9 +199,10 @@ class _Program:
                 vals[out] = impl(*[vals[i] for i in ins], **params)
             for s in frees:
                 vals[s] = None
+        out = {s: np.array(vals[s]) if s in self.copied else vals[s] for s in (*self.kept,)}
         for leaf, slot in self.grad_slots:
-            _add_leaf_grad(args[leaf] if isinstance(leaf, int) else leaf, vals[slot])
-        return tuple(vals[s] for s in self.returned)
+            _add_leaf_grad(args[leaf] if isinstance(leaf, int) else leaf, out[slot])
+        return tuple(out[s] for s in self.returned)
 
 
 STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)
@@ -256,11 +269,12 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
             lines.append(f"    v{out} = {name}({', '.join(args)})")
         if frees:
             lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
-    namespace["add_grad"] = _add_leaf_grad
+    namespace["add_grad"], namespace["copy"] = _add_leaf_grad, np.array
+    value = {s: f"copy(v{s})" if s in program.copied else f"v{s}" for s in program.kept}  # see _Program.copied
     for j, (leaf, slot) in enumerate(program.grad_slots):
         namespace[f"leaf{j}"] = leaf
-        lines.append(f"    add_grad({f'args[{leaf}]' if isinstance(leaf, int) else f'leaf{j}'}, v{slot})")
-    lines.append(f"    return ({''.join(f'v{s}, ' for s in program.returned)})")
+        lines.append(f"    add_grad({f'args[{leaf}]' if isinstance(leaf, int) else f'leaf{j}'}, {value[slot]})")
+    lines.append(f"    return ({''.join(f'{value[s]}, ' for s in program.returned)})")
     source = "\n".join(lines) + "\n"
     exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source
     return source, namespace["replay"]
@@ -472,6 +486,8 @@ class Compiled:
                 tracer.consts[slot] = data
             position = arg_position.get(id(leaf))
             grad_slots.append((leaf if position is None else position, slot))
+            if slot in tracer.consts:  # a constant of every replay: the .grad gets its own copy
+                data = np.array(data)
             _add_leaf_grad(leaf if position is None else args[position], data)
         program = _Program(tracer, arg_slots, out_slots, grad_slots)
 

@@ -10,6 +10,8 @@ once the step is frozen. Each pass here keeps every result bitwise equal to the 
 * **views**: a transpose of a transpose back to the same axes is its input; a ``broadcast_to``
   (or a reshape of one element) that only feeds an elementwise ufunc is dropped, the ufunc
   broadcasts by itself; 2-D transposes and reshapes are written as ``x.T``, ``x.reshape(s)``.
+* **constants**: a pure call of constants only (the seed's ``1 / n``) is its captured value,
+  made once at capture instead of at every replay.
 * **common calls**: the same pure call on the same slots is made once (``g * w`` and
   ``w * g`` of the product rule, the softmax the cross-entropy's forward and backward share).
 * **dead calls**: a pure call whose result is never read is dropped.
@@ -55,9 +57,22 @@ class Expr:
 
 
 def mean(x: Any, dtype: Any, count: Any) -> Any:
-    """``x.mean(dtype=dtype)`` as NumPy computes it (a sum, then one division), without its wrapper."""
+    """``x.mean(dtype=dtype)`` as NumPy computes it (a sum, then one division), without its wrapper.
+
+    NumPy divides the sum by its count as an ``intp``, which promotes a float16, float32 or float64
+    sum to float64, and casts the quotient back. With ``count`` a Python ``int`` (what
+    :func:`mean_count` gives for those dtypes) the division is Python's: the same float64 quotient,
+    correctly rounded by the same IEEE division, without NumPy's scalar promotion (a quarter of the
+    cost); any other ``count`` is NumPy's own division."""
     total = np.add.reduce(x, axis=None, dtype=dtype)
-    return total.dtype.type(total / count)
+    return total.dtype.type(float(total) / count if type(count) is int else total / count)
+
+
+def mean_count(dtype: Any, count: int) -> Any:
+    """The ``count`` parameter of :func:`mean` for a sum of ``dtype``: a Python ``int`` where the
+    quotient is float64 anyway (float16, float32, float64 and a nonzero count), else NumPy's ``intp``."""
+    exact = np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize <= 8 and 0 < count < 2**53
+    return int(count) if exact else np.intp(count)
 
 
 PURE: set[Any] = {_transpose, _reshape, _broadcast_to, _sum, _amax, mean, np.add.reduce, np.maximum.reduce}
@@ -76,14 +91,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class Rewriter:
-    """The passes over one capture. ``keep``: slots that leave the step (results, gradients)."""
+    """The passes over one capture. ``keep``: slots that leave the step (results, gradients);
+    ``constants``: the capture's constant slots (the same values at every replay)."""
 
-    def __init__(self, values: dict[int, Any], keep: set[int], count: int) -> None:
+    def __init__(self, values: dict[int, Any], keep: set[int], count: int, constants: set[int] | None = None) -> None:
         self.values = values
         self.keep = set(keep)
         self.count = count
         self.rename: dict[int, int] = {}  # slot -> the slot that now holds its value
-        self.consts: dict[int, Any] = {}  # new constant slots (a 0 for relu, the rows for indexing)
+        self.consts: dict[int, Any] = {}  # new constant slots (a 0 for relu, the rows for indexing, folded calls)
+        self.constant = set(constants or ())  # every constant slot, the capture's and these
         self._emitted: list[Instruction] = []
         self.made: dict[int, tuple[Any, tuple[int, ...]]] = {}  # during lowering: slot -> (impl, ins)
         self.readers: dict[int, int] = {}  # during lowering: slot -> how many instructions read it
@@ -97,6 +114,7 @@ class Rewriter:
     def run(self, program: list[Instruction]) -> list[Instruction]:
         program = self.lower(program)
         program = self.fold_views(program)
+        program = self.fold_constants(program)
         program = self.common(program)
         return self.dead(program)
 
@@ -108,6 +126,7 @@ class Rewriter:
     def const(self, value: Any) -> int:
         s = self.slot(value)
         self.consts[s] = value
+        self.constant.add(s)
         return s
 
     def arange(self, n: int) -> int:
@@ -211,6 +230,19 @@ class Rewriter:
         shapes = [np.shape(value) if j == k else np.shape(self.values[i]) for j, i in enumerate(ins)]
         fits = isinstance(value, np.ndarray | np.generic) and value.dtype == self.values[ins[k]].dtype
         return slot if fits and np.broadcast_shapes(*shapes) == shape else ins[k]
+
+    # --- constants ----------------------------------------------------------------------------
+    def fold_constants(self, program: list[Instruction]) -> list[Instruction]:
+        """Drop each pure call that reads constants only and stays in the step: its slot becomes a
+        constant holding the captured result, which is what every replay would compute again."""
+        result: list[Instruction] = []
+        for impl, ins, params, out in program:
+            if _is_pure(impl) and out not in self.keep and all(i in self.constant for i in ins):
+                self.consts[out] = self.values[out]
+                self.constant.add(out)
+                continue
+            result.append((impl, ins, params, out))
+        return result
 
     # --- common and dead calls ---------------------------------------------------------------
     def common(self, program: list[Instruction]) -> list[Instruction]:

@@ -199,10 +199,10 @@ class _Program:
                 vals[out] = impl(*[vals[i] for i in ins], **params)
             for s in frees:
                 vals[s] = None
-        out = {s: np.array(vals[s]) if s in self.copied else vals[s] for s in (*self.kept,)}
+        leaving = {s: np.array(vals[s]) if s in self.copied else vals[s] for s in self.kept}
         for leaf, slot in self.grad_slots:
-            _add_leaf_grad(args[leaf] if isinstance(leaf, int) else leaf, out[slot])
-        return tuple(out[s] for s in self.returned)
+            _add_leaf_grad(args[leaf] if isinstance(leaf, int) else leaf, leaving[slot])
+        return tuple(leaving[s] for s in self.returned)
 
 
 STRAIGHT_LINE_MAX = 20_000  # longer captures replay through the loop (a huge function compiles slowly)

@@ -130,3 +130,29 @@ def test_lr_schedules():
     step = optim.StepLR(opt, 3, 0.1)
     step.set_epoch(7)
     assert opt.lr == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("kind", [float, np.float64, np.float32])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_updates_in_the_parameters_dtype_whatever_the_type_of_its_hyperparameters(dtype, kind, momentum):
+    """A NumPy float64 lr must not turn a float32 update into a float64 one rounded back: every
+    step is the parameter dtype's own arithmetic, bit for bit, written out here by hand."""
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal(7).astype(dtype)
+    grads = [rng.standard_normal(7).astype(dtype) for _ in range(3)]
+    w = cr.tensor(w0.copy(), dtype=dtype, requires_grad=True)
+    opt = optim.SGD([w], kind(0.1), momentum=kind(momentum), weight_decay=kind(1e-2))
+    ref, buf, t = w0.copy(), None, np.dtype(dtype).type
+    lr, mom, wd = (float(kind(v)) for v in (0.1, momentum, 1e-2))  # the values as given (np.float32(0.1) != 0.1)
+    for g in grads:
+        w.grad = cr.tensor(g, dtype=dtype)
+        opt.step()
+        assert w.numpy().dtype == dtype
+        if momentum:
+            d = g + t(wd) * ref
+            buf = d.copy() if buf is None else buf * t(mom) + d
+            ref = ref - t(lr) * buf
+        else:
+            ref = ref * t(1 - lr * wd) - t(lr) * g
+        assert w.numpy().tobytes() == ref.tobytes()

@@ -231,6 +231,11 @@ def _let_go(arrays: list[Any]) -> None:
             a.setflags(write=True)
 
 
+def holds_any() -> bool:
+    """Whether any live node holds a saved array read-only (if not, :func:`holder_of` is ``None`` for all)."""
+    return bool(_HELD)
+
+
 def holder_of(array: Any) -> str | None:
     """The primitive of a live node that saved ``array`` (or the array it views), if any."""
     a = array

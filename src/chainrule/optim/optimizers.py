@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.core.errors import InPlaceError
-from chainrule.core.node import holder_of
+from chainrule.core.node import holder_of, holds_any
 from chainrule.core.state import THREAD
 from chainrule.core.tensor import Tensor
 
@@ -191,8 +191,9 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter from its ``.grad`` (parameters without one are left as they are)."""
         _not_captured(type(self).__name__, "step")
-        for p in self.params:
-            _check_not_saved(p, type(self).__name__)
+        if holds_any():  # else no live graph saved any array, so none of the parameters
+            for p in self.params:
+                _check_not_saved(p, type(self).__name__)
         self.steps += 1
         i = 0
         try:
@@ -289,15 +290,17 @@ class SGD(Optimizer):
             )
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        # Python floats: NumPy converts each to the parameter's dtype before the arithmetic (NEP 50),
+        # so a float32 parameter is updated in float32 (a NumPy float64 lr would make it float64)
         h = self._hyper()
-        lr, momentum, weight_decay = h["lr"], h["momentum"], h["weight_decay"]
+        lr, momentum, weight_decay = float(h["lr"]), float(h["momentum"]), float(h["weight_decay"])
         if weight_decay and not momentum:
             # w - lr (g + λw) = (1 - lr λ) w - lr g, with no temporary for g + λw
-            w *= w.dtype.type(1 - lr * weight_decay)
-            w -= w.dtype.type(lr) * g
+            w *= 1 - lr * weight_decay
+            w -= lr * g
             return
         if weight_decay:
-            g = g + w.dtype.type(weight_decay) * w
+            g = g + weight_decay * w
         if momentum:
             buf = state.get("momentum")
             if buf is None:
@@ -306,7 +309,7 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += g
             g = g + momentum * buf if h["nesterov"] else buf
-        w -= w.dtype.type(lr) * g
+        w -= lr * g
 
 
 class Adam(Optimizer):

@@ -166,7 +166,7 @@ class _Program:
         """Whether every parameter still has the shape and dtype it had when captured (the plan's)."""
         for t, shape, dtype in self.external_specs:
             data = t._data
-            if data.shape != shape or data.dtype != dtype:
+            if data.shape != shape or (data.dtype is not dtype and data.dtype != dtype):
                 return False
         return True
 
@@ -425,6 +425,7 @@ class Compiled:
         self.fn = fn
         self.max_programs = max_programs
         self.programs: OrderedDict[tuple[Any, ...], _Program] = OrderedDict()
+        self._latest: _Program | None = None  # the last in ``programs`` (used most recently)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any) -> Any:
@@ -432,10 +433,14 @@ class Compiled:
         program = self.programs.get(sig)
         if program is None or not program.fits():  # new shapes, or a parameter reshaped / recast: capture again
             result, self.programs[sig] = self._trace(args)
+            self.programs.move_to_end(sig)
+            self._latest = self.programs[sig]
             if len(self.programs) > self.max_programs:
                 self.programs.popitem(last=False)
             return result
-        self.programs.move_to_end(sig)
+        if program is not self._latest:
+            self.programs.move_to_end(sig)
+            self._latest = program
         return self._rebuild(program.out_slots, program.run(args))
 
     def memory(self, *args: Any) -> PlanMemory:

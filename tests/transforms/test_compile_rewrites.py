@@ -163,19 +163,23 @@ def test_a_tensor_argument_that_now_requires_grad_is_captured_again():
     assert len(f.programs) == 2
 
 
-def test_a_negative_label_is_refused_at_replay_as_in_eager():
-    w = _weights()
+_BAD_LABELS = [(d, bad) for d in (np.int64, np.int32, np.int8, np.uint8, np.uint64) for bad in (-1, -4, 3, 4, 7, 127)]
 
+
+@pytest.mark.parametrize("dtype,bad", [(d, b) for d, b in _BAD_LABELS if b >= 0 or np.dtype(d).kind == "i"])
+def test_a_label_out_of_range_is_refused_at_replay_as_in_eager(dtype, bad):
+    """The replay picks each label through flat indices (row * classes + label): a label outside
+    [0, 3) would pick another row's class silently, so it is refused before any gradient is added."""
+    w = _weights()
     run = cr.compile(_step(w))
     x, y = _data()
-    run(x, y)
-    with pytest.raises(ValueError, match="labels must lie in"):
-        run(x, np.where(np.arange(len(y)) == 2, -1, y))  # would index the last class silently
+    run(x, y.astype(dtype))
     before = [t.grad.numpy().copy() for t in w]
-    with pytest.raises(IndexError):
-        run(x, np.where(np.arange(len(y)) == 2, 7, y))
-    for t, g in zip(w, before, strict=True):  # a refused replay adds no gradient
-        np.testing.assert_array_equal(t.grad.numpy(), g)
+    for row in (0, 2, len(y) - 1):  # the first, a middle and the last row
+        with pytest.raises((ValueError, IndexError), match="labels must lie in|out of bounds"):
+            run(x, np.where(np.arange(len(y)) == row, bad, y).astype(dtype))
+        for t, g in zip(w, before, strict=True):  # a refused replay adds no gradient
+            np.testing.assert_array_equal(t.grad.numpy(), g)
 
 
 @pytest.mark.parametrize("method", ["step", "zero_grad"])

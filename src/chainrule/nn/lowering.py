@@ -5,7 +5,8 @@ Each rule emits the calls the primitive's implementation makes, in the same orde
 values, so the results are the same bits (the rewriter checks this on the captured arrays and
 keeps the original call otherwise). Lowered, the cross-entropy's forward and the softmax of its
 backward share their max, exp and sum (the rewriter's common-call pass makes them once), and
-``softmax - one_hot(labels)`` becomes one indexed subtraction.
+``softmax - one_hot(labels)`` becomes one indexed subtraction (at the flat indices of the labels,
+which the forward checked and computed).
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ from chainrule.nn.functional import _one_hot, _relu, _softmax, _xent
 from chainrule.transforms.lower import Expr, Instruction, Rewriter, mean, mean_count, register
 
 
-def minus_one_hot(p: Any, labels: Any, rows: Any) -> Any:
-    """``p - one_hot(labels)``: a copy of ``p`` with 1 taken from each row's label column
-    (``x - 0`` is ``x`` and ``x - 1.0`` is what the one-hot subtraction computes there)."""
+def minus_one_hot(p: Any, flat: Any) -> Any:
+    """``p - one_hot(labels)``: a copy of ``p`` with 1 taken from each row's label column, found by
+    its index ``flat`` in the flattened copy (``x - 0`` is ``x``, and ``x - 1.0`` is what the one-hot
+    subtraction computes there)."""
     out = p.copy()
-    out[rows, labels] -= 1
+    out.reshape(-1)[flat] -= 1  # the copy is C-contiguous: reshape gives a view of it
     return out
 
 
-def labels_not_negative(labels: Any, classes: int) -> None:
+def labels_in_range(labels: Any, classes: int, unsigned: Any) -> None:
     """What eager's label check (outside the primitive, so not captured) must still refuse at replay:
-    a negative label would silently index from the end; one too large raises IndexError anyway."""
-    if labels.size and np.minimum.reduce(labels, axis=None) < 0:
+    a label outside ``[0, classes)`` would pick another row's class through the flat indices. One
+    reduction checks both ends: read as ``unsigned`` integers of their size, negative labels are huge."""
+    if labels.size and np.maximum.reduce(labels.view(unsigned), axis=None) >= classes:
         raise ValueError(
             f"cross_entropy: labels must lie in [0, {classes}), got values in [{labels.min()}, {labels.max()}]"
         )
@@ -55,12 +58,16 @@ def _softmax_rule(r: Rewriter, program: list[Instruction], ins: tuple[int, ...],
 
 def _xent_rule(r: Rewriter, program: list[Instruction], ins: tuple[int, ...], params: dict[str, Any]) -> int | None:
     logits, labels = (r.values[i] for i in ins)
-    if np.ndim(logits) != 2 or not isinstance(labels, np.ndarray):
-        return None
-    r.emit(labels_not_negative, (ins[1],), {"classes": logits.shape[1]})  # not pure: never dropped
+    if np.ndim(logits) != 2 or not isinstance(labels, np.ndarray) or np.result_type(np.intp, labels).kind != "i":
+        return None  # (uint64 labels: intp + uint64 is float64, no index; the call is kept as captured)
+    n, classes = logits.shape
+    unsigned = np.dtype(f"u{labels.dtype.itemsize}")
+    r.emit(labels_in_range, (ins[1],), {"classes": classes, "unsigned": unsigned})  # not pure: never dropped
+    # row i's label column in the flattened (n, classes) array; the one-hot rule below reuses it
+    flat = r.memo[("flat labels", ins[1], classes)] = r.emit(np.add, (r.const(np.arange(n) * classes), ins[1]))
     shifted, _, total = _softmax_parts(r, ins[0], 1)
     lse = r.emit(Expr("{0}.reshape(-1)"), (r.emit(np.log, (total,)),))
-    picked = r.emit(Expr("{0}[{1}, {2}]"), (shifted, r.arange(len(labels)), ins[1]))
+    picked = r.emit(Expr("{0}.take({1})"), (shifted, flat))  # shifted[arange(n), labels]
     losses = r.emit(np.subtract, (lse, picked))
     if params["reduction"] == "mean":
         return r.emit(mean, (losses,), {"dtype": logits.dtype, "count": mean_count(logits.dtype, len(labels))})
@@ -76,7 +83,10 @@ def _minus_one_hot_rule(
     if maker is None or maker[0] is not _one_hot or r.readers[ins[1]] != 1 or ins[1] in r.keep:
         return None
     labels = maker[1][0]
-    return r.emit(minus_one_hot, (ins[0], labels, r.arange(len(r.values[labels]))))
+    flat = r.memo.get(("flat labels", labels, np.shape(r.values[ins[0]])[-1]))
+    if flat is None:  # only after the cross-entropy's forward checked these labels
+        return None
+    return r.emit(minus_one_hot, (ins[0], flat))
 
 
 register(_relu, _relu_rule, pure=(_relu,))

@@ -104,7 +104,7 @@ class Rewriter:
         self._emitted: list[Instruction] = []
         self.made: dict[int, tuple[Any, tuple[int, ...]]] = {}  # during lowering: slot -> (impl, ins)
         self.readers: dict[int, int] = {}  # during lowering: slot -> how many instructions read it
-        self.rows: dict[int, int] = {}  # n -> the constant slot holding np.arange(n)
+        self.memo: dict[Any, int] = {}  # slots rules make for one another (the cross-entropy's label indices)
 
     def resolve(self, slot: int) -> int:
         while slot in self.rename:
@@ -128,12 +128,6 @@ class Rewriter:
         self.consts[s] = value
         self.constant.add(s)
         return s
-
-    def arange(self, n: int) -> int:
-        """A constant slot holding ``np.arange(n)`` (row indices), one per ``n``."""
-        if n not in self.rows:
-            self.rows[n] = self.const(np.arange(n))
-        return self.rows[n]
 
     def emit(self, impl: Callable[..., Any], ins: tuple[int, ...], params: dict[str, Any] | None = None) -> int:
         """Append a call, run now on the captured values (so later calls see its result)."""

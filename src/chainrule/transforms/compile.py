@@ -153,6 +153,8 @@ class _Program:
         # a constant that leaves the step (a gradient that is the seed itself) leaves as a copy:
         # the caller may write into a .grad or a result, and the next replay reads the constant again
         self.copied = {s for s in keep if self.template[s] is not None}
+        # gradients that are arrays (not NumPy scalars) at every replay, as they were at the capture
+        self.array_grads = {s for _, s in self.grad_slots if type(tracer.values.get(s)) is np.ndarray} - self.copied
         self.memory = plan_memory(self.instructions, tracer.values, self.buffer_specs, self.kept)  # bytes
         self.returned = sorted(set(_flatten_slots(self.out_slots)))  # what a run returns, in this order
         index = {slot: k for k, slot in enumerate(self.returned)}
@@ -261,19 +263,23 @@ def _straight_line(program: _Program, n_buffers: int) -> tuple[str, Any]:
                 args.append(f"out=b{buf}")
             elif into is not None:
                 args.append(f"out=v{into}")
-            elif params and all(_literal(v) for v in params.values()):
-                args += [f"{name}={value!r}" for name, value in params.items()]
-            elif params:
-                namespace[f"p{k}"] = params
-                args.append(f"**p{k}")
+            for key, value in params.items() if buf is None and into is None else ():
+                if not _literal(value):  # a dtype, an array: a name in the replay's namespace
+                    namespace[f"p{k}_{key}"] = value
+                args.append(f"{key}={value!r}" if _literal(value) else f"{key}=p{k}_{key}")
             lines.append(f"    v{out} = {name}({', '.join(args)})")
         if frees:
             lines.append(f"    del {', '.join(f'v{i}' for i in frees)}")
-    namespace["add_grad"], namespace["copy"] = _add_leaf_grad, np.array
+    namespace["add_grad"], namespace["copy"], namespace["make"] = _add_leaf_grad, np.array, Tensor._make
     value = {s: f"copy(v{s})" if s in program.copied else f"v{s}" for s in program.kept}  # see _Program.copied
     for j, (leaf, slot) in enumerate(program.grad_slots):
         namespace[f"leaf{j}"] = leaf
-        lines.append(f"    add_grad({f'args[{leaf}]' if isinstance(leaf, int) else f'leaf{j}'}, {value[slot]})")
+        target = f"args[{leaf}]" if isinstance(leaf, int) else f"leaf{j}"
+        if slot in program.array_grads:  # add_grad written out: the gradient, or the sum with the one there
+            g = value[slot]
+            lines.append(f"    {target}.grad = make({g} if {target}.grad is None else {target}.grad._data + {g}, None)")
+        else:
+            lines.append(f"    add_grad({target}, {value[slot]})")
     lines.append(f"    return ({''.join(f'{value[s]}, ' for s in program.returned)})")
     source = "\n".join(lines) + "\n"
     exec(builtins.compile(source, "<cr.compile replay>", "exec"), namespace)  # our own generated source

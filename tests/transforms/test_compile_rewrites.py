@@ -201,3 +201,64 @@ def test_an_optimizer_called_inside_a_compiled_function_is_refused_not_skipped_o
     (w * 2.0).sum().backward()
     opt.step()
     np.testing.assert_allclose(w.numpy(), np.full(3, 0.8, np.float32))
+
+
+def _layout(a, kind):
+    """The same matrix as C-contiguous, F-contiguous, a transposed copy's transpose, or a strided view."""
+    if kind == "F":
+        return np.asfortranarray(a)
+    if kind == "T":
+        return np.ascontiguousarray(a.T).T
+    if kind == "strided":
+        big = np.zeros((a.shape[0] * 2, a.shape[1] * 3), a.dtype)
+        big[::2, ::3] = a
+        return big[::2, ::3]
+    return np.ascontiguousarray(a)
+
+
+def test_numpy_dot_and_matmul_give_the_same_bits_for_matrices():
+    """What the matmul -> np.dot lowering rests on, checked on this NumPy and BLAS: for 2-D float32
+    and float64 operands of any layout whose product is at least 2 x 2 (an inner dimension of 1
+    included), and for a matrix times its own transpose (syrk), the two return the same bits. A
+    matrix times a vector through a strided operand can differ: the lowering leaves those alone."""
+    rng = np.random.default_rng(0)
+    for _ in range(600):
+        m, n = (int(rng.choice((2, 3, 8, 17, 64, 130))) for _ in range(2))
+        k = int(rng.choice((1, 2, 3, 8, 17, 64, 130)))
+        dtype = (np.float32, np.float64)[int(rng.integers(2))]
+        kinds = ("C", "F", "T", "strided")
+        a = _layout(rng.standard_normal((m, k)).astype(dtype), kinds[int(rng.integers(4))])
+        b = _layout(rng.standard_normal((k, n)).astype(dtype), kinds[int(rng.integers(4))])
+        assert np.matmul(a, b).tobytes() == np.dot(a, b).tobytes(), (m, k, n, dtype, a.strides, b.strides)
+        assert np.matmul(a, a.T).tobytes() == np.dot(a, a.T).tobytes(), (m, k, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 2, 16), (1, 5, 3), (4, 1, 6), (6, 7, 1), (33, 64, 10)])
+def test_products_of_matrices_replay_as_np_dot_with_the_eager_bits(dtype, shape):
+    """x @ W.T and its gradients: lowered to np.dot where the product is at least 2 x 2, planned
+    into buffers, the same bits as eager, also when later calls pass x in another layout than the
+    capture saw (strided included)."""
+    m, k, n = shape
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal((n, k)).astype(dtype)
+    wc, we = cr.tensor(w0, dtype=dtype, requires_grad=True), cr.tensor(w0.copy(), dtype=dtype, requires_grad=True)
+
+    def step(w, x):
+        loss = ((x @ w.T) * (x @ w.T)).sum()
+        loss.backward()
+        return loss
+
+    run = cr.compile(lambda x: step(wc, x))
+    for kind in ("C", "C", "F", "T", "strided"):
+        x = _layout(rng.standard_normal((m, k)).astype(dtype), kind)
+        wc.grad = we.grad = None
+        lc, le = run(x), step(we, cr.as_tensor(x, dtype=dtype))  # eager on the same layout (cr.tensor copies)
+        assert lc.numpy().tobytes() == le.numpy().tobytes()
+        assert wc.grad.numpy().tobytes() == we.grad.numpy().tobytes()
+    (program,) = run.programs.values()
+    dots = [buf for impl, *_, buf, _ in program.instructions if impl is np.dot]
+    if min(m, n) >= 2:  # the forward product x @ W.T at least: into a planned buffer
+        assert "= dot_" in program.source and any(buf is not None for buf in dots)
+    else:
+        assert "= matmul_" in program.source

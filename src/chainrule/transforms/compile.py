@@ -35,7 +35,7 @@ from chainrule.core.interpret import Interpreter, active
 from chainrule.core.primitive import Primitive
 from chainrule.core.state import level
 from chainrule.core.tensor import Tensor
-from chainrule.transforms.lower import Expr, Instruction, Rewriter
+from chainrule.transforms.lower import WRITES_OUT, Expr, Instruction, Rewriter
 from chainrule.transforms.plan_memory import PlanMemory, _root, plan_memory
 
 REWRITE = True  # False: replay what eager ran, call for call (the rewrites of transforms/lower.py off)
@@ -335,18 +335,19 @@ def _plan_buffers(
 ) -> tuple[dict[int, int], list[tuple[tuple[int, ...], Any]]]:
     """The static buffer plan: which instructions write into which reused buffer.
 
-    An instruction is planned if its impl is a one-output ufunc called without parameters whose
-    captured result owned its memory. Its buffer is free again after the last use of every slot
-    whose array shares that memory (views of it: a transpose, a reshape), and is then reused by a
-    later planned instruction with the same shape and dtype. An array that leaves the step (a
-    result, a gradient for a ``.grad``), or any view of it, is never planned: it is new each call;
-    nor are the ``fresh`` instructions (their results are accumulated into, see ``_accumulations``).
+    An instruction is planned if its impl is a one-output ufunc (or ``np.dot``: ``WRITES_OUT``)
+    called without parameters whose captured result owned its memory. Its buffer is free again after
+    the last use of every slot whose array shares that memory (views of it: a transpose, a reshape),
+    and is then reused by a later planned instruction with the same shape and dtype. An array that
+    leaves the step (a result, a gradient for a ``.grad``), or any view of it, is never planned: it
+    is new each call; nor are the ``fresh`` instructions (their results are accumulated into, see
+    ``_accumulations``).
     Returns {instruction: buffer} and each buffer's (shape, dtype).
     """
     planned: dict[int, int] = {}  # instruction -> the instruction after which its buffer is free
     for k, (impl, _, params, out) in enumerate(program):
         value = values[out]
-        if not (isinstance(impl, np.ufunc) and impl.nout == 1 and not params) or k in fresh:
+        if not (isinstance(impl, np.ufunc) and impl.nout == 1 or impl in WRITES_OUT) or params or k in fresh:
             continue
         if type(value) is not np.ndarray or value.base is not None or value.ndim == 0:
             continue

@@ -122,3 +122,38 @@ def test_memory_needs_a_capture_first() -> None:
     compiled = cr.compile(lambda x: x * 2.0)
     with pytest.raises(LookupError, match="call with such arguments first"):
         compiled.memory(cr.tensor(np.ones(3)))
+
+
+def test_a_capture_holds_little_more_than_the_eager_step_it_runs():
+    """The first call runs the step eagerly while recording it, then rewrites and checks each lowering
+    against the captured arrays. Its peak stays within 2.75 times the eager step's (d2l shape,
+    784-256-10, batch 256; 2.39 measured): the checks compare bits without copying the arrays, and
+    the recorded arrays a rewrite replaced are let go (3.24 times before, two copies per check)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((256, 784), dtype=np.float32), rng.integers(0, 10, 256)
+
+    def make() -> tuple[Callable[..., Any], list[cr.Tensor]]:
+        ws = [
+            cr.tensor(rng.standard_normal(s).astype(np.float32) * 0.05, requires_grad=True)
+            for s in ((256, 784), (10, 256))
+        ]
+
+        def step(inp: Any, labels: Any) -> Any:
+            loss = F.cross_entropy(F.relu(inp @ ws[0].T) @ ws[1].T, labels)
+            loss.backward()
+            return loss
+
+        return step, ws
+
+    peaks = []
+    for compiled in (False, True):
+        step, ws = make()
+        run = cr.compile(step) if compiled else step
+        tracemalloc.start()
+        try:
+            run(cr.tensor(x), y)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    eager, capture = peaks
+    assert capture <= 2.75 * eager, (capture, eager)

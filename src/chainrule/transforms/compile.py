@@ -501,6 +501,7 @@ class Compiled:
             if slot in tracer.consts:  # a constant of every replay: the .grad gets its own copy
                 data = np.array(data)
             _add_leaf_grad(leaf if position is None else args[position], data)
+        tracer.keep.clear()  # tracing is over: every slot's array stays in tracer.values until a rewrite replaces it
         program = _Program(tracer, arg_slots, out_slots, grad_slots)
 
         return _detach(result), program

@@ -91,7 +91,12 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) != isinstance(b, np.ndarray) and np.ndim(a) + np.ndim(b) > 0:
         return False
     a, b = np.asarray(a), np.asarray(b)
-    return bool(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.kind in "biufc" and a.dtype.itemsize in (1, 2, 4, 8):  # compared as unsigned integers of
+        bits = np.dtype(f"u{a.dtype.itemsize}")  # their size: the bits, without copying either array
+        return bool(np.array_equal(a.view(bits), b.view(bits)))
+    return bool(a.tobytes() == b.tobytes())
 
 
 class Rewriter:

@@ -126,16 +126,20 @@ class _Walk:
             args, out, g = _reconnect(node, g)
         else:
             args, out = node.kept, node.output
-        rules = node.prim.vjps if self.top is None else ()  # an interpreter runs every rule itself
-        # x * x: one value is both inputs of a primitive whose inputs commute, so input 1's rule
-        # would give input 0's gradient again (the same bits); it is made once and sent twice
-        twin = node.prim.commutes and node.parents[0] is node.parents[1]
-        gi: Any = None
+        grads, params, top = self.grads, node.params, self.top
+        rules = node.prim.vjps if top is None else ()  # an interpreter runs every rule itself
         for i, parent in enumerate(node.parents):
             if parent is None:
                 continue
-            if not (twin and i == 1):
-                gi = self.gradient(node, i, rules, g, out, args)
+            rule = rules[i] if i < len(rules) else None
+            if rule is not None:  # input i's own rule, called here: the common case
+                try:
+                    gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
+                except (TypeError, AttributeError) as exc:
+                    rule_failed(node.prim, i, args, exc)
+                    raise
+            else:  # a variadic rule, a missing one (which raises, naming the op), or the interpreter's
+                gi = self.vjp(node, i, g, out, args)
             if gi is None:
                 continue
             expected = node.kept[i]
@@ -143,24 +147,15 @@ class _Walk:
                 gi = self.conform(gi, node, i)
             if type(parent) is not Node:
                 self.to_leaf(parent, gi)  # type: ignore[arg-type]
-            else:
-                self.send(parent, gi)
+            elif parent in grads:
+                grads[parent] = self.accumulate(grads[parent], gi)
+            else:  # the first gradient to reach that node
+                grads[parent] = gi
+                heappush(self.ready, (-parent.seq, parent))
         if not retain_graph:
             node.release()
-        if self.top is not None:
-            self.top.visited(node)
-
-    def gradient(self, node: Node, i: int, rules: Any, g: Any, out: Any, args: Any) -> Any:
-        """Input ``i``'s gradient at ``node``: its own rule called here (the common case), else a
-        variadic rule, a missing one (which raises, naming the op), or the interpreter's."""
-        rule = rules[i] if i < len(rules) else None
-        if rule is None:
-            return self.vjp(node, i, g, out, args)
-        try:
-            return rule(g, out, *args, **node.params) if node.params else rule(g, out, *args)
-        except (TypeError, AttributeError) as exc:
-            rule_failed(node.prim, i, args, exc)
-            raise
+        if top is not None:
+            top.visited(node)
 
     def send(self, node: Node, gi: Any) -> None:
         """Pass a gradient to the node that made a value (as ``visit`` does, for the roots)."""

@@ -55,10 +55,8 @@ class Primitive:
     ``rule(t, out, *inputs, **params)``: the tangent of the output contributed by input
     ``i``'s tangent ``t`` (inputs always arrive in full in forward mode). A primitive with
     VJP rules but no JVP rule for an input still works in forward mode: the engine
-    transposes its (linear) VJP rule, at the cost of a small backward pass. ``commutes``: the
-    two inputs can be swapped (``add``, ``multiply``), so given one value twice (``W * W``) the
-    backward makes its gradient once and sends it for both. What the instruments need (shape
-    rule, FLOPs, memory model, notation) is in :attr:`facts`.
+    transposes its (linear) VJP rule, at the cost of a small backward pass. What the
+    instruments need (shape rule, FLOPs, memory model, notation) is in :attr:`facts`.
     """
 
     __slots__ = (
@@ -72,7 +70,6 @@ class Primitive:
         "save_output",
         "differentiable",
         "casts",
-        "commutes",
         "module",
         "facts",
         "__dict__",  # per-primitive __doc__, so help(cr.exp) describes exp
@@ -87,7 +84,6 @@ class Primitive:
         differentiable: bool = True,
         doc: str | None = None,
         casts: bool = False,
-        commutes: bool = False,
     ) -> None:
         self.name = name
         self.impl = impl
@@ -99,9 +95,6 @@ class Primitive:
         self.save_output = save_output
         self.differentiable = differentiable
         self.casts = casts  # its result's dtype is a parameter (astype), not its operands' precision
-        # f(x, y) = f(y, x) and input 1's rule is input 0's with the inputs swapped (add, multiply):
-        # given one value twice (x * x), the backward makes that value's gradient once
-        self.commutes = commutes
         self.facts = Facts()
         self.__doc__ = doc or f"The ``{name}`` primitive (NumPy implementation: ``{getattr(impl, '__name__', impl)}``)."
         self.module: str = sys._getframe(1).f_globals.get("__name__", "?")  # where it was defined

@@ -57,7 +57,7 @@ def _unary(
 
 # --- arithmetic -------------------------------------------------------------------------
 
-add: Primitive = Primitive("add", np.add, commutes=True, doc="x + y, elementwise with broadcasting.")
+add: Primitive = Primitive("add", np.add, doc="x + y, elementwise with broadcasting.")
 add.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g)
 add.defjvp(lambda t, out, x, y: t, lambda t, out, x, y: t)
 
@@ -65,9 +65,7 @@ subtract: Primitive = Primitive("subtract", np.subtract, doc="x - y, elementwise
 subtract.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: negative(g))
 subtract.defjvp(lambda t, out, x, y: t, lambda t, out, x, y: negative(t))
 
-multiply: Primitive = Primitive(
-    "multiply", np.multiply, save=(0, 1), commutes=True, doc="x * y, elementwise with broadcasting."
-)
+multiply: Primitive = Primitive("multiply", np.multiply, save=(0, 1), doc="x * y, elementwise with broadcasting.")
 multiply.defvjp(lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 multiply.defjvp(lambda t, out, x, y: t * y, lambda t, out, x, y: t * x)
 

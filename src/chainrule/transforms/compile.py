@@ -94,9 +94,7 @@ class _Tracer(Interpreter):
     def ones(self, shape: tuple[int, ...], dtype: Any) -> Any:
         """The backward seed: made by the walk, not by a primitive, the same at every call (a constant)."""
         data = super().ones(shape, dtype)
-        slot = self.slot_of(None, data)
-        self.slots[id(data)] = slot
-        self.keep.append(data)
+        self.consts[self.bind_input(data)] = data
         return data
 
     def to_leaf(self, leaf: Tensor, g: Any) -> bool:
@@ -115,8 +113,8 @@ class _Program:
         out_slots: Any,
         grad_slots: list[tuple[Tensor | int, int]],
     ):
-        keep = set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}
-        rewriter = Rewriter(tracer.values, keep, tracer.count, set(tracer.consts))
+        leaving = set(_flatten_slots(out_slots)) | {s for _, s in grad_slots}
+        rewriter = Rewriter(tracer.values, leaving, tracer.count, set(tracer.consts))
         program = rewriter.run(tracer.program) if REWRITE else tracer.program
         self.template: list[Any] = [None] * rewriter.count  # constants in place, the rest filled per call
         for slot, value in {**tracer.consts, **rewriter.consts}.items():

@@ -109,7 +109,7 @@ class Rewriter:
         self.count = count
         self.rename: dict[int, int] = {}  # slot -> the slot that now holds its value
         self.consts: dict[int, Any] = {}  # new constant slots (a 0 for relu, the rows for indexing, folded calls)
-        self.constant = set(constants or ())  # every constant slot, the capture's and these
+        self.given = frozenset(constants or ())  # the capture's own constant slots
         self._emitted: list[Instruction] = []
         self.made: dict[int, tuple[Any, tuple[int, ...]]] = {}  # during lowering: slot -> (impl, ins)
         self.readers: dict[int, int] = {}  # during lowering: slot -> how many instructions read it
@@ -135,7 +135,6 @@ class Rewriter:
     def const(self, value: Any) -> int:
         s = self.slot(value)
         self.consts[s] = value
-        self.constant.add(s)
         return s
 
     def emit(self, impl: Callable[..., Any], ins: tuple[int, ...], params: dict[str, Any] | None = None) -> int:
@@ -257,9 +256,8 @@ class Rewriter:
         constant holding the captured result, which is what every replay would compute again."""
         result: list[Instruction] = []
         for impl, ins, params, out in program:
-            if _is_pure(impl) and out not in self.keep and all(i in self.constant for i in ins):
+            if _is_pure(impl) and out not in self.keep and all(i in self.given or i in self.consts for i in ins):
                 self.consts[out] = self.values[out]
-                self.constant.add(out)
                 continue
             result.append((impl, ins, params, out))
         return result
